@@ -1,0 +1,30 @@
+"""The project's exceptions: each one carries a single line a user can act on.
+
+Entry points (DVC stages, the Hydra app) print ``str(error)`` on one line and exit non-zero, so the
+message must name what was wrong, the value seen, and what is allowed.
+"""
+
+
+class DlpracticeError(Exception):
+    """Base class: an expected failure with a one-line, user-facing message."""
+
+
+class DataError(DlpracticeError, ValueError):
+    """A dataset that cannot be used: missing file or key, bad shapes, nan/inf, bad labels."""
+
+
+class ConfigError(DlpracticeError, ValueError):
+    """A configuration value outside what is allowed."""
+
+
+class DivergenceError(DlpracticeError, FloatingPointError):
+    """Training produced nan/inf; the message names the iteration and the layer."""
+
+    def __init__(self, message: str, iteration: int, layer: int | None):
+        super().__init__(message)
+        self.iteration = iteration
+        self.layer = layer
+
+
+class GradientCheckError(DlpracticeError):
+    """Gradient checking was asked for something it cannot check (e.g. with dropout on)."""

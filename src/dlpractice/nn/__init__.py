@@ -1,0 +1,29 @@
+"""Network math in numpy: L-layer nets, initializations, regularizers, gradient-descent training."""
+
+from dlpractice.nn.activations import ACTIVATIONS
+from dlpractice.nn.init import INITS, initialize_parameters
+from dlpractice.nn.network import (
+    Network,
+    accuracy,
+    compute_cost,
+    cost_and_gradients,
+    forward_propagation,
+    predict,
+)
+from dlpractice.nn.train import TrainConfig, TrainResult, layer_dims_for, train
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "Network",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "compute_cost",
+    "cost_and_gradients",
+    "forward_propagation",
+    "initialize_parameters",
+    "layer_dims_for",
+    "predict",
+    "train",
+]

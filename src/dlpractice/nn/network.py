@@ -1,0 +1,283 @@
+"""The L-layer binary classifier: forward propagation, cost, backward propagation, prediction.
+
+Course convention: ``X`` is (n_features, m), ``Y`` is (1, m), parameters are ``W1, b1, ..., WL, bL`` with
+``Wl`` of shape (n_l, n_{l-1}). Hidden layers use one activation; the output is a sigmoid.
+
+Storage is laid out for speed on small networks, where per-call numpy overhead outweighs the arithmetic:
+
+* layer l keeps ``[Wl | bl]`` as one (n_l, n_{l-1} + 1) matrix, and every activation buffer carries a
+  last row of ones, so ``Wl A + bl`` is one matmul and ``dZl [A; 1]ᵀ`` yields ``dWl`` and ``dbl`` at once;
+* all those matrices are views into one flat vector ``theta`` (and the gradient into one flat ``grad``),
+  so a gradient-descent step over every layer is a single numpy call;
+* activations are computed in place and a :class:`Workspace` holds every buffer of one batch size, so a
+  training step allocates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.special import expit
+
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation
+
+
+class Network:
+    """Parameters of an L-layer net in one flat vector, with per-layer ``[W | b]`` views."""
+
+    def __init__(self, layer_dims: Sequence[int], hidden_activation: str = "relu"):
+        dims = tuple(int(n) for n in layer_dims)
+        if len(dims) < 2 or any(n < 1 for n in dims):
+            raise ValueError(f"layer_dims {list(dims)} must have >= 2 positive sizes")
+        if dims[-1] != 1:
+            raise ValueError(f"layer_dims {list(dims)} must end in 1 (one sigmoid output unit)")
+        self.layer_dims = dims
+        self.L = len(dims) - 1
+        self.hidden_activation = check_activation(hidden_activation)
+        shapes = [(dims[l], dims[l - 1] + 1) for l in range(1, self.L + 1)]
+        self.theta = np.zeros(sum(r * c for r, c in shapes))
+        self.Wb = self._views(self.theta, shapes)
+        # W_mask is 1 on weights and 0 on biases: the regularizers penalize weights only.
+        self.W_mask = np.zeros_like(self.theta)
+        for block in self._views(self.W_mask, shapes):
+            block[:, :-1] = 1.0
+        self._shapes = shapes
+
+    @staticmethod
+    def _views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        views, start = [], 0
+        for r, c in shapes:
+            views.append(flat[start : start + r * c].reshape(r, c))
+            start += r * c
+        return views
+
+    def grad_views(self, grad: np.ndarray) -> list[np.ndarray]:
+        """Per-layer ``[dW | db]`` views of a flat gradient laid out like ``theta``."""
+        return self._views(grad, self._shapes)
+
+    # -- the course's parameter dictionaries ---------------------------------------------------
+    @classmethod
+    def from_parameters(
+        cls, parameters: Mapping[str, np.ndarray], hidden_activation: str = "relu"
+    ) -> Network:
+        L = len(parameters) // 2
+        if L < 1 or any(f"W{l}" not in parameters or f"b{l}" not in parameters
+                        for l in range(1, L + 1)):
+            raise ValueError(f"parameters need W1, b1, ..., WL, bL; got {sorted(parameters)}")
+        dims = [parameters["W1"].shape[1]] + [parameters[f"W{l}"].shape[0] for l in range(1, L + 1)]
+        net = cls(dims, hidden_activation)
+        net.set_parameters(parameters)
+        return net
+
+    def set_parameters(self, parameters: Mapping[str, np.ndarray]) -> None:
+        for l, Wb in enumerate(self.Wb, start=1):
+            W, b = np.asarray(parameters[f"W{l}"]), np.asarray(parameters[f"b{l}"])
+            if W.shape != (Wb.shape[0], Wb.shape[1] - 1) or b.size != Wb.shape[0]:
+                raise ValueError(
+                    f"W{l} {W.shape} / b{l} {b.shape} do not fit layer_dims {list(self.layer_dims)}"
+                )
+            Wb[:, :-1] = W
+            Wb[:, -1] = b.reshape(-1)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Copies as the course's dictionary ``{"W1": ..., "b1": (n1, 1), ...}``."""
+        out: dict[str, np.ndarray] = {}
+        for l, Wb in enumerate(self.Wb, start=1):
+            out[f"W{l}"] = Wb[:, :-1].copy()
+            out[f"b{l}"] = Wb[:, -1:].copy()
+        return out
+
+    def W(self, l: int) -> np.ndarray:
+        return self.Wb[l - 1][:, :-1]
+
+    def gradients(self, grad: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat gradient as the course's dictionary ``{"dW1": ..., "db1": ...}``."""
+        out: dict[str, np.ndarray] = {}
+        for l, dWb in enumerate(self.grad_views(grad), start=1):
+            out[f"dW{l}"] = dWb[:, :-1].copy()
+            out[f"db{l}"] = dWb[:, -1:].copy()
+        return out
+
+    def penalty(self, lambd: float = 0.0, l1: float = 0.0, m: int = 1) -> float:
+        """L2 ``lambd/(2m) Σ‖Wl‖²`` plus L1 ``l1/(2m) Σ|Wl|`` (biases are not penalized)."""
+        total = 0.0
+        if lambd:
+            total += lambd / (2 * m) * sum(float(np.sum(np.square(self.W(l))))
+                                           for l in range(1, self.L + 1))
+        if l1:
+            total += l1 / (2 * m) * sum(float(np.sum(np.abs(self.W(l))))
+                                        for l in range(1, self.L + 1))
+        return total
+
+
+class Workspace:
+    """Every buffer a forward/backward pass over ``m`` examples needs, allocated once.
+
+    ``A[l]`` (l < L) is the augmented activation ``[A_l; 1]`` of shape (n_l + 1, m); ``A[0]`` holds the
+    input batch. ``Z_out``/``A_out`` are the output logits and probabilities; ``dZ[l]`` the gradients.
+    ``masks[l]`` are dropout masks (``None`` where no dropout applies).
+    """
+
+    def __init__(self, net: Network, m: int):
+        dims = net.layer_dims
+        self.net = net
+        self.m = m
+        self.A = [np.ones((n + 1, m)) for n in dims[:-1]]
+        self.Z_out = np.empty((1, m))
+        self.A_out = np.empty((1, m))
+        self.Y = np.empty((1, m))
+        self.dZ: list[np.ndarray | None] = [None] + [np.empty((n, m)) for n in dims[1:]]
+        self.masks: list[np.ndarray | None] = [None] * net.L
+        self.keep_probs: list[float] = [1.0] * net.L
+
+    @property
+    def X(self) -> np.ndarray:
+        """The input rows of ``A[0]`` (write a batch here)."""
+        return self.A[0][:-1]
+
+    def load(self, X: np.ndarray, Y: np.ndarray | None = None) -> None:
+        self.X[...] = X
+        if Y is not None:
+            self.Y[...] = Y
+
+    def forward(self) -> None:
+        """Fill ``A_out`` from ``A[0]``; dropout applies where ``masks[l]`` is set (hidden layers)."""
+        net, A = self.net, self.A
+        activate = ACTIVATIONS[net.hidden_activation]
+        for l in range(1, net.L):
+            Z = A[l][:-1]
+            np.matmul(net.Wb[l - 1], A[l - 1], out=Z)
+            activate(Z)
+            D = self.masks[l]
+            if D is not None:
+                Z *= D
+                Z /= self.keep_probs[l]
+        np.matmul(net.Wb[-1], A[-1], out=self.Z_out)
+        expit(self.Z_out, out=self.A_out)
+
+    def backward(self, grad: np.ndarray, scale: float) -> None:
+        """Write ``scale · m · ∂J/∂theta`` of the cross-entropy (no penalty) into ``grad``.
+
+        With ``scale = 1/m`` this is the gradient; the trainer passes ``learning_rate/m`` so the step
+        is then a plain ``theta -= grad``.
+        """
+        net, A, dZ = self.net, self.A, self.dZ
+        derivative = DERIVATIVES[net.hidden_activation]
+        dWb = net.grad_views(grad)
+        dZl = dZ[net.L]
+        np.subtract(self.A_out, self.Y, out=dZl)
+        dZl *= scale
+        for l in range(net.L, 0, -1):
+            np.matmul(dZl, A[l - 1].T, out=dWb[l - 1])
+            if l == 1:
+                break
+            dA = dZ[l - 1]
+            np.matmul(net.Wb[l - 1][:, :-1].T, dZl, out=dA)
+            D = self.masks[l - 1]
+            A_hidden = A[l - 1][:-1]
+            if D is not None:
+                kp = self.keep_probs[l - 1]
+                dA *= D
+                dA /= kp
+                if net.hidden_activation not in ("relu", "leaky_relu"):
+                    A_hidden = A_hidden * kp  # the derivative needs the activation before dropout
+            derivative(dA, A_hidden)
+            dZl = dA
+
+    def cross_entropy(self) -> float:
+        """Mean binary cross-entropy computed from the logits: exact and finite when saturated.
+
+        ``-y log σ(z) - (1-y) log(1-σ(z)) = log(1 + e^z) - y z``, evaluated with ``logaddexp``.
+        """
+        Z = self.Z_out
+        return float(np.sum(np.logaddexp(0.0, Z) - self.Y * Z)) / self.m
+
+
+def forward_propagation(
+    parameters: Mapping[str, np.ndarray], X: np.ndarray, hidden_activation: str = "relu"
+) -> np.ndarray:
+    """The output probabilities ``AL`` (1, m) of a parameter dictionary (no dropout)."""
+    net = Network.from_parameters(parameters, hidden_activation)
+    ws = Workspace(net, X.shape[1])
+    ws.load(X)
+    ws.forward()
+    return ws.A_out.copy()
+
+
+def cost_and_gradients(
+    parameters: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    hidden_activation: str = "relu",
+    lambd: float = 0.0,
+    l1: float = 0.0,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """The cost J (cross-entropy + penalties) and its gradient ``{"dW1": ..., "db1": ...}``."""
+    net = Network.from_parameters(parameters, hidden_activation)
+    m = X.shape[1]
+    ws = Workspace(net, m)
+    ws.load(X, Y)
+    ws.forward()
+    grad = np.empty_like(net.theta)
+    ws.backward(grad, 1.0 / m)
+    add_penalty_gradient(net, grad, lambd, l1, m, scale=1.0)
+    return ws.cross_entropy() + net.penalty(lambd, l1, m), net.gradients(grad)
+
+
+def compute_cost(
+    parameters: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    hidden_activation: str = "relu",
+    lambd: float = 0.0,
+    l1: float = 0.0,
+) -> float:
+    """J = mean cross-entropy + ``lambd/(2m) Σ‖Wl‖²`` + ``l1/(2m) Σ|Wl|``."""
+    net = Network.from_parameters(parameters, hidden_activation)
+    ws = Workspace(net, X.shape[1])
+    ws.load(X, Y)
+    ws.forward()
+    return ws.cross_entropy() + net.penalty(lambd, l1, X.shape[1])
+
+
+def add_penalty_gradient(
+    net: Network, grad: np.ndarray, lambd: float, l1: float, m: int, scale: float,
+    scratch: np.ndarray | None = None,
+) -> None:
+    """Add ``scale · (lambd/m · W + l1/(2m) · sign(W))`` to the weight entries of ``grad``."""
+    if not (lambd or l1):
+        return
+    tmp = np.empty_like(grad) if scratch is None else scratch
+    if lambd:
+        np.multiply(net.theta, net.W_mask, out=tmp)
+        tmp *= scale * lambd / m
+        grad += tmp
+    if l1:
+        np.sign(net.theta, out=tmp)
+        tmp *= net.W_mask
+        tmp *= scale * l1 / (2 * m)
+        grad += tmp
+
+
+def predict(
+    parameters: Mapping[str, np.ndarray] | Network, X: np.ndarray, hidden_activation: str = "relu"
+) -> np.ndarray:
+    """Labels (1, m) as int: 1 where the output probability is > 0.5 (the course's rule)."""
+    net = parameters if isinstance(parameters, Network) else Network.from_parameters(
+        parameters, hidden_activation
+    )
+    ws = Workspace(net, X.shape[1])
+    ws.load(X)
+    ws.forward()
+    return (ws.A_out > 0.5).astype(np.int64)
+
+
+def accuracy(
+    parameters: Mapping[str, np.ndarray] | Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    hidden_activation: str = "relu",
+) -> float:
+    """Fraction of examples whose predicted label equals ``Y``."""
+    return float(np.mean(predict(parameters, X, hidden_activation) == Y))

@@ -1,0 +1,246 @@
+"""Gradient-descent training: full batch (the course) or mini-batch, with every regularizer.
+
+Randomness. By default every draw (initialization, dropout masks, mini-batch shuffles, jitter) comes
+from one ``numpy.random.Generator`` seeded with ``TrainConfig.seed``; dropout masks are fresh at every
+step, as dropout intends. With ``course_compat=True`` the draws follow the course's legacy global-seed
+order instead, so its published numbers come out exactly:
+
+* initialization: ``np.random.seed(3)``, then ``np.random.randn`` layer by layer;
+* dropout: the course calls ``np.random.seed(1)`` at the top of every forward pass, so its masks are
+  the same at every iteration (one fixed thinned network, which is why its dropout run still reaches
+  a smooth cost curve). We draw them once, in the course's order, and reuse them;
+* mini-batches (week 2's ``random_mini_batches``): ``np.random.seed(10 + epoch)`` before each
+  epoch's permutation.
+
+The cost reported is computed from the logits (finite even when the sigmoid saturates), where the
+course computes ``-log(a)`` and prints ``inf`` for its large random initialization; elsewhere the two
+agree to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlpractice.errors import DivergenceError
+from dlpractice.nn.init import initialize_parameters
+from dlpractice.nn.network import Network, Workspace, add_penalty_gradient
+from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
+
+COURSE_DROPOUT_SEED = 1
+COURSE_MINIBATCH_SEED = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run. ``lambd`` is the course's L2 strength."""
+
+    layer_dims: tuple[int, ...]
+    hidden_activation: str = "relu"
+    init: str = "he"
+    init_scale: float = 10.0  # only for init="random"
+    learning_rate: float = 0.01
+    iterations: int = 15000  # passes over the training set (one step each in full batch)
+    batch_size: int | None = None  # None: full batch
+    lambd: float = 0.0  # L2
+    l1: float = 0.0
+    keep_prob: float | tuple[float, ...] = 1.0  # one value, or one per hidden layer
+    input_keep_prob: float = 1.0
+    early_stopping_patience: int | None = None  # in evaluations (every `record_every`)
+    early_stopping_min_delta: float = 0.0
+    augment_flip_axes: tuple[int, ...] = ()  # mirror the training set along these features
+    augment_jitter: float = 0.0  # std of Gaussian noise added to the inputs at every step
+    record_every: int = 100  # cost, dev cost and gradient norms every k iterations
+    seed: int = 0
+    course_compat: bool = False
+
+    def hidden_keep_probs(self) -> tuple[float, ...]:
+        hidden = len(self.layer_dims) - 2
+        kp = self.keep_prob
+        if isinstance(kp, (int, float)):
+            return (float(kp),) * hidden
+        kp = tuple(float(k) for k in kp)
+        if len(kp) != hidden:
+            raise ValueError(
+                f"keep_prob {list(kp)} needs one value per hidden layer ({hidden})"
+            )
+        return kp
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the parameters and the histories every ``record_every`` iterations."""
+
+    parameters: dict[str, np.ndarray]
+    network: Network
+    iterations: list[int] = field(default_factory=list)  # where the histories were recorded
+    costs: list[float] = field(default_factory=list)
+    dev_costs: list[float] = field(default_factory=list)
+    grad_norms: list[list[float]] = field(default_factory=list)  # ‖dWl‖_F per layer
+    final_cost: float = float("nan")
+    iterations_run: int = 0
+    best_iteration: int | None = None  # with early stopping: where the restored weights are from
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+
+
+Callback = Callable[[int, float, float | None], None]
+
+
+def train(
+    X: np.ndarray,
+    Y: np.ndarray,
+    config: TrainConfig,
+    *,
+    X_dev: np.ndarray | None = None,
+    Y_dev: np.ndarray | None = None,
+    parameters: dict[str, np.ndarray] | None = None,
+    callback: Callback | None = None,
+) -> TrainResult:
+    """Train a fresh (or the given) network on ``X`` (n0, m), ``Y`` (1, m).
+
+    ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration (progress bars, live
+    logging); an exception it raises stops training. A step that produces nan/inf raises
+    :class:`DivergenceError` naming the iteration and the first layer that went non-finite.
+    """
+    cfg = config
+    if X.shape[0] != cfg.layer_dims[0]:
+        raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {cfg.layer_dims[0]}")
+    rng = np.random.default_rng(cfg.seed)
+    net = Network(cfg.layer_dims, cfg.hidden_activation)
+    if parameters is None:
+        parameters = initialize_parameters(
+            cfg.layer_dims, cfg.init, random_scale=cfg.init_scale, rng=rng,
+            course_compat=cfg.course_compat,
+        )
+    net.set_parameters(parameters)
+    X, Y = augment_flips(X, Y, cfg.augment_flip_axes)
+    m = X.shape[1]
+    batch = m if cfg.batch_size is None else min(int(cfg.batch_size), m)
+    full_batch = batch == m
+    early = (
+        EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
+        if cfg.early_stopping_patience is not None else None
+    )
+    if early is not None and X_dev is None:
+        raise ValueError("early stopping needs a dev set (X_dev, Y_dev)")
+    dropout = DropoutMasks(
+        net, cfg.hidden_keep_probs(), cfg.input_keep_prob, rng,
+        course_seed=COURSE_DROPOUT_SEED if cfg.course_compat else None,
+    )
+    workspaces: dict[int, Workspace] = {}
+
+    def workspace(size: int) -> Workspace:
+        if size not in workspaces:
+            workspaces[size] = Workspace(net, size)
+        return workspaces[size]
+
+    dev_ws = None
+    if X_dev is not None:
+        dev_ws = Workspace(net, X_dev.shape[1])
+        dev_ws.load(X_dev, Y_dev)
+
+    grad = np.empty_like(net.theta)
+    scratch = np.empty_like(net.theta)
+    lr = float(cfg.learning_rate)
+    penalized = bool(cfg.lambd or cfg.l1)
+    static_input = full_batch and not dropout.on_input and not cfg.augment_jitter
+    result = TrainResult(parameters={}, network=net)
+    if static_input:
+        workspace(m).load(X, Y)
+
+    def batches(epoch: int):
+        if full_batch:
+            yield None
+            return
+        if cfg.course_compat:
+            np.random.seed(COURSE_MINIBATCH_SEED + epoch + 1)
+            order = np.random.permutation(m)
+        else:
+            order = rng.permutation(m)
+        for start in range(0, m, batch):
+            yield order[start : start + batch]
+
+    start_time = time.perf_counter()
+    i = 0
+    for i in range(cfg.iterations):
+        record = i % cfg.record_every == 0
+        for idx in batches(i):
+            ws = workspace(m if idx is None else idx.size)
+            if idx is not None:
+                np.take(X, idx, axis=1, out=ws.X)
+                np.take(Y, idx, axis=1, out=ws.Y)
+            elif not static_input:
+                ws.load(X, Y)
+            if cfg.augment_jitter:
+                ws.X[...] += cfg.augment_jitter * rng.standard_normal(ws.X.shape)
+            dropout.apply(ws)
+            ws.forward()
+            ws.backward(grad, lr / ws.m)
+            if penalized:
+                add_penalty_gradient(net, grad, cfg.lambd, cfg.l1, ws.m, lr, scratch)
+            if not math.isfinite(float(np.add.reduce(grad))):
+                _raise_divergence(net, ws, grad, i)
+            if record:
+                cost = ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, ws.m)
+                result.iterations.append(i)
+                result.costs.append(cost)
+                result.grad_norms.append(
+                    [float(np.linalg.norm(g[:, :-1])) / lr for g in net.grad_views(grad)]
+                )
+                record = False  # one record per iteration: its first batch
+                dev_cost = None
+                if dev_ws is not None:
+                    dev_cost = _clean_cost(dev_ws, net, cfg)
+                    result.dev_costs.append(dev_cost)
+                if callback is not None:
+                    callback(i, cost, dev_cost)
+                if early is not None and early.update(i, dev_cost, net.theta):
+                    result.stopped_early = True
+            np.subtract(net.theta, grad, out=net.theta)
+        if result.stopped_early:
+            break
+    result.train_seconds = time.perf_counter() - start_time
+    result.iterations_run = i + 1
+    if early is not None and early.best_theta is not None:
+        net.theta[...] = early.best_theta
+        result.best_iteration = early.best_iteration
+    final_ws = Workspace(net, m)
+    final_ws.load(X, Y)
+    final_ws.forward()
+    result.final_cost = final_ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, m)
+    result.parameters = net.parameters()
+    return result
+
+
+def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
+    """Cost of a workspace's data without dropout (e.g. the dev set)."""
+    ws.forward()
+    return ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, ws.m)
+
+
+def _raise_divergence(net: Network, ws: Workspace, grad: np.ndarray, iteration: int) -> None:
+    """Name the first layer (in forward order) whose activations or gradients went non-finite."""
+    layer = None
+    for l in range(1, net.L + 1):
+        values = ws.A[l][:-1] if l < net.L else ws.Z_out
+        if not (np.all(np.isfinite(values)) and np.all(np.isfinite(net.grad_views(grad)[l - 1]))
+                and np.all(np.isfinite(net.Wb[l - 1]))):
+            layer = l
+            break
+    where = f"layer {layer}" if layer is not None else "an unknown layer"
+    raise DivergenceError(
+        f"training diverged at iteration {iteration}: non-finite values (nan/inf) in {where}; "
+        "lower train.learning_rate or use a smaller init scale",
+        iteration=iteration,
+        layer=layer,
+    )
+
+
+def layer_dims_for(n_features: int, hidden: Sequence[int]) -> tuple[int, ...]:
+    """``[n_features, *hidden, 1]``: the layer sizes of a binary classifier."""
+    return (int(n_features), *(int(n) for n in hidden), 1)
