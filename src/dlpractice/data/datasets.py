@@ -1,0 +1,84 @@
+"""One entry point from a dataset name (a config value) to train/dev/test splits and a fingerprint.
+
+The fingerprint (sha256 hex) identifies the data a run used: a file's bytes, or the generated
+arrays' bytes. Together with the split seed and ratios it pins the exact examples of each split.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dlpractice.data.files import load_file
+from dlpractice.data.generators import GENERATOR_NAMES, course_dataset, football_like, generate
+from dlpractice.data.split import Splits, from_heldout, split
+from dlpractice.errors import ConfigError, DataError
+
+DATASET_NAMES: tuple[str, ...] = ("file", *GENERATOR_NAMES)
+
+
+def load_dataset(
+    name: str,
+    *,
+    path: str | Path | None = None,
+    n_samples: int | None = None,
+    noise: float | None = None,
+    seed: int = 0,
+    course_compat: bool = False,
+    split_ratios: Sequence[float] = (0.6, 0.2, 0.2),
+    dev_size: int | None = None,
+    test_size: int | None = None,
+    split_heldout: bool = False,
+) -> tuple[Splits, str]:
+    """Build the splits of dataset ``name`` and return them with the data's fingerprint.
+
+    Data with its own held-out part (a file with Xval/yval, ``football_like``, the course's
+    circles) follows the course: train is train, the held-out part is both dev and test (see
+    ``from_heldout``). ``split_heldout=True`` instead pools both parts and splits the pool like
+    any other data. Everything else is split by ``split_ratios`` or ``dev_size``/``test_size``,
+    with ``seed``. ``course_compat=True`` takes the course's exact arrays (``course_dataset``):
+    ``seed`` then only drives the split.
+    """
+    if name not in DATASET_NAMES:
+        raise DataError(f"unknown dataset '{name}' (allowed: {', '.join(DATASET_NAMES)})")
+    if (name == "file") != (path is not None):
+        raise ConfigError(
+            f"dataset '{name}' with path={path!r}; a path is required for 'file' and "
+            "allowed for 'file' only"
+        )
+    if name == "file":
+        if n_samples is not None or noise is not None or course_compat:
+            raise ConfigError(
+                "dataset 'file' takes no n_samples, noise or course_compat (got "
+                f"n_samples={n_samples}, noise={noise}, course_compat={course_compat})"
+            )
+        data = load_file(path)
+        arrays = (data.X, data.Y) + ((data.X_val, data.Y_val) if data.has_heldout else ())
+        fingerprint = data.fingerprint
+    else:
+        if course_compat:
+            arrays = course_dataset(name, n_samples, noise)
+        elif name == "football_like":
+            arrays = football_like(seed, n_train=n_samples, noise=noise)
+        else:
+            arrays = generate(name, n_samples, noise, seed=seed)
+        fingerprint = array_fingerprint(*arrays)
+
+    if len(arrays) == 4 and not split_heldout:
+        return from_heldout(*arrays), fingerprint
+    if len(arrays) == 4:
+        X_train, Y_train, X_val, Y_val = arrays
+        arrays = (np.hstack([X_train, X_val]), np.hstack([Y_train, Y_val]))
+    splits = split(*arrays, ratios=split_ratios, dev_size=dev_size, test_size=test_size, seed=seed)
+    return splits, fingerprint
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 hex over each array's dtype, shape and bytes (so a transpose changes it)."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,112 @@
+"""Bias/variance diagnosis and the course's "basic recipe" for what to try next.
+
+Avoidable bias is train error minus Bayes error (how far training is from the best possible);
+variance is dev error minus train error (how much worse unseen data is). Each is "high" when it
+exceeds its threshold.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from dlpractice.errors import ConfigError, DataError
+
+LABELS = ("high_bias", "high_variance", "high_bias_high_variance", "good_fit")
+
+# The basic recipe: fix bias first (a bigger network rarely hurts with regularization), then
+# variance.
+BIAS_RECIPE = (
+    "bigger network (more layers/units)",
+    "train longer / better optimizer",
+    "try another architecture",
+)
+VARIANCE_RECIPE = (
+    "more data (or data augmentation)",
+    "regularization (L2, dropout)",
+    "try another architecture",
+)
+GOOD_FIT_RECIPE = ("done: low bias and low variance; confirm on the test set",)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    train_error: float
+    dev_error: float
+    bayes_error: float
+    avoidable_bias: float
+    variance: float
+    label: str
+    recommendations: tuple[str, ...]
+
+    @property
+    def recommendation(self) -> str:
+        """The recommendations on one line, e.g. for an MLflow tag."""
+        return "; ".join(self.recommendations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "recommendations": list(self.recommendations)}
+
+
+def diagnose(
+    train_error: float,
+    dev_error: float,
+    bayes_error: float = 0.0,
+    *,
+    bias_threshold: float = 0.05,
+    variance_threshold: float = 0.05,
+) -> Diagnosis:
+    """Label a model high bias / high variance / both / good fit from its error rates (in [0, 1]).
+
+    Why 5 points by default: the course's examples call gaps of 10 points or more "high" and gaps
+    of about 1 point "low"; 0.05 sits between with a margin on both sides. It is also about the
+    noise of an error rate measured on the course's small dev sets: with 200 examples its
+    standard error is up to sqrt(0.25 / 200) ~ 3.5 points, so smaller gaps are not reliable.
+    A gap must *exceed* the threshold to count as high.
+    """
+    train_error = _rate("train_error", train_error)
+    dev_error = _rate("dev_error", dev_error)
+    bayes_error = _rate("bayes_error", bayes_error)
+    for name, value in (("bias_threshold", bias_threshold),
+                        ("variance_threshold", variance_threshold)):
+        _rate(name, value)
+    avoidable_bias = train_error - bayes_error
+    variance = dev_error - train_error
+    high_bias = avoidable_bias > bias_threshold
+    high_variance = variance > variance_threshold
+    if high_bias and high_variance:
+        label = "high_bias_high_variance"
+        recommendations = BIAS_RECIPE + tuple(r for r in VARIANCE_RECIPE if r not in BIAS_RECIPE)
+    elif high_bias:
+        label, recommendations = "high_bias", BIAS_RECIPE
+    elif high_variance:
+        label, recommendations = "high_variance", VARIANCE_RECIPE
+    else:
+        label, recommendations = "good_fit", GOOD_FIT_RECIPE
+    return Diagnosis(
+        train_error, dev_error, bayes_error, avoidable_bias, variance, label, recommendations
+    )
+
+
+def error_rate(Y_pred: np.ndarray, Y: np.ndarray) -> float:
+    """Fraction of wrong 0/1 predictions; both arrays (1, m) of labels, not probabilities."""
+    Y_pred, Y = np.asarray(Y_pred), np.asarray(Y)
+    if Y_pred.shape != Y.shape or Y.size == 0:
+        raise DataError(
+            f"predictions {Y_pred.shape} and labels {Y.shape} must have the same non-empty shape"
+        )
+    for name, a in (("predictions", Y_pred), ("labels", Y)):
+        if not np.isin(a, (0, 1)).all():
+            raise DataError(f"{name} must be 0/1 labels; got values {np.unique(a)[:6].tolist()}")
+    return float(np.mean(Y_pred != Y))
+
+
+def _rate(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ConfigError(f"{name} is {value!r}; allowed: a number in [0, 1]")
+    value = float(value)
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise ConfigError(f"{name} is {value}; allowed: a number in [0, 1]")
+    return value

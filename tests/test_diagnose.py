@@ -1,0 +1,110 @@
+"""Bias/variance diagnosis: the course's classic cases, Bayes error, the recipe, bad inputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dlpractice.diagnose import diagnose, error_rate
+from dlpractice.errors import ConfigError, DataError
+
+
+@pytest.mark.parametrize(
+    ("train", "dev", "label"),
+    [
+        (0.01, 0.11, "high_variance"),
+        (0.15, 0.16, "high_bias"),
+        (0.15, 0.30, "high_bias_high_variance"),
+        (0.005, 0.01, "good_fit"),
+    ],
+)
+def test_classic_cases_with_zero_bayes_error(train, dev, label):
+    d = diagnose(train, dev)
+    assert d.label == label
+    assert d.avoidable_bias == pytest.approx(train)
+    assert d.variance == pytest.approx(dev - train)
+
+
+@pytest.mark.parametrize(
+    ("train", "dev", "bayes", "label"),
+    [
+        (0.15, 0.16, 0.15, "good_fit"),  # a blurry-image task: 15% is as good as it gets
+        (0.15, 0.30, 0.15, "high_variance"),
+        (0.20, 0.21, 0.10, "high_bias"),
+        (0.10, 0.12, 0.14, "good_fit"),  # train below Bayes: negative avoidable bias
+    ],
+)
+def test_bayes_error_shifts_the_bias_label(train, dev, bayes, label):
+    d = diagnose(train, dev, bayes)
+    assert d.label == label
+    assert d.avoidable_bias == pytest.approx(train - bayes)
+
+
+def test_thresholds_are_configurable():
+    assert diagnose(0.01, 0.04).label == "good_fit"
+    assert diagnose(0.01, 0.04, variance_threshold=0.02).label == "high_variance"
+    assert diagnose(0.04, 0.04, bias_threshold=0.02).label == "high_bias"
+
+
+def test_recommendations_follow_the_basic_recipe():
+    bias = diagnose(0.15, 0.16)
+    assert "bigger network (more layers/units)" in bias.recommendations
+    assert "train longer / better optimizer" in bias.recommendations
+    assert not any("regularization" in r for r in bias.recommendations)
+
+    variance = diagnose(0.01, 0.11)
+    assert "more data (or data augmentation)" in variance.recommendations
+    assert "regularization (L2, dropout)" in variance.recommendations
+    assert not any("bigger network" in r for r in variance.recommendations)
+
+    both = diagnose(0.15, 0.30).recommendations
+    assert both[0] == "bigger network (more layers/units)"  # fix bias first
+    assert "regularization (L2, dropout)" in both
+    assert len(both) == len(set(both))
+
+    good = diagnose(0.005, 0.01)
+    assert len(good.recommendations) == 1 and good.recommendations[0].startswith("done")
+
+
+def test_recommendation_is_one_line_and_to_dict_is_json():
+    d = diagnose(0.15, 0.30)
+    assert d.recommendation == "; ".join(d.recommendations)
+    assert "\n" not in d.recommendation
+    data = json.loads(json.dumps(d.to_dict()))
+    assert data["label"] == "high_bias_high_variance"
+    assert data["recommendations"] == list(d.recommendations)
+    assert data["variance"] == pytest.approx(0.15)
+
+
+def test_numpy_scalars_are_accepted():
+    assert diagnose(np.float64(0.01), np.float32(0.11)).label == "high_variance"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"train_error": -0.1, "dev_error": 0.1}, "train_error is -0.1"),
+        ({"train_error": 0.1, "dev_error": 1.5}, "dev_error is 1.5"),
+        ({"train_error": float("nan"), "dev_error": 0.1}, "train_error is nan"),
+        ({"train_error": 0.1, "dev_error": float("inf")}, "dev_error is inf"),
+        ({"train_error": "0.1", "dev_error": 0.1}, "train_error is '0.1'"),
+        ({"train_error": None, "dev_error": 0.1}, "train_error is None"),
+        ({"train_error": 0.1, "dev_error": 0.1, "bayes_error": 2}, "bayes_error is 2"),
+        ({"train_error": 0.1, "dev_error": 0.1, "bias_threshold": -1}, "bias_threshold is -1"),
+    ],
+)
+def test_invalid_inputs_raise_one_line_config_error(kwargs, fragment):
+    with pytest.raises(ConfigError) as info:
+        diagnose(**kwargs)
+    assert fragment in str(info.value)
+    assert "allowed: a number in [0, 1]" in str(info.value)
+
+
+def test_error_rate():
+    Y = np.array([[1, 0, 1, 1]])
+    assert error_rate(np.array([[1, 0, 0, 1]]), Y) == 0.25
+    assert error_rate(Y, Y) == 0.0
+    with pytest.raises(DataError, match="same non-empty shape"):
+        error_rate(np.array([[1, 0]]), Y)
+    with pytest.raises(DataError, match="predictions must be 0/1 labels"):
+        error_rate(np.array([[0.9, 0.1, 0.2, 0.7]]), Y)
