@@ -1,0 +1,305 @@
+"""The configuration schema (structured configs) and its validation.
+
+``conf/`` holds plain YAML so that DVC's own Hydra composition (``dvc exp run -S``) and our Hydra app
+compose the very same ``params.yaml``. Every entry point then turns that dictionary into a
+:class:`Config` with :func:`load`, which checks types (OmegaConf structured merge) and values (ranges,
+choices, files) and raises a :class:`~dlpractice.errors.ConfigError` whose message is one line naming
+the key, the value and what is allowed — before anything is written or any run is opened.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlpractice.errors import ConfigError
+
+DATASETS = ("circles", "moons", "blobs", "spiral", "football_like", "file")
+INITS = ("zeros", "random", "he", "xavier", "glorot")
+REGULARIZERS = ("none", "l2", "l1", "dropout")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
+GRADCHECK_METHODS = ("central", "forward")
+
+
+@dataclass
+class DataConfig:
+    name: str = "circles"
+    path: str | None = None  # for name=file: .mat, .npz or .csv
+    n_samples: int = 500  # generated datasets
+    noise: float = 0.1
+    ratios: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # train/dev/test
+    dev_size: int | None = None  # fixed sizes instead of ratios (big data)
+    test_size: int | None = None
+    split_heldout: bool = False  # a file's Xval/yval: False = dev and test (course), True = re-split
+    normalize: bool = True  # zero mean, unit variance fitted on train
+    feature_scales: list[float] | None = None  # multiply features (the normalization study)
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [10, 5])
+    activation: str = "relu"
+
+
+@dataclass
+class InitConfig:
+    name: str = "he"
+    scale: float = 10.0  # init=random only: N(0, 1) * scale
+
+
+@dataclass
+class RegularizerConfig:
+    name: str = "none"
+    lambd: float = 0.0  # L2 strength (l2) or L1 strength (l1)
+    keep_prob: Any = 1.0  # dropout: one value or one per hidden layer
+    input_keep_prob: float = 1.0
+    early_stopping_patience: int | None = None  # evaluations without dev improvement
+    early_stopping_min_delta: float = 0.0
+    flip_axes: list[int] = field(default_factory=list)  # augmentation: mirror these features
+    jitter: float = 0.0  # augmentation: input noise std
+
+
+@dataclass
+class TrainConfigSection:
+    learning_rate: float = 0.0075
+    iterations: int = 10000
+    batch_size: int | None = None  # None: full batch
+    record_every: int = 100
+
+
+@dataclass
+class GradcheckConfig:
+    enabled: bool = True
+    epsilon: float = 1e-7
+    threshold: float = 2e-7
+    method: str = "central"
+    max_examples: int = 64
+    fail: bool = True  # a failing check fails the pipeline
+
+
+@dataclass
+class DiagnosisConfig:
+    bayes_error: float = 0.0
+    bias_threshold: float = 0.05
+    variance_threshold: float = 0.05
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None  # default: sqlite:///<project>/mlflow.db (or MLFLOW_TRACKING_URI)
+    experiment: str = "dlpractice"
+    run_name: str | None = None  # default: derived from the settings, e.g. he-l2_0.7
+    rerun: bool = False  # sweeps skip configurations already FINISHED in the store unless true
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    train: TrainConfigSection = field(default_factory=TrainConfigSection)
+    gradcheck: GradcheckConfig = field(default_factory=GradcheckConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 0
+    course_compat: bool = False
+    study: str | None = None  # set by the experiment presets
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hidden_keep_probs(self) -> float | tuple[float, ...]:
+        kp = self.regularizer.keep_prob
+        return float(kp) if isinstance(kp, (int, float)) else tuple(float(k) for k in kp)
+
+
+def load(raw: Any, *, check_files: bool = True) -> Config:
+    """Validate a composed config (dict, DictConfig or params.yaml content) into a :class:`Config`.
+
+    Keys outside the schema (e.g. Hydra's own ``hydra`` node) are rejected except ``hydra``.
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(raw, DictConfig):
+        raw = OmegaConf.to_container(raw, resolve=True)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
+    raw = {k: v for k, v in raw.items() if k != "hydra"}
+    schema = OmegaConf.structured(Config)
+    try:
+        merged = OmegaConf.merge(schema, raw)
+        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line(exc)) from None
+    validate(cfg, check_files=check_files)
+    return cfg
+
+
+def _one_line(exc: Exception) -> str:
+    key = getattr(exc, "full_key", None) or ""
+    msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+    if "not in" in msg and "Key" in msg:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        allowed = _schema_keys(parent)
+        return f"unknown config key {key!r}; allowed keys here: {', '.join(allowed)}"
+    return f"invalid config value for {key}: {msg}" if key else f"invalid config: {msg}"
+
+
+def _schema_keys(path: str) -> list[str]:
+    node: Any = Config()
+    for part in filter(None, path.split(".")):
+        node = getattr(node, part, None)
+    return sorted(asdict(node)) if node is not None and hasattr(node, "__dataclass_fields__") else []
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(key, value, f"choose one of {', '.join(choices)}")
+
+
+def _finite(key: str, value: float, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        _fail(key, value, f"must be a finite number in {lo or '(-inf'}, {hi or 'inf)'}")
+
+
+def validate(cfg: Config, *, check_files: bool = True) -> None:
+    """Value checks the type layer cannot express; raises ConfigError with one line."""
+    d, r, t = cfg.data, cfg.regularizer, cfg.train
+    _choice("data", d.name, DATASETS)
+    if d.name == "file":
+        if not d.path:
+            _fail("data.path", d.path, "data=file needs data.path (a .mat, .npz or .csv file)")
+        if check_files and not Path(d.path).expanduser().is_file():
+            _fail("data.path", d.path, "no such file")
+    if d.name not in ("file", "football_like") and d.n_samples < 4:
+        _fail("data.n_samples", d.n_samples, "must be >= 4")
+    _finite("data.noise", d.noise, 0.0)
+    if len(d.ratios) != 3 or any(not math.isfinite(x) or x < 0 for x in d.ratios) or not (
+        math.isclose(sum(d.ratios), 1.0, abs_tol=1e-9) and d.ratios[0] > 0
+    ):
+        _fail("data.ratios", list(d.ratios), "three non-negative train/dev/test ratios summing to 1")
+    for key, size in (("data.dev_size", d.dev_size), ("data.test_size", d.test_size)):
+        if size is not None and size < 1:
+            _fail(key, size, "a positive number of examples, or null to use data.ratios")
+    if d.feature_scales is not None:
+        for s in d.feature_scales:
+            _finite("data.feature_scales", s, 0.0, low_open=True)
+
+    if not cfg.model.hidden or any(n < 1 for n in cfg.model.hidden):
+        _fail("model.hidden", list(cfg.model.hidden), "a non-empty list of positive layer sizes")
+    _choice("model.activation", cfg.model.activation, ACTIVATIONS)
+    _choice("init", cfg.init.name, INITS)
+    _finite("init.scale", cfg.init.scale, 0.0, low_open=True)
+
+    _choice("regularizer", r.name, REGULARIZERS)
+    _finite("regularizer.lambd", r.lambd, 0.0)
+    if r.name == "none" and r.lambd:
+        _fail("regularizer.lambd", r.lambd, "0 with regularizer=none (choose regularizer=l2 or l1)")
+    if r.name == "none" and r.keep_prob != 1.0:
+        _fail("regularizer.keep_prob", r.keep_prob, "1 with regularizer=none (choose regularizer=dropout)")
+    keep = r.keep_prob if isinstance(r.keep_prob, (list, tuple)) else [r.keep_prob]
+    for kp in keep:
+        if isinstance(kp, bool) or not isinstance(kp, (int, float)):
+            _fail("regularizer.keep_prob", r.keep_prob, "a number in (0, 1] or one per hidden layer")
+        _finite("regularizer.keep_prob", kp, 0.0, 1.0, low_open=True)
+    if isinstance(r.keep_prob, (list, tuple)) and len(r.keep_prob) != len(cfg.model.hidden):
+        _fail("regularizer.keep_prob", list(r.keep_prob),
+              f"one value per hidden layer ({len(cfg.model.hidden)})")
+    _finite("regularizer.input_keep_prob", r.input_keep_prob, 0.0, 1.0, low_open=True)
+    if r.early_stopping_patience is not None and r.early_stopping_patience < 1:
+        _fail("regularizer.early_stopping_patience", r.early_stopping_patience, ">= 1 or null")
+    _finite("regularizer.jitter", r.jitter, 0.0)
+
+    _finite("train.learning_rate", t.learning_rate, 0.0, low_open=True)
+    if t.iterations < 1:
+        _fail("train.iterations", t.iterations, "must be >= 1")
+    if t.batch_size is not None and t.batch_size < 1:
+        _fail("train.batch_size", t.batch_size, "a positive batch size, or null for full batch")
+    if t.record_every < 1:
+        _fail("train.record_every", t.record_every, "must be >= 1")
+
+    g = cfg.gradcheck
+    _finite("gradcheck.epsilon", g.epsilon, 0.0, 1e-2, low_open=True)
+    _finite("gradcheck.threshold", g.threshold, 0.0, low_open=True)
+    _choice("gradcheck.method", g.method, GRADCHECK_METHODS)
+    if g.max_examples < 1:
+        _fail("gradcheck.max_examples", g.max_examples, "must be >= 1")
+
+    dg = cfg.diagnosis
+    _finite("diagnosis.bayes_error", dg.bayes_error, 0.0, 1.0)
+    _finite("diagnosis.bias_threshold", dg.bias_threshold, 0.0, 1.0)
+    _finite("diagnosis.variance_threshold", dg.variance_threshold, 0.0, 1.0)
+    if not cfg.tracking.experiment:
+        _fail("tracking.experiment", cfg.tracking.experiment, "a non-empty experiment name")
+
+
+def check_fits_data(cfg: Config, n_features: int) -> None:
+    """Layer sizes must fit the data: e.g. keep_prob per layer, flip axes within the features."""
+    for axis in cfg.regularizer.flip_axes:
+        if not 0 <= axis < n_features:
+            _fail("regularizer.flip_axes", list(cfg.regularizer.flip_axes),
+                  f"feature indices in 0..{n_features - 1} ({cfg.data.name} has {n_features})")
+    scales = cfg.data.feature_scales
+    if scales is not None and len(scales) != n_features:
+        _fail("data.feature_scales", list(scales),
+              f"one scale per feature ({cfg.data.name} has {n_features})")
+
+
+def layer_dims(cfg: Config, n_features: int) -> tuple[int, ...]:
+    return (n_features, *cfg.model.hidden, 1)
+
+
+def run_name(cfg: Config) -> str:
+    """A readable run name: ``he-l2_0.7``, ``xavier-dropout_0.86``, ``zeros-none``."""
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    r = cfg.regularizer
+    reg = r.name
+    if r.name in ("l2", "l1"):
+        reg += f"_{r.lambd:g}"
+    elif r.name == "dropout":
+        kp = r.keep_prob
+        reg += "_" + ("-".join(f"{k:g}" for k in kp) if isinstance(kp, (list, tuple)) else f"{kp:g}")
+    return f"{cfg.init.name}-{reg}"
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 of the settings that determine a result (everything but ``tracking``).
+
+    A re-run sweep finds FINISHED runs by this hash and skips them.
+    """
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "tracking"}
+    canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}`` (lists kept as values): the params MLflow records."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
