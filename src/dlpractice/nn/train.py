@@ -9,8 +9,8 @@ order instead, so its published numbers come out exactly:
 * dropout: the course calls ``np.random.seed(1)`` at the top of every forward pass, so its masks are
   the same at every iteration (one fixed thinned network, which is why its dropout run still reaches
   a smooth cost curve). We draw them once, in the course's order, and reuse them;
-* mini-batches (week 2's ``random_mini_batches``): ``np.random.seed(10 + epoch)`` before each
-  epoch's permutation.
+* mini-batches (week 2's ``random_mini_batches``): ``np.random.seed(10 + epoch)``, epochs counted
+  from 1 (the course increments its seed before each epoch), then that epoch's permutation.
 
 The cost reported is computed from the logits (finite even when the sigmoid saturates), where the
 course computes ``-log(a)`` and prints ``inf`` for its large random initialization; elsewhere the two
@@ -167,43 +167,51 @@ def train(
 
     start_time = time.perf_counter()
     i = 0
-    for i in range(cfg.iterations):
-        record = i % cfg.record_every == 0
-        for idx in batches(i):
-            ws = workspace(m if idx is None else idx.size)
-            if idx is not None:
-                np.take(X, idx, axis=1, out=ws.X)
-                np.take(Y, idx, axis=1, out=ws.Y)
-            elif not static_input:
-                ws.load(X, Y)
-            if cfg.augment_jitter:
-                ws.X[...] += cfg.augment_jitter * rng.standard_normal(ws.X.shape)
-            dropout.apply(ws)
-            ws.forward()
-            ws.backward(grad, lr / ws.m)
-            if penalized:
-                add_penalty_gradient(net, grad, cfg.lambd, cfg.l1, ws.m, lr, scratch)
-            if not math.isfinite(float(np.add.reduce(grad))):
-                _raise_divergence(net, ws, grad, i)
-            if record:
-                cost = ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, ws.m)
-                result.iterations.append(i)
-                result.costs.append(cost)
-                result.grad_norms.append(
-                    [float(np.linalg.norm(g[:, :-1])) / lr for g in net.grad_views(grad)]
-                )
-                record = False  # one record per iteration: its first batch
-                dev_cost = None
-                if dev_ws is not None:
-                    dev_cost = _clean_cost(dev_ws, net, cfg)
-                    result.dev_costs.append(dev_cost)
-                if callback is not None:
-                    callback(i, cost, dev_cost)
-                if early is not None and early.update(i, dev_cost, net.theta):
-                    result.stopped_early = True
-            np.subtract(net.theta, grad, out=net.theta)
-        if result.stopped_early:
-            break
+    # Overflow/invalid operations are expected when a run diverges: they are detected below and
+    # reported as a DivergenceError naming the iteration and layer, not as stray RuntimeWarnings.
+    caller_errstate = np.geterr()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in range(cfg.iterations):
+            record = i % cfg.record_every == 0
+            for idx in batches(i):
+                ws = workspace(m if idx is None else idx.size)
+                if idx is not None:
+                    np.take(X, idx, axis=1, out=ws.X)
+                    np.take(Y, idx, axis=1, out=ws.Y)
+                elif not static_input:
+                    ws.load(X, Y)
+                if cfg.augment_jitter:
+                    ws.X[...] += cfg.augment_jitter * rng.standard_normal(ws.X.shape)
+                dropout.apply(ws)
+                ws.forward()
+                ws.backward(grad, lr / ws.m)
+                if penalized:
+                    add_penalty_gradient(net, grad, cfg.lambd, cfg.l1, ws.m, lr, scratch)
+                if record and not math.isfinite(float(np.add.reduce(grad))):
+                    _raise_divergence(net, ws, grad, i)  # before a nan is recorded
+                if record:
+                    cost = ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, ws.m)
+                    result.iterations.append(i)
+                    result.costs.append(cost)
+                    result.grad_norms.append(
+                        [float(np.linalg.norm(g[:, :-1])) / lr for g in net.grad_views(grad)]
+                    )
+                    record = False  # one record per iteration: its first batch
+                    dev_cost = None
+                    if dev_ws is not None:
+                        dev_cost = _clean_cost(dev_ws, net, cfg)
+                        result.dev_costs.append(dev_cost)
+                    if callback is not None:
+                        with np.errstate(**caller_errstate):
+                            callback(i, cost, dev_cost)
+                    if early is not None and early.update(i, dev_cost, net.theta):
+                        result.stopped_early = True
+                np.subtract(net.theta, grad, out=net.theta)
+                # nan/inf in the gradient, or an update that overflowed, leaves theta non-finite
+                if not math.isfinite(float(np.add.reduce(net.theta))):
+                    _raise_divergence(net, ws, grad, i)
+            if result.stopped_early:
+                break
     result.train_seconds = time.perf_counter() - start_time
     result.iterations_run = i + 1
     if early is not None and early.best_theta is not None:
@@ -211,8 +219,9 @@ def train(
         result.best_iteration = early.best_iteration
     final_ws = Workspace(net, m)
     final_ws.load(X, Y)
-    final_ws.forward()
-    result.final_cost = final_ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, m)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        final_ws.forward()
+        result.final_cost = final_ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, m)
     result.parameters = net.parameters()
     return result
 
@@ -224,17 +233,26 @@ def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
 
 
 def _raise_divergence(net: Network, ws: Workspace, grad: np.ndarray, iteration: int) -> None:
-    """Name the first layer (in forward order) whose activations or gradients went non-finite."""
-    layer = None
-    for l in range(1, net.L + 1):
-        values = ws.A[l][:-1] if l < net.L else ws.Z_out
-        if not (np.all(np.isfinite(values)) and np.all(np.isfinite(net.grad_views(grad)[l - 1]))
-                and np.all(np.isfinite(net.Wb[l - 1]))):
-            layer = l
-            break
-    where = f"layer {layer}" if layer is not None else "an unknown layer"
+    """Name the layer where the non-finite values started.
+
+    That is the first layer (forward order) whose activations overflowed, else the first layer
+    (backward order) whose gradient did, else the first layer whose weights the update overflowed.
+    """
+    activations = [ws.A[l][:-1] for l in range(1, net.L)] + [ws.Z_out]
+    grads = net.grad_views(grad)
+    layer = next((l for l in range(1, net.L + 1) if not np.all(np.isfinite(activations[l - 1]))),
+                 None)
+    if layer is None:
+        layer = next((l for l in range(net.L, 0, -1) if not np.all(np.isfinite(grads[l - 1]))),
+                     None)
+    if layer is None:
+        layer = next((l for l in range(1, net.L + 1) if not np.all(np.isfinite(net.Wb[l - 1]))),
+                     None)
+    if layer is None:  # every entry is finite but their sum overflowed: name the largest values
+        layer = 1 + int(np.argmax([max(np.max(np.abs(w)), np.max(np.abs(g)))
+                                   for w, g in zip(net.Wb, grads)]))
     raise DivergenceError(
-        f"training diverged at iteration {iteration}: non-finite values (nan/inf) in {where}; "
+        f"training diverged at iteration {iteration}: non-finite values (nan/inf) in layer {layer}; "
         "lower train.learning_rate or use a smaller init scale",
         iteration=iteration,
         layer=layer,

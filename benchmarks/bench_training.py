@@ -1,0 +1,139 @@
+"""Training speed of the course's regularization model: 2-20-3-1 relu net, full batch of m = 211.
+
+Contenders, timed side by side in one process (interleaved across repeats so they share the
+machine's noise; the median of the repeats is reported), in µs per gradient-descent iteration:
+
+* ``dlpractice`` — our :func:`dlpractice.nn.train`, default mode and ``course_compat=True``,
+  recording every 1000 iterations as the course does;
+* ``course loop`` — the course's plain code (:func:`benchmarks.course_reference.model`);
+* ``scikit-learn`` — ``MLPClassifier`` set up as the same model: relu, plain SGD at lr 0.3 without
+  momentum or L2, one full batch per epoch (so one epoch is one step), no shuffling, no early exit.
+
+Data: the course's ``football.mat`` when present next to the repository, else a random 2-D set of
+the same size. Targets: ≥ 1.5x faster than the course loop and ≥ 3x faster than scikit-learn.
+
+Run ``python -m benchmarks.bench_training`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from benchmarks import course_reference
+from dlpractice.nn import TrainConfig, train
+
+FOOTBALL = Path(__file__).resolve().parents[2] / "shared/datasets/football.mat"
+LAYER_DIMS = (2, 20, 3, 1)
+LEARNING_RATE = 0.3
+ITERATIONS = 2000
+RECORD_EVERY = 1000
+TARGET_VS_COURSE = 1.5
+TARGET_VS_SKLEARN = 3.0
+
+
+def load_data() -> tuple[np.ndarray, np.ndarray, str]:
+    """``X`` (2, 211), ``Y`` (1, 211) and where they came from."""
+    if FOOTBALL.is_file():
+        import scipy.io
+
+        d = scipy.io.loadmat(FOOTBALL)
+        return d["X"].T.astype(float), d["y"].T.astype(float), "football.mat"
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, 211))
+    Y = (X[0:1] * X[1:2] > 0).astype(float)
+    return X, Y, "random 2-D set (football.mat not found)"
+
+
+def contenders(X: np.ndarray, Y: np.ndarray, iterations: int) -> dict[str, Callable[[], object]]:
+    """Name -> a zero-argument function running ``iterations`` steps of full-batch descent."""
+
+    def ours(course_compat: bool) -> Callable[[], object]:
+        cfg = TrainConfig(LAYER_DIMS, init="xavier", learning_rate=LEARNING_RATE,
+                          iterations=iterations, record_every=RECORD_EVERY,
+                          course_compat=course_compat)
+        return lambda: train(X, Y, cfg)
+
+    def course() -> object:
+        return course_reference.model(X, Y, list(LAYER_DIMS), init="xavier",
+                                      learning_rate=LEARNING_RATE, num_iterations=iterations,
+                                      record_every=RECORD_EVERY)
+
+    X_rows, y = X.T.copy(), Y.ravel().astype(int)
+
+    def sklearn() -> object:
+        clf = MLPClassifier(
+            hidden_layer_sizes=LAYER_DIMS[1:-1], activation="relu", solver="sgd",
+            learning_rate_init=LEARNING_RATE, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
+            batch_size=X_rows.shape[0], shuffle=False, max_iter=iterations, tol=0.0,
+            n_iter_no_change=10**9, early_stopping=False, random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X_rows, y)
+        assert clf.n_iter_ == iterations, clf.n_iter_
+        return clf
+
+    return {
+        "dlpractice": ours(False),
+        "dlpractice (course_compat)": ours(True),
+        "course loop": course,
+        "scikit-learn": sklearn,
+    }
+
+
+def measure(repeats: int = 5, iterations: int = ITERATIONS) -> tuple[dict[str, float], str]:
+    """Median µs per iteration of each contender, and the data's origin."""
+    X, Y, origin = load_data()
+    runs = contenders(X, Y, iterations)
+    for run in runs.values():  # warm up (imports, caches, BLAS threads)
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append((time.perf_counter() - start) / iterations * 1e6)
+    return {name: statistics.median(t) for name, t in times.items()}, origin
+
+
+def rows_from(us: dict[str, float]) -> list[dict]:
+    """Rows ``{name, value, target, ok}``: µs/iteration of each contender, then our speedups."""
+    rows = [{"name": f"{name} µs/iter", "value": value, "target": None, "ok": True}
+            for name, value in us.items()]
+    for ours in ("dlpractice", "dlpractice (course_compat)"):
+        for other, target in (("course loop", TARGET_VS_COURSE), ("scikit-learn", TARGET_VS_SKLEARN)):
+            speedup = us[other] / us[ours]
+            rows.append({"name": f"{ours} speedup vs {other}", "value": speedup,
+                         "target": target, "ok": speedup >= target})
+    return rows
+
+
+def run(repeats: int = 5) -> list[dict]:
+    """The benchmark's rows (see :func:`rows_from`), for the benchmark suite."""
+    return rows_from(measure(repeats)[0])
+
+
+def main(repeats: int = 5) -> None:
+    us, origin = measure(repeats)
+    print(f"2-20-3-1 relu net, full batch m = 211 ({origin}); µs per iteration, median of "
+          f"{repeats} interleaved repeats of {ITERATIONS} iterations")
+    print(f"{'measure':<52} {'value':>9}  {'target':>7}  ok")
+    for row in rows_from(us):
+        if row["target"] is None:
+            value, target = f"{row['value']:.1f}", ""
+        else:
+            value, target = f"{row['value']:.2f}x", f">= {row['target']:g}x"
+        print(f"{row['name']:<52} {value:>9}  {target:>7}  {'yes' if row['ok'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

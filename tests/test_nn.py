@@ -1,0 +1,690 @@
+"""Unit tests of dlpractice.nn: initializations, activations, the flat-parameter kernel, the
+regularizers and the training loop. Fast (the whole file runs in seconds)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from benchmarks import course_reference as course
+from dlpractice.errors import DivergenceError
+from dlpractice.nn import (
+    Network,
+    TrainConfig,
+    accuracy,
+    compute_cost,
+    cost_and_gradients,
+    forward_propagation,
+    initialize_parameters,
+    layer_dims_for,
+    predict,
+    train,
+)
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation
+from dlpractice.nn.init import init_scale
+from dlpractice.nn.network import Workspace
+from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
+
+ACTIVATION_NAMES = sorted(ACTIVATIONS)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def ring_data(m: int, seed: int, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """2-D points labelled 1 outside a circle, with a fraction ``noise`` of labels flipped."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2, m))
+    y = np.sum(X**2, axis=0) > 1.2
+    y ^= rng.random(m) < noise
+    return X, y.astype(float).reshape(1, m)
+
+
+def random_parameters(layer_dims, seed: int, bias_scale: float = 0.1) -> dict[str, np.ndarray]:
+    """He-scaled weights and non-zero biases (so that bias handling is exercised)."""
+    rng = np.random.default_rng(seed)
+    params = initialize_parameters(layer_dims, "he", rng=rng)
+    for l in range(1, len(layer_dims)):
+        params[f"b{l}"] = bias_scale * rng.standard_normal((layer_dims[l], 1))
+    return params
+
+
+def numerical_gradient(f, theta: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of ``f()`` with respect to every entry of ``theta`` (modified in place)."""
+    out = np.empty_like(theta)
+    for k in range(theta.size):
+        saved = theta[k]
+        theta[k] = saved + h
+        plus = f()
+        theta[k] = saved - h
+        minus = f()
+        theta[k] = saved
+        out[k] = (plus - minus) / (2 * h)
+    return out
+
+
+def flat(grads: dict[str, np.ndarray], L: int) -> np.ndarray:
+    return np.concatenate([np.hstack([grads[f"dW{l}"], grads[f"db{l}"]]).ravel()
+                           for l in range(1, L + 1)])
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
+
+
+# -- initialization -----------------------------------------------------------------------------
+BIG_DIMS = (300, 400, 500)
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("he", lambda n_prev, n: math.sqrt(2 / n_prev)),
+        ("xavier", lambda n_prev, n: math.sqrt(1 / n_prev)),
+        ("glorot", lambda n_prev, n: math.sqrt(2 / (n_prev + n))),
+        ("random", lambda n_prev, n: 10.0),
+    ],
+)
+@pytest.mark.parametrize("course_compat", [False, True])
+def test_init_scale_matches_the_formula(method, expected, course_compat):
+    params = initialize_parameters(BIG_DIMS, method, course_compat=course_compat)
+    for l in range(1, len(BIG_DIMS)):
+        n_prev, n = BIG_DIMS[l - 1], BIG_DIMS[l]
+        W = params[f"W{l}"]
+        assert W.shape == (n, n_prev)
+        assert init_scale(method, n_prev, n) == pytest.approx(expected(n_prev, n))
+        # 1.2e5+ draws: the sample std is within ~0.3 % of the true one
+        assert np.std(W) == pytest.approx(expected(n_prev, n), rel=0.02)
+        assert abs(np.mean(W)) < 0.02 * expected(n_prev, n)
+        assert params[f"b{l}"].shape == (n, 1)
+        assert not params[f"b{l}"].any()
+
+
+def test_random_init_scale_is_configurable():
+    params = initialize_parameters(BIG_DIMS, "random", random_scale=0.5)
+    assert np.std(params["W1"]) == pytest.approx(0.5, rel=0.02)
+
+
+@pytest.mark.parametrize("course_compat", [False, True])
+def test_zeros_init_is_all_zeros(course_compat):
+    params = initialize_parameters((3, 4, 2, 1), "zeros", course_compat=course_compat)
+    assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert all(not v.any() for v in params.values())
+    assert params["W2"].shape == (2, 4)
+
+
+def test_default_init_is_seeded_by_the_generator():
+    a = initialize_parameters((3, 4, 1), "he", rng=np.random.default_rng(5))
+    b = initialize_parameters((3, 4, 1), "he", rng=np.random.default_rng(5))
+    c = initialize_parameters((3, 4, 1), "he", rng=np.random.default_rng(6))
+    assert np.array_equal(a["W1"], b["W1"])
+    assert not np.array_equal(a["W1"], c["W1"])
+
+
+@pytest.mark.parametrize("method", ["zeros", "random", "he", "xavier"])
+def test_course_compat_init_equals_the_course_draws(method):
+    dims = [2, 10, 5, 1]
+    ours = initialize_parameters(dims, method, course_compat=True)
+    theirs = course.initialize(dims, method)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert np.array_equal(ours[key], theirs[key]), key
+
+
+def test_course_compat_init_is_the_seed_3_randn_sequence():
+    dims = [2, 20, 3, 1]
+    ours = initialize_parameters(dims, "he", course_compat=True)
+    np.random.seed(3)
+    for l in range(1, len(dims)):
+        expected = np.random.randn(dims[l], dims[l - 1]) * np.sqrt(2.0 / dims[l - 1])
+        assert np.array_equal(ours[f"W{l}"], expected)
+
+
+def test_unknown_init_is_rejected():
+    with pytest.raises(ValueError, match="not one of"):
+        initialize_parameters((2, 3, 1), "orthogonal")
+
+
+# -- activations --------------------------------------------------------------------------------
+REFERENCE_ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_is_computed_in_place(name):
+    Z = np.linspace(-4, 4, 41).reshape(1, -1)
+    A = Z.copy()
+    assert ACTIVATIONS[name](A) is None
+    np.testing.assert_allclose(A, REFERENCE_ACTIVATIONS[name](Z), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_derivative_matches_finite_differences(name):
+    rng = np.random.default_rng(0)
+    Z = rng.uniform(-3, 3, size=(4, 50))
+    Z[np.abs(Z) < 1e-3] = 0.5  # keep away from the relu kink
+    A = Z.copy()
+    ACTIVATIONS[name](A)
+    upstream = rng.standard_normal(Z.shape)
+    dZ = upstream.copy()
+    DERIVATIVES[name](dZ, A)
+    h = 1e-6
+    g = REFERENCE_ACTIVATIONS[name]
+    numeric = upstream * (g(Z + h) - g(Z - h)) / (2 * h)
+    np.testing.assert_allclose(dZ, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_unknown_activation_is_rejected():
+    assert check_activation("tanh") == "tanh"
+    with pytest.raises(ValueError, match="not one of"):
+        check_activation("gelu")
+    with pytest.raises(ValueError):
+        Network((2, 3, 1), "softplus")
+
+
+# -- cost ---------------------------------------------------------------------------------------
+def single_unit(logits: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Parameters of a net with no hidden layer whose logits are the inputs themselves."""
+    return {"W1": np.ones((1, 1)), "b1": np.zeros((1, 1))}, logits.reshape(1, -1)
+
+
+def test_cost_is_finite_and_exact_for_saturated_logits():
+    params, X = single_unit(np.array([800.0, -800.0, 800.0, -800.0, 3.0]))
+    Y = np.array([[0.0, 1.0, 1.0, 0.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cost = compute_cost(params, X, Y)
+        _, grads = cost_and_gradients(params, X, Y)
+    # wrong-side saturated examples cost |z| each, right-side ones ~e^-800 = 0
+    expected = (800.0 + 800.0 + 0.0 + 0.0 + math.log1p(math.exp(-3.0))) / 5
+    assert math.isfinite(cost)
+    assert cost == pytest.approx(expected, rel=1e-15)
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def test_cost_equals_the_naive_formula_when_not_saturated():
+    rng = np.random.default_rng(1)
+    z = rng.uniform(-6, 6, 200)
+    params, X = single_unit(z)
+    Y = (rng.random((1, 200)) < 0.5).astype(float)
+    a = 1 / (1 + np.exp(-z))
+    naive = -np.mean(Y * np.log(a) + (1 - Y) * np.log(1 - a))
+    assert compute_cost(params, X, Y) == pytest.approx(naive, rel=1e-12)
+
+
+# -- forward / backward against the course's code ------------------------------------------------
+COURSE_DIMS = [4, 7, 5, 1]
+
+
+@pytest.mark.parametrize("lambd", [0.0, 0.7])
+def test_forward_and_backward_match_the_course_reference(lambd):
+    params = random_parameters(COURSE_DIMS, seed=2)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4, 60))
+    Y = (rng.random((1, 60)) < 0.5).astype(float)
+
+    A3, cache = course.forward_propagation(X, params)
+    expected_cost = course.compute_cost(A3, Y, params, lambd)
+    expected_grads = course.backward_propagation(X, Y, cache, lambd)
+
+    np.testing.assert_allclose(forward_propagation(params, X), A3, rtol=1e-12, atol=1e-12)
+    cost, grads = cost_and_gradients(params, X, Y, lambd=lambd)
+    assert cost == pytest.approx(expected_cost, rel=1e-12)
+    assert compute_cost(params, X, Y, lambd=lambd) == pytest.approx(expected_cost, rel=1e-12)
+    assert grads.keys() == expected_grads.keys()
+    for key, value in expected_grads.items():
+        assert grads[key].shape == value.shape, key
+        np.testing.assert_allclose(grads[key], value, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+@pytest.mark.parametrize(("lambd", "l1"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.3)])
+def test_gradient_matches_finite_differences(activation, lambd, l1):
+    dims = (3, 5, 4, 1)
+    params = random_parameters(dims, seed=4)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3, 20))
+    Y = (rng.random((1, 20)) < 0.5).astype(float)
+    net = Network.from_parameters(params, activation)
+
+    def cost() -> float:
+        return compute_cost(net.parameters(), X, Y, activation, lambd=lambd, l1=l1)
+
+    _, grads = cost_and_gradients(params, X, Y, activation, lambd=lambd, l1=l1)
+    numeric = numerical_gradient(cost, net.theta)
+    assert relative_error(flat(grads, net.L), numeric) < 1e-7
+
+
+# -- prediction and parameter round trip ---------------------------------------------------------
+def test_predict_labels_one_only_strictly_above_one_half():
+    params, X = single_unit(np.array([0.0, 1e-9, -1e-9, 5.0, -5.0]))
+    labels = predict(params, X)
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [[0, 1, 0, 1, 0]]  # sigmoid(0) == 0.5 exactly is labelled 0
+    assert accuracy(params, X, np.array([[0, 1, 0, 0, 0]])) == pytest.approx(0.8)
+
+
+def test_predict_agrees_with_the_course_predict():
+    params = random_parameters(COURSE_DIMS, seed=6, bias_scale=1.0)
+    X = np.random.default_rng(7).standard_normal((4, 300))
+    a3, _ = course.forward_propagation(X, params)
+    expected = (a3 > 0.5).astype(int)
+    assert np.array_equal(predict(params, X), expected)
+    assert np.array_equal(predict(Network.from_parameters(params), X), expected)
+    assert accuracy(params, X, expected.astype(float)) == 1.0
+    assert accuracy(params, X, 1.0 - expected) == 0.0
+
+
+def test_network_parameter_round_trip():
+    params = random_parameters((3, 6, 2, 1), seed=8)
+    net = Network.from_parameters(params, "tanh")
+    assert net.layer_dims == (3, 6, 2, 1)
+    assert net.L == 3
+    assert net.hidden_activation == "tanh"
+    assert net.theta.size == 6 * 4 + 2 * 7 + 1 * 3
+    out = net.parameters()
+    assert out.keys() == params.keys()
+    for key in params:
+        assert out[key].shape == params[key].shape
+        assert np.array_equal(out[key], params[key])
+    out["W1"][0, 0] += 1.0  # a copy: the network is unchanged
+    assert net.W(1)[0, 0] == params["W1"][0, 0]
+    net.theta[:] = 0.0  # the views follow theta
+    assert not any(v.any() for v in net.parameters().values())
+
+
+def test_network_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="end in 1"):
+        Network((2, 3, 2))
+    with pytest.raises(ValueError, match="positive"):
+        Network((2, 0, 1))
+    with pytest.raises(ValueError, match="need W1"):
+        Network.from_parameters({"W1": np.ones((1, 2))})
+    net = Network((2, 3, 1))
+    with pytest.raises(ValueError, match="do not fit"):
+        net.set_parameters({"W1": np.ones((3, 3)), "b1": np.zeros((3, 1)),
+                            "W2": np.ones((1, 3)), "b2": np.zeros((1, 1))})
+
+
+# -- L2 and L1 ----------------------------------------------------------------------------------
+def test_l2_penalty_value_and_gradient_skip_biases():
+    params = random_parameters(COURSE_DIMS, seed=9, bias_scale=1.0)
+    net = Network.from_parameters(params)
+    lambd, m = 0.7, 40
+    squares = sum(np.sum(params[f"W{l}"] ** 2) for l in range(1, 4))
+    assert net.penalty(lambd=lambd, m=m) == pytest.approx(lambd / (2 * m) * squares, rel=1e-14)
+    for l in range(1, 4):
+        net.Wb[l - 1][:, -1] += 10.0  # biases do not count
+    assert net.penalty(lambd=lambd, m=m) == pytest.approx(lambd / (2 * m) * squares, rel=1e-14)
+
+    X = np.random.default_rng(10).standard_normal((4, m))
+    Y = (X[:1] > 0).astype(float)
+    cost0, plain = cost_and_gradients(params, X, Y)
+    cost, penalized = cost_and_gradients(params, X, Y, lambd=lambd)
+    assert cost - cost0 == pytest.approx(lambd / (2 * m) * squares, rel=1e-10)
+    for l in range(1, 4):
+        np.testing.assert_allclose(penalized[f"dW{l}"] - plain[f"dW{l}"],
+                                   lambd / m * params[f"W{l}"], rtol=1e-9, atol=1e-15)
+        assert np.array_equal(penalized[f"db{l}"], plain[f"db{l}"])
+
+
+def test_l1_penalty_value_and_gradient_skip_biases():
+    params = random_parameters(COURSE_DIMS, seed=11, bias_scale=1.0)
+    net = Network.from_parameters(params)
+    l1, m = 0.3, 25
+    absolute = sum(np.sum(np.abs(params[f"W{l}"])) for l in range(1, 4))
+    assert net.penalty(l1=l1, m=m) == pytest.approx(l1 / (2 * m) * absolute, rel=1e-14)
+    assert net.penalty(lambd=0.5, l1=l1, m=m) == pytest.approx(
+        net.penalty(lambd=0.5, m=m) + net.penalty(l1=l1, m=m), rel=1e-14
+    )
+
+    X = np.random.default_rng(12).standard_normal((4, m))
+    Y = (X[:1] > 0).astype(float)
+    _, plain = cost_and_gradients(params, X, Y)
+    _, penalized = cost_and_gradients(params, X, Y, l1=l1)
+    for l in range(1, 4):
+        np.testing.assert_allclose(penalized[f"dW{l}"] - plain[f"dW{l}"],
+                                   l1 / (2 * m) * np.sign(params[f"W{l}"]), rtol=1e-9, atol=1e-15)
+        assert np.array_equal(penalized[f"db{l}"], plain[f"db{l}"])
+
+
+# -- dropout ------------------------------------------------------------------------------------
+def dropout_workspace(dims, m, hidden_keep, input_keep=1.0, course_seed=None, seed=0,
+                      activation="relu"):
+    net = Network.from_parameters(random_parameters(dims, seed=seed), activation)
+    X, Y = ring_data(m, seed=seed) if dims[0] == 2 else (
+        np.random.default_rng(seed).standard_normal((dims[0], m)),
+        (np.random.default_rng(seed + 1).random((1, m)) < 0.5).astype(float),
+    )
+    ws = Workspace(net, m)
+    ws.load(X, Y)
+    masks = DropoutMasks(net, hidden_keep, input_keep, np.random.default_rng(seed),
+                         course_seed=course_seed)
+    return net, ws, masks, X, Y
+
+
+def test_dropout_matches_the_course_forward_and_backward():
+    """Course-mode masks are the course's, and forward and backward use the same ones."""
+    keep_prob = 0.86
+    net, ws, masks, X, Y = dropout_workspace(COURSE_DIMS, 50, [keep_prob, keep_prob],
+                                             course_seed=1)
+    masks.apply(ws)
+    ws.forward()
+    grad = np.empty_like(net.theta)
+    ws.backward(grad, 1.0 / ws.m)
+
+    params = net.parameters()
+    A3, cache = course.forward_propagation(X, params, keep_prob)
+    expected = course.backward_propagation(X, Y, cache, keep_prob=keep_prob)
+    np.testing.assert_allclose(ws.A_out, A3, rtol=1e-12, atol=1e-12)
+    ours = net.gradients(grad)
+    for key, value in expected.items():
+        np.testing.assert_allclose(ours[key], value, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+def test_dropout_gradient_matches_finite_differences_with_the_masks_fixed(activation):
+    net, ws, masks, _, _ = dropout_workspace((3, 6, 5, 1), 30, [0.6, 0.7], input_keep=0.8,
+                                             seed=13, activation=activation)
+    masks.apply(ws)
+    assert ws.masks[1] is not None and ws.masks[2] is not None
+
+    def cost() -> float:
+        ws.forward()
+        return ws.cross_entropy()
+
+    cost()
+    grad = np.empty_like(net.theta)
+    ws.backward(grad, 1.0 / ws.m)
+    assert relative_error(grad, numerical_gradient(cost, net.theta)) < 1e-7
+
+
+def test_dropout_masks_hidden_layers_only_never_the_output():
+    net, ws, masks, _, _ = dropout_workspace((2, 8, 6, 1), 40, [0.5, 0.5])
+    masks.apply(ws)
+    assert len(ws.masks) == net.L  # indices 0 (input) .. L-1: the output has no slot
+    assert ws.masks[0] is None
+    assert ws.masks[1].shape == (8, 40) and ws.masks[2].shape == (6, 40)
+    ws.forward()
+    hidden = ws.A[2][:-1]
+    assert np.all(hidden[~ws.masks[2]] == 0.0)
+    expected_out = expit(net.W(3) @ hidden + net.Wb[2][:, -1:])
+    np.testing.assert_allclose(ws.A_out, expected_out, rtol=1e-14)
+    assert np.all(ws.A_out > 0.0)
+
+
+def test_dropout_keep_prob_per_hidden_layer_and_on_the_input():
+    _, ws, masks, X, _ = dropout_workspace((2, 8, 6, 1), 400, [0.5, 1.0], input_keep=0.5)
+    assert masks.layers == [0, 1]
+    X = np.abs(X) + 0.1  # no zero inputs, so a zero means dropped
+    ws.load(X)
+    masks.apply(ws)
+    assert ws.masks[1] is not None and ws.masks[2] is None
+    kept = ws.X != 0.0
+    np.testing.assert_allclose(ws.X[kept], X[kept] / 0.5)
+    assert kept.mean() == pytest.approx(0.5, abs=0.05)
+
+    cfg = TrainConfig((2, 8, 6, 1), keep_prob=(0.5, 0.9))
+    assert cfg.hidden_keep_probs() == (0.5, 0.9)
+    assert TrainConfig((2, 8, 6, 1), keep_prob=0.8).hidden_keep_probs() == (0.8, 0.8)
+
+
+@pytest.mark.parametrize("keep_prob", [0.3, 0.7, 0.9])
+def test_dropout_keeps_the_expected_fraction(keep_prob):
+    _, ws, masks, _, _ = dropout_workspace((2, 1000, 1), 200, [keep_prob])
+    masks.apply(ws)
+    assert ws.masks[1].mean() == pytest.approx(keep_prob, abs=0.01)  # 2e5 draws: std 0.001
+
+
+def test_course_mode_masks_are_the_seed_1_rand_sequence_at_every_step():
+    dims, m, keep = (2, 20, 3, 1), 50, [0.86, 0.7]
+    _, ws, masks, _, _ = dropout_workspace(dims, m, keep, course_seed=1)
+    masks.apply(ws)
+    first = [ws.masks[1].copy(), ws.masks[2].copy()]
+    np.random.seed(1)
+    assert np.array_equal(first[0], np.random.rand(20, m) < 0.86)
+    assert np.array_equal(first[1], np.random.rand(3, m) < 0.7)
+    np.random.seed(12345)  # the global state moved on: the course re-seeds, so do we
+    masks.apply(ws)
+    assert np.array_equal(ws.masks[1], first[0]) and np.array_equal(ws.masks[2], first[1])
+
+
+def test_default_mode_masks_are_fresh_at_every_step():
+    _, ws, masks, _, _ = dropout_workspace((2, 20, 3, 1), 50, [0.5, 0.5])
+    masks.apply(ws)
+    first = ws.masks[1].copy()
+    masks.apply(ws)
+    assert not np.array_equal(ws.masks[1], first)
+
+
+def test_dropout_is_off_at_prediction():
+    X, Y = ring_data(200, seed=14)
+    cfg = TrainConfig((2, 10, 5, 1), learning_rate=0.1, iterations=200, keep_prob=0.5)
+    result = train(X, Y, cfg)
+    a3, _ = course.forward_propagation(X, result.parameters)  # no dropout
+    assert np.array_equal(predict(result.network, X), (a3 > 0.5).astype(int))
+    assert np.array_equal(predict(result.network, X), predict(result.parameters, X))
+    assert accuracy(result.network, X, Y) == course.predict(X, Y, result.parameters)
+    # the final cost is the clean (no dropout) cost of the final weights
+    assert result.final_cost == pytest.approx(compute_cost(result.parameters, X, Y), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_invalid_keep_prob_is_rejected(bad):
+    X, Y = ring_data(20, seed=0)
+    with pytest.raises(ValueError, match="keep_prob"):
+        train(X, Y, TrainConfig((2, 4, 1), keep_prob=bad, iterations=1))
+    with pytest.raises(ValueError, match="keep_prob"):
+        train(X, Y, TrainConfig((2, 4, 1), input_keep_prob=bad, iterations=1))
+
+
+def test_keep_prob_needs_one_value_per_hidden_layer():
+    X, Y = ring_data(20, seed=0)
+    with pytest.raises(ValueError, match="one value per hidden layer"):
+        train(X, Y, TrainConfig((2, 4, 3, 1), keep_prob=(0.5, 0.5, 0.5), iterations=1))
+
+
+# -- early stopping -----------------------------------------------------------------------------
+def test_early_stopping_restores_the_best_weights():
+    X, Y = ring_data(30, seed=1, noise=0.2)  # tiny noisy train set: the dev cost turns up
+    X_dev, Y_dev = ring_data(300, seed=2, noise=0.2)
+    base = TrainConfig((2, 30, 30, 1), learning_rate=0.03, iterations=4000, record_every=50)
+    full = train(X, Y, base, X_dev=X_dev, Y_dev=Y_dev)
+    best = int(np.argmin(full.dev_costs))
+    assert 0 < best < len(full.dev_costs) - 5, "the scenario needs a dev-cost minimum mid-run"
+
+    cfg = replace(base, early_stopping_patience=5)
+    result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev)
+    assert result.stopped_early
+    assert result.best_iteration == full.iterations[best]
+    assert result.iterations[-1] == full.iterations[best + 5]  # 5 evaluations without progress
+    assert result.iterations_run == result.iterations[-1] + 1 < base.iterations
+    restored_dev_cost = compute_cost(result.parameters, X_dev, Y_dev)
+    assert restored_dev_cost == pytest.approx(min(result.dev_costs), rel=1e-12)
+    assert restored_dev_cost < result.dev_costs[-1]
+    assert result.final_cost == pytest.approx(compute_cost(result.parameters, X, Y), rel=1e-12)
+
+
+def test_early_stopping_needs_a_dev_set():
+    X, Y = ring_data(20, seed=0)
+    with pytest.raises(ValueError, match="dev set"):
+        train(X, Y, TrainConfig((2, 4, 1), early_stopping_patience=3, iterations=10))
+
+
+def test_early_stopping_patience_and_min_delta():
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(0)
+    stop = EarlyStopping(patience=2, min_delta=0.1)
+    theta = np.array([1.0])
+    assert not stop.update(0, 1.0, theta)
+    theta[0] = 2.0  # the stored copy is not a view
+    assert not stop.update(1, 0.95, theta)  # not better by min_delta
+    assert stop.update(2, 0.92, theta)  # second evaluation without progress: stop
+    assert stop.best_iteration == 0 and stop.best_cost == 1.0
+    assert stop.best_theta.tolist() == [1.0]
+
+
+# -- augmentation -------------------------------------------------------------------------------
+def test_flip_augmentation_mirrors_each_axis_and_keeps_labels():
+    X, Y = ring_data(10, seed=3)
+    X2, Y2 = augment_flips(X, Y, (1,))
+    assert X2.shape == (2, 20) and Y2.shape == (1, 20)
+    assert np.array_equal(X2[:, :10], X)
+    assert np.array_equal(X2[0, 10:], X[0]) and np.array_equal(X2[1, 10:], -X[1])
+    assert np.array_equal(Y2, np.hstack([Y, Y]))
+    X3, Y3 = augment_flips(X, Y, (0, 1))
+    assert X3.shape == (2, 30) and np.array_equal(Y3, np.hstack([Y, Y, Y]))
+    assert augment_flips(X, Y, ()) == (X, Y)
+    for bad in (2, -1):
+        with pytest.raises(ValueError, match="flip axis"):
+            augment_flips(X, Y, (bad,))
+
+
+def test_training_with_flips_equals_training_on_the_flipped_set():
+    X, Y = ring_data(40, seed=4)
+    cfg = TrainConfig((2, 6, 1), learning_rate=0.1, iterations=50)
+    flipped = train(X, Y, replace(cfg, augment_flip_axes=(0,)))
+    manual = train(*augment_flips(X, Y, (0,)), cfg)
+    assert np.array_equal(flipped.network.theta, manual.network.theta)
+
+
+def test_jitter_is_seeded_and_leaves_the_data_alone():
+    X, Y = ring_data(60, seed=5)
+    X_before = X.copy()
+    cfg = TrainConfig((2, 6, 1), learning_rate=0.1, iterations=50, augment_jitter=0.1)
+    a, b = train(X, Y, cfg), train(X, Y, cfg)
+    plain = train(X, Y, replace(cfg, augment_jitter=0.0))
+    assert np.array_equal(X, X_before)
+    assert np.array_equal(a.network.theta, b.network.theta)
+    assert not np.array_equal(a.network.theta, plain.network.theta)
+
+
+# -- mini-batches -------------------------------------------------------------------------------
+def test_mini_batches_that_do_not_divide_m():
+    X, Y = ring_data(100, seed=6)
+    cfg = TrainConfig((2, 8, 4, 1), learning_rate=0.1, iterations=60, batch_size=32,
+                      record_every=10, seed=3)
+    a = train(X, Y, cfg)
+    assert a.costs[-1] < 0.8 * a.costs[0]
+    assert len(a.costs) == 6 and a.iterations_run == 60
+    b = train(X, Y, cfg)
+    assert np.array_equal(a.network.theta, b.network.theta)
+    c = train(X, Y, replace(cfg, seed=4))
+    assert not np.array_equal(a.network.theta, c.network.theta)
+
+
+def test_course_mode_mini_batches_use_the_course_permutations():
+    X, Y = ring_data(100, seed=7)
+    dims, lr, batch, epochs = (2, 5, 3, 1), 0.2, 32, 4
+    cfg = TrainConfig(dims, learning_rate=lr, iterations=epochs, batch_size=batch,
+                      course_compat=True)
+    result = train(X, Y, cfg)
+
+    params = initialize_parameters(dims, "he", course_compat=True)
+    for epoch in range(epochs):
+        np.random.seed(10 + epoch + 1)  # week 2: seed = seed + 1, then random_mini_batches
+        order = np.random.permutation(X.shape[1])
+        for start in range(0, X.shape[1], batch):
+            idx = order[start : start + batch]
+            _, grads = cost_and_gradients(params, X[:, idx], Y[:, idx])
+            params = {k: v - lr * grads["d" + k] for k, v in params.items()}
+    for key, value in params.items():
+        np.testing.assert_allclose(result.parameters[key], value, rtol=1e-10, atol=1e-13)
+
+
+# -- histories, timing, callbacks ---------------------------------------------------------------
+def test_histories_are_recorded_every_k_iterations():
+    X, Y = ring_data(80, seed=8)
+    X_dev, Y_dev = ring_data(50, seed=9)
+    dims = (2, 6, 4, 1)
+    params = random_parameters(dims, seed=10)
+    cfg = TrainConfig(dims, learning_rate=0.05, iterations=250, record_every=100, lambd=0.2)
+    result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev, parameters=params)
+    assert result.iterations == [0, 100, 200]
+    assert len(result.costs) == len(result.dev_costs) == len(result.grad_norms) == 3
+    assert all(len(norms) == 3 for norms in result.grad_norms)
+    assert result.iterations_run == 250 and not result.stopped_early
+    assert result.best_iteration is None
+    assert result.train_seconds > 0
+
+    # the first record describes the initial parameters
+    cost0, grads0 = cost_and_gradients(params, X, Y, lambd=0.2)
+    assert result.costs[0] == pytest.approx(cost0, rel=1e-12)
+    assert result.dev_costs[0] == pytest.approx(
+        compute_cost(params, X_dev, Y_dev, lambd=0.2), rel=1e-12
+    )
+    np.testing.assert_allclose(
+        result.grad_norms[0], [np.linalg.norm(grads0[f"dW{l}"]) for l in range(1, 4)], rtol=1e-9
+    )
+    assert result.final_cost == pytest.approx(
+        compute_cost(result.parameters, X, Y, lambd=0.2), rel=1e-12
+    )
+
+    no_dev = train(X, Y, cfg, parameters=params)
+    assert no_dev.dev_costs == [] and no_dev.costs == result.costs
+
+
+def test_callback_runs_at_every_record():
+    X, Y = ring_data(50, seed=11)
+    X_dev, Y_dev = ring_data(30, seed=12)
+    calls = []
+    cfg = TrainConfig((2, 5, 1), learning_rate=0.1, iterations=95, record_every=20)
+    result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev,
+                   callback=lambda i, cost, dev: calls.append((i, cost, dev)))
+    assert calls == list(zip(result.iterations, result.costs, result.dev_costs))
+    assert [i for i, _, _ in calls] == [0, 20, 40, 60, 80]
+
+
+def test_keyboard_interrupt_from_a_callback_propagates():
+    X, Y = ring_data(50, seed=13)
+    calls = []
+
+    def callback(i, cost, dev):
+        calls.append(i)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(X, Y, TrainConfig((2, 5, 1), iterations=1000, record_every=10), callback=callback)
+    assert calls == [0, 10]
+
+
+def test_layer_dims_for():
+    assert layer_dims_for(2, [20, 3]) == (2, 20, 3, 1)
+    X, Y = ring_data(10, seed=0)
+    with pytest.raises(ValueError, match="features"):
+        train(X, Y, TrainConfig((3, 4, 1), iterations=1))
+
+
+# -- divergence ---------------------------------------------------------------------------------
+DIVERGING = TrainConfig((2, 20, 20, 1), hidden_activation="leaky_relu", init="random",
+                        init_scale=10.0, learning_rate=1e6, iterations=200, record_every=10)
+
+
+def test_divergence_raises_naming_iteration_and_layer_without_warnings():
+    X, Y = ring_data(200, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning (overflow, invalid) may escape
+        with pytest.raises(DivergenceError) as info:
+            train(X, Y, DIVERGING)
+        error = info.value
+        assert isinstance(error.iteration, int) and 0 < error.iteration < DIVERGING.iterations
+        assert error.layer in (1, 2, 3)
+        message = str(error)
+        assert f"iteration {error.iteration}" in message
+        assert f"layer {error.layer}" in message
+        assert "\n" not in message
+
+        # the named iteration is the first bad one: stopping just before it is fine
+        before = train(X, Y, replace(DIVERGING, iterations=error.iteration))
+        assert np.all(np.isfinite(before.network.theta))
+        with pytest.raises(DivergenceError) as again:
+            train(X, Y, replace(DIVERGING, iterations=error.iteration + 1))
+        assert (again.value.iteration, again.value.layer) == (error.iteration, error.layer)
