@@ -120,3 +120,127 @@ def predict(X, y, parameters):
     a3, _ = forward_propagation(X, parameters)
     p = (a3 > 0.5).astype(int)
     return float(np.mean(p[0, :] == y[0, :]))
+
+
+# -- week 1, "Gradient Checking": gradient_check_n, generalized to L layers --------------------------
+#
+# The course's functions for its 3-layer net, written for any depth: hidden relu, sigmoid output. The
+# one change: the cost is computed from the output logits, ``log(1 + e^z) - y z``, which is the
+# course's ``-y log(a) - (1 - y) log(1 - a)`` with ``a = sigmoid(z)`` rewritten exactly. It is the
+# J that dlpractice trains and checks (finite when the sigmoid saturates, where the course's form gives
+# inf and a nan gradapprox), so the course's loop and ours are compared on the same J.
+
+
+def dictionary_to_vector(parameters):
+    """Roll W1, b1, ..., WL, bL into one column vector (the course's order)."""
+    L = len(parameters) // 2
+    keys = []
+    theta = None
+    for l in range(1, L + 1):
+        for key in ("W" + str(l), "b" + str(l)):
+            new_vector = np.reshape(parameters[key], (-1, 1))
+            keys = keys + [key] * new_vector.shape[0]
+            theta = new_vector if theta is None else np.concatenate((theta, new_vector), axis=0)
+    return theta, keys
+
+
+def vector_to_dictionary(theta, layer_dims):
+    """Unroll a column vector into W1, b1, ..., WL, bL for ``layer_dims``."""
+    parameters = {}
+    start = 0
+    for l in range(1, len(layer_dims)):
+        n, n_prev = layer_dims[l], layer_dims[l - 1]
+        parameters["W" + str(l)] = theta[start:start + n * n_prev].reshape((n, n_prev))
+        start += n * n_prev
+        parameters["b" + str(l)] = theta[start:start + n].reshape((n, 1))
+        start += n
+    return parameters
+
+
+def gradients_to_vector(gradients):
+    """Roll dW1, db1, ..., dWL, dbL into one column vector."""
+    L = len(gradients) // 2
+    theta = None
+    for l in range(1, L + 1):
+        for key in ("dW" + str(l), "db" + str(l)):
+            new_vector = np.reshape(gradients[key], (-1, 1))
+            theta = new_vector if theta is None else np.concatenate((theta, new_vector), axis=0)
+    return theta
+
+
+def forward_propagation_n(X, Y, parameters, lambd=0.0):
+    """Cost (cross-entropy from the logits, plus the course's L2 term) and the cache."""
+    L = len(parameters) // 2
+    m = X.shape[1]
+    A = X
+    cache = [(None, X)]
+    for l in range(1, L + 1):
+        W, b = parameters["W" + str(l)], parameters["b" + str(l)]
+        Z = np.dot(W, A) + b
+        A = relu(Z) if l < L else sigmoid(Z)
+        cache.append((Z, A))
+    Z = cache[-1][0]
+    logprobs = np.logaddexp(0, Z) - Y * Z
+    cost = 1.0 / m * np.sum(logprobs)
+    if lambd:
+        cost += 1.0 / m * lambd / 2 * sum(np.sum(np.square(parameters["W" + str(l)]))
+                                          for l in range(1, L + 1))
+    return cost, cache
+
+
+def backward_propagation_n(X, Y, cache, parameters, lambd=0.0):
+    """The gradients dW1, db1, ... of ``forward_propagation_n``'s cost."""
+    L = len(parameters) // 2
+    m = X.shape[1]
+    gradients = {}
+    dZ = cache[L][1] - Y
+    for l in range(L, 0, -1):
+        A_prev = cache[l - 1][1]
+        W = parameters["W" + str(l)]
+        gradients["dW" + str(l)] = 1.0 / m * np.dot(dZ, A_prev.T) + (lambd / m) * W
+        gradients["db" + str(l)] = 1.0 / m * np.sum(dZ, axis=1, keepdims=True)
+        if l > 1:
+            dA = np.dot(W.T, dZ)
+            dZ = np.multiply(dA, np.int64(A_prev > 0))
+    return gradients
+
+
+def gradapprox_n(parameters, X, Y, epsilon=1e-7, lambd=0.0):
+    """The course's loop: two forward passes per parameter, one parameter at a time."""
+    layer_dims = [parameters["W1"].shape[1]] + [
+        parameters["W" + str(l)].shape[0] for l in range(1, len(parameters) // 2 + 1)
+    ]
+    parameters_values, _ = dictionary_to_vector(parameters)
+    num_parameters = parameters_values.shape[0]
+    J_plus = np.zeros((num_parameters, 1))
+    J_minus = np.zeros((num_parameters, 1))
+    gradapprox = np.zeros((num_parameters, 1))
+
+    for i in range(num_parameters):
+        theta_plus = np.copy(parameters_values)
+        theta_plus[i][0] = theta_plus[i][0] + epsilon
+        J_plus[i], _ = forward_propagation_n(X, Y, vector_to_dictionary(theta_plus, layer_dims),
+                                             lambd)
+
+        theta_minus = np.copy(parameters_values)
+        theta_minus[i][0] = theta_minus[i][0] - epsilon
+        J_minus[i], _ = forward_propagation_n(X, Y, vector_to_dictionary(theta_minus, layer_dims),
+                                              lambd)
+
+        gradapprox[i] = (J_plus[i] - J_minus[i]) / (2 * epsilon)
+    return gradapprox
+
+
+def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, lambd=0.0, print_msg=False):
+    """The course's check: ``difference = ‖grad − gradapprox‖ / (‖grad‖ + ‖gradapprox‖)``."""
+    grad = gradients_to_vector(gradients)
+    gradapprox = gradapprox_n(parameters, X, Y, epsilon, lambd)
+    numerator = np.linalg.norm(grad - gradapprox)
+    denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
+    difference = numerator / denominator
+    if print_msg:
+        if difference > 2e-7:
+            print("There is a mistake in the backward propagation! difference = " + str(difference))
+        else:
+            print("Your backward propagation works perfectly fine! difference = " + str(difference))
+    return difference
