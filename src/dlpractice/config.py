@@ -126,7 +126,10 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(raw, DictConfig):
-        raw = OmegaConf.to_container(raw, resolve=True)
+        # Hydra's own node holds ${hydra:...} values that only resolve inside a job: drop it first.
+        raw = OmegaConf.to_container(raw, resolve=False)
+        raw.pop("hydra", None)
+        raw = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}

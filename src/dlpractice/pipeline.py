@@ -1,0 +1,270 @@
+"""The five steps of an experiment — split, normalize, train, gradient-check, evaluate — as functions.
+
+The DVC stages (one process per step, files in between) and the Hydra app (all steps in one
+process) both call these, so one config gives one result however it is run. Pure core: numpy and the
+project's own modules only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from dlpractice.config import Config, check_fits_data, layer_dims
+from dlpractice.data import NormStats, Splits, load_dataset, normalize_splits
+from dlpractice.data.generators import COURSE_NAMES
+from dlpractice.diagnose import Diagnosis, diagnose
+from dlpractice.errors import GradientCheckError
+from dlpractice.gradcheck import GradientCheckResult, check_network
+from dlpractice.nn import TrainConfig, TrainResult, accuracy, initialize_parameters, train
+
+# -- split ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    splits: Splits
+    fingerprint: str
+
+    @property
+    def n_features(self) -> int:
+        return self.splits.X_train.shape[0]
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Load or generate ``cfg.data`` and split it; checks that the model fits the data."""
+    d = cfg.data
+    generated = d.name not in ("file", "football_like")
+    course_data = cfg.course_compat and d.name in COURSE_NAMES
+    splits, fingerprint = load_dataset(
+        d.name,
+        path=d.path if d.name == "file" else None,
+        n_samples=None if course_data or d.name == "file" else d.n_samples,
+        noise=d.noise if generated and not course_data else None,
+        seed=cfg.seed,
+        course_compat=course_data,
+        split_ratios=tuple(d.ratios),
+        dev_size=d.dev_size,
+        test_size=d.test_size,
+        split_heldout=d.split_heldout,
+    )
+    if d.feature_scales is not None:
+        check_fits_data(cfg, splits.X_train.shape[0])
+        scales = np.asarray(d.feature_scales, dtype=float).reshape(-1, 1)
+        splits = replace(splits, X_train=splits.X_train * scales, X_dev=splits.X_dev * scales,
+                         X_test=splits.X_test * scales)
+    check_fits_data(cfg, splits.X_train.shape[0])
+    return PreparedData(splits, fingerprint)
+
+
+# -- normalize -----------------------------------------------------------------------------------
+
+
+def normalize(cfg: Config, splits: Splits) -> tuple[Splits, NormStats | None]:
+    """Zero mean / unit variance fitted on train, applied unchanged to dev and test (if asked)."""
+    if not cfg.data.normalize:
+        return splits, None
+    return normalize_splits(splits)
+
+
+# -- train ---------------------------------------------------------------------------------------
+
+
+def train_config(cfg: Config, n_features: int) -> TrainConfig:
+    r, t = cfg.regularizer, cfg.train
+    return TrainConfig(
+        layer_dims=layer_dims(cfg, n_features),
+        hidden_activation=cfg.model.activation,
+        init=cfg.init.name,
+        init_scale=cfg.init.scale,
+        learning_rate=t.learning_rate,
+        iterations=t.iterations,
+        batch_size=t.batch_size,
+        lambd=r.lambd if r.name == "l2" else 0.0,
+        l1=r.lambd if r.name == "l1" else 0.0,
+        keep_prob=cfg.hidden_keep_probs(),
+        input_keep_prob=r.input_keep_prob,
+        early_stopping_patience=r.early_stopping_patience,
+        early_stopping_min_delta=r.early_stopping_min_delta,
+        augment_flip_axes=tuple(r.flip_axes),
+        augment_jitter=r.jitter,
+        record_every=t.record_every,
+        seed=cfg.seed,
+        course_compat=cfg.course_compat,
+    )
+
+
+def initial_parameters(tc: TrainConfig) -> dict[str, np.ndarray]:
+    """The parameters ``train`` starts from (its generator draws the initialization first)."""
+    return initialize_parameters(
+        tc.layer_dims, tc.init, random_scale=tc.init_scale,
+        rng=np.random.default_rng(tc.seed), course_compat=tc.course_compat,
+    )
+
+
+def fit(
+    cfg: Config,
+    splits: Splits,
+    callback: Callable[[int, float, float | None], None] | None = None,
+) -> TrainResult:
+    """Train on train; the dev set feeds the dev-cost history (and early stopping)."""
+    tc = train_config(cfg, splits.X_train.shape[0])
+    return train(splits.X_train, splits.Y_train, tc, X_dev=splits.X_dev, Y_dev=splits.Y_dev,
+                 callback=callback)
+
+
+# -- gradient check ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """Backprop checked at the initial and at the trained parameters."""
+
+    at_init: GradientCheckResult
+    at_trained: GradientCheckResult
+    note: str = ""
+
+    @property
+    def difference(self) -> float:
+        return max(self.at_init.difference, self.at_trained.difference)
+
+    @property
+    def passed(self) -> bool:
+        return self.at_init.passed and self.at_trained.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gradcheck_difference": self.difference,
+            "passed": self.passed,
+            "at_init": {"difference": self.at_init.difference, "passed": self.at_init.passed,
+                        "per_array": dict(self.at_init.per_array)},
+            "at_trained": {"difference": self.at_trained.difference,
+                           "passed": self.at_trained.passed,
+                           "per_array": dict(self.at_trained.per_array)},
+            "note": self.note,
+        }
+
+    def report(self) -> str:
+        lines = ["gradient check at initialization:", self.at_init.report(),
+                 "gradient check at the trained parameters:", self.at_trained.report()]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+def check_gradients(
+    cfg: Config,
+    splits: Splits,
+    init_parameters: dict[str, np.ndarray],
+    trained_parameters: dict[str, np.ndarray],
+) -> GradcheckReport:
+    """Check backprop (with the run's L2/L1 terms) on a bounded, seeded batch of train.
+
+    Dropout is switched off for the check: it makes the cost random, so finite differences of it
+    mean nothing; the network math under the masks is the same.
+    """
+    g, r = cfg.gradcheck, cfg.regularizer
+    kwargs = dict(
+        hidden_activation=cfg.model.activation,
+        lambd=r.lambd if r.name == "l2" else 0.0,
+        l1=r.lambd if r.name == "l1" else 0.0,
+        epsilon=g.epsilon, threshold=g.threshold, method=g.method,
+        max_examples=g.max_examples, seed=cfg.seed,
+    )
+    X, Y = splits.X_train, splits.Y_train
+    note = ""
+    if r.name == "dropout" or r.input_keep_prob < 1:
+        note = "dropout was switched off for the check (a random cost has no gradient to check)"
+    return GradcheckReport(
+        at_init=check_network(init_parameters, X, Y, **kwargs),
+        at_trained=check_network(trained_parameters, X, Y, **kwargs),
+        note=note,
+    )
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    train_accuracy: float
+    dev_accuracy: float
+    test_accuracy: float
+    diagnosis: Diagnosis
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """The MLflow/DVC metric names (promises to users' scripts)."""
+        return {
+            "train_accuracy": self.train_accuracy,
+            "dev_accuracy": self.dev_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "train_error": 1.0 - self.train_accuracy,
+            "dev_error": 1.0 - self.dev_accuracy,
+            "test_error": 1.0 - self.test_accuracy,
+            "avoidable_bias": self.diagnosis.avoidable_bias,
+            "variance": self.diagnosis.variance,
+            **self.extra,
+        }
+
+
+def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray]) -> Evaluation:
+    """Accuracies on train/dev/test and the bias/variance diagnosis from train and dev error."""
+    act = cfg.model.activation
+    train_acc = accuracy(parameters, splits.X_train, splits.Y_train, act)
+    dev_acc = accuracy(parameters, splits.X_dev, splits.Y_dev, act)
+    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act)
+    dg = cfg.diagnosis
+    diagnosis = diagnose(
+        1.0 - train_acc, 1.0 - dev_acc, dg.bayes_error,
+        bias_threshold=dg.bias_threshold, variance_threshold=dg.variance_threshold,
+    )
+    return Evaluation(train_acc, dev_acc, test_acc, diagnosis)
+
+
+# -- all five in one process ---------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """Everything one run produced (what the stages write to files, in memory)."""
+
+    cfg: Config
+    data: PreparedData
+    splits: Splits  # after normalization
+    stats: NormStats | None
+    init_parameters: dict[str, np.ndarray]
+    result: TrainResult
+    gradcheck: GradcheckReport | None
+    evaluation: Evaluation
+
+
+def require_gradcheck(cfg: Config, report: GradcheckReport | None) -> None:
+    """Fail the run when backprop does not pass the check (and the config says it must)."""
+    if report is None or report.passed or not cfg.gradcheck.fail:
+        return
+    worst = max([report.at_init, report.at_trained], key=lambda r: r.difference)
+    raise GradientCheckError(
+        f"gradient check failed: difference {report.difference:.3g} >= threshold "
+        f"{cfg.gradcheck.threshold:g}, worst array {worst.worst_array}"
+    )
+
+
+def run_all(
+    cfg: Config,
+    callback: Callable[[int, float, float | None], None] | None = None,
+    data: PreparedData | None = None,
+) -> Outcome:
+    """All five steps in one process (``data`` when already prepared by the caller)."""
+    data = prepare_data(cfg) if data is None else data
+    splits, stats = normalize(cfg, data.splits)
+    tc = train_config(cfg, data.n_features)
+    init = initial_parameters(tc)
+    result = fit(cfg, splits, callback)
+    report = (check_gradients(cfg, splits, init, result.parameters)
+              if cfg.gradcheck.enabled else None)
+    evaluation = evaluate(cfg, splits, result.parameters)
+    return Outcome(cfg, data, splits, stats, init, result, report, evaluation)

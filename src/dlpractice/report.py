@@ -1,0 +1,171 @@
+"""What a run leaves behind for people: its output folder, its summary row, progress on a terminal,
+and a sweep's summary table.
+
+Files a run writes (``write_run_outputs``): ``parameters.npz`` (load with ``allow_pickle=False``),
+``history.csv`` (iteration, cost, dev_cost, per-layer gradient norms), ``config.yaml`` (resolved),
+``metrics.json`` and the plots. The Hydra app, the DVC stages and the study comparisons read and
+write these.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlpractice import config
+from dlpractice.pipeline import Outcome
+
+ROW_COLUMNS = (
+    "setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
+    "train_error", "dev_error", "diagnosis", "gradcheck_difference", "recommendation",
+)
+
+
+def save_parameters(parameters: dict[str, np.ndarray], path: Path) -> Path:
+    np.savez(path, **parameters)
+    return path
+
+
+def load_parameters(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def write_history(outcome: Outcome, path: Path) -> Path:
+    r = outcome.result
+    layers = len(r.grad_norms[0]) if r.grad_norms else 0
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["iteration", "cost", "dev_cost", *(f"grad_norm_W{l}" for l in range(1, layers + 1))])
+        for k, it in enumerate(r.iterations):
+            dev = r.dev_costs[k] if k < len(r.dev_costs) else ""
+            w.writerow([it, repr(r.costs[k]), repr(dev) if dev != "" else "",
+                        *(repr(g) for g in r.grad_norms[k])])
+    return path
+
+
+def outcome_metrics(outcome: Outcome) -> dict[str, float]:
+    """The metric names users' scripts rely on, as logged to MLflow and DVC."""
+    metrics = dict(outcome.evaluation.metrics())
+    metrics["train_seconds"] = outcome.result.train_seconds
+    metrics["final_cost"] = outcome.result.final_cost
+    if outcome.gradcheck is not None:
+        metrics["gradcheck_difference"] = outcome.gradcheck.difference
+    return metrics
+
+
+def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
+    """Write a run's files and plots into ``out_dir``; returns them by name (MLflow artifacts)."""
+    import yaml
+
+    from dlpractice import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = outcome.cfg
+    files = {
+        "parameters": save_parameters(outcome.result.parameters, out_dir / "parameters.npz"),
+        "history": write_history(outcome, out_dir / "history.csv"),
+    }
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    files["config"] = out_dir / "config.yaml"
+    metrics = outcome_metrics(outcome)
+    diag = outcome.evaluation.diagnosis
+    (out_dir / "metrics.json").write_text(json.dumps(
+        {**metrics, "diagnosis": diag.label, "recommendation": diag.recommendation}, indent=2))
+    files["metrics"] = out_dir / "metrics.json"
+    files["cost_curve"] = plots.cost_curve(outcome.result, out_dir / "cost_curve.png")
+    files["grad_norms"] = plots.grad_norms(outcome.result, out_dir / "grad_norms.png")
+    files["weights"] = plots.weight_histograms(outcome.result.parameters,
+                                               out_dir / "weight_histograms.png")
+    boundary = plots.decision_boundary(
+        outcome.result.parameters, outcome.splits.X_train, outcome.splits.Y_train,
+        cfg.model.activation, out_dir / "decision_boundary.png", title=config.run_name(cfg),
+    )
+    if boundary is not None:
+        files["decision_boundary"] = boundary
+    return files
+
+
+def outcome_row(outcome: Outcome) -> dict[str, Any]:
+    """One line of a comparison table for this run."""
+    m = outcome_metrics(outcome)
+    diag = outcome.evaluation.diagnosis
+    row = {"setting": config.run_name(outcome.cfg), **m, "diagnosis": diag.label,
+           "recommendation": diag.recommendation, "config": outcome.cfg.to_dict()}
+    return row
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """A run's result in a few lines for the terminal."""
+    if row.get("status", "").startswith("failed"):
+        return f"{row.get('setting')}: FAILED: {row.get('error', '')}"
+    keys = ("train_accuracy", "dev_accuracy", "test_accuracy")
+    accs = "  ".join(f"{k.split('_')[0]} {row[k]:.4f}" for k in keys if k in row)
+    out = f"{row.get('setting')}: {row.get('status', '')}  accuracy {accs}"
+    if "diagnosis" in row:
+        out += f"\n  diagnosis: {row['diagnosis']} -> {row.get('recommendation', '')}"
+    if row.get("gradcheck_difference") is not None:
+        out += f"\n  gradient check difference: {row['gradcheck_difference']:.3g}"
+    return out
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def table_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] = ROW_COLUMNS) -> str:
+    cols = [c for c in columns if any(c in r for r in rows)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "/") for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, stem: str = "table",
+                columns: Sequence[str] = ROW_COLUMNS) -> tuple[Path, Path]:
+    """The comparison table as Markdown and CSV."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = [c for c in columns if any(c in r for r in rows)]
+    md = out_dir / f"{stem}.md"
+    md.write_text(table_markdown(rows, cols))
+    path_csv = out_dir / f"{stem}.csv"
+    with path_csv.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return md, path_csv
+
+
+class _Progress:
+    """A tqdm bar over iterations, shown only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, leave=False)
+        self.last = 0
+
+    def __call__(self, iteration: int, cost: float) -> None:
+        if self.bar is not None:
+            self.bar.update(iteration - self.last)
+            self.bar.set_postfix(cost=f"{cost:.4g}", refresh=False)
+            self.last = iteration
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress_bar(total: int, enabled: bool = True) -> _Progress:
+    return _Progress(total, enabled)

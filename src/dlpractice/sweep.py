@@ -1,0 +1,87 @@
+"""Hydra callback that turns a multirun into one tracked sweep.
+
+Before the jobs start (main process): validate the base config, create or upgrade the tracking store
+once (parallel jobs must not race to create a fresh SQLite schema) and open a parent MLflow run whose
+id the jobs inherit through the environment (joblib's workers are started after this and inherit it).
+After the jobs: read every job's ``summary.json`` from the sweep folder — finished, skipped and failed
+alike — and log the table and the bias/variance chart to the parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from dlpractice.experiment import PARENT_RUN_ENV, SUMMARY_FILE, SWEEP_ID_ENV
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.uri: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from dlpractice import config as cfg_mod
+        from dlpractice import tracking
+        from dlpractice.errors import DlpracticeError
+
+        try:
+            cfg = cfg_mod.load(config)
+            if not cfg.tracking.enabled:
+                return
+            self.uri = tracking.resolve_uri(cfg.tracking.uri)
+            tracking.prepare_store(self.uri)
+        except DlpracticeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        sweep_id = uuid.uuid4().hex[:12]
+        os.environ[SWEEP_ID_ENV] = sweep_id
+        os.environ["MLFLOW_TRACKING_URI"] = self.uri
+        self.parent_run_id = tracking.start_sweep_run(
+            cfg.tracking.experiment, f"sweep-{sweep_id}", self.uri,
+            tags={"sweep_id": sweep_id, "sweep_dir": str(config.hydra.sweep.dir)},
+        )
+        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from dlpractice import plots, report, tracking
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = collect_rows(sweep_dir)
+        if not rows:
+            return
+        md, csv_path = report.write_table(rows, sweep_dir, stem="sweep_summary")
+        bayes = float(config.get("diagnosis", {}).get("bayes_error", 0.0))
+        chart_rows = [dict(r, bayes_error=bayes) for r in rows if "train_error" in r]
+        chart = (plots.bias_variance_chart(chart_rows, sweep_dir / "bias_variance.png")
+                 if chart_rows else None)
+        print(f"\nsweep summary ({sweep_dir}):\n" + md.read_text())
+        failed = sum(1 for r in rows if str(r.get("status", "")).startswith("failed"))
+        if failed:
+            print(f"{failed} of {len(rows)} jobs failed (see the table above)", file=sys.stderr)
+        if self.parent_run_id is not None:
+            tracking.finish_sweep_run(
+                self.parent_run_id, self.uri, files=[md, csv_path] + ([chart] if chart else []),
+                tags={"jobs": str(len(rows)), "failed_jobs": str(failed)},
+            )
+        for env in (SWEEP_ID_ENV, PARENT_RUN_ENV):
+            os.environ.pop(env, None)
+
+
+def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's summary row, in job order."""
+    rows = []
+    for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}"), key=lambda p: _job_number(p.parent)):
+        rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def _job_number(folder: Path) -> tuple[int, str]:
+    return (int(folder.name), "") if folder.name.isdigit() else (1 << 30, folder.name)

@@ -1,0 +1,104 @@
+"""The composed configs and their schema: presets, user-facing names, one-line errors."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from dlpractice import config
+from dlpractice.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def composed(*overrides: str) -> config.Config:
+    with initialize_config_dir(str(CONF), version_base=None):
+        raw = compose("config", overrides=list(overrides))
+    return config.load(raw, check_files=False)
+
+
+def test_defaults_compose_into_a_valid_config():
+    cfg = composed()
+    assert cfg.data.name == "circles" and cfg.init.name == "he" and cfg.regularizer.name == "none"
+    assert cfg.course_compat is False and cfg.seed == 0
+    assert cfg.tracking.uri is None and cfg.tracking.experiment == "dlpractice"
+
+
+@pytest.mark.parametrize("group,options", [
+    ("init", ["zeros", "random", "he", "xavier", "glorot"]),
+    ("regularizer", ["none", "l2", "l1", "dropout"]),
+    ("data", ["circles", "moons", "blobs", "spiral", "football_like"]),
+])
+def test_every_user_facing_option_composes(group, options):
+    for option in options:
+        cfg = composed(f"{group}={option}")
+        assert getattr(cfg, group).name == option
+
+
+def test_regularization_preset_reproduces_the_course_settings():
+    cfg = composed("experiment=regularization", "data=file", "data.path=/x/football.mat",
+                   "regularizer=l2", "regularizer.lambd=0.7")
+    assert cfg.course_compat is True and cfg.study == "regularization"
+    assert cfg.model.hidden == [20, 3] and cfg.init.name == "xavier"
+    assert cfg.train.learning_rate == 0.3 and cfg.train.iterations == 30000
+    assert cfg.data.name == "file" and cfg.data.path == "/x/football.mat"
+    assert cfg.data.normalize is False
+    assert cfg.regularizer.name == "l2" and cfg.regularizer.lambd == 0.7
+    assert cfg.tracking.experiment == "regularization"
+
+
+def test_initialization_and_gradient_checking_presets():
+    init = composed("experiment=initialization", "init=zeros")
+    assert (init.model.hidden, init.train.learning_rate, init.train.iterations) == ([10, 5], 0.01, 15000)
+    assert init.course_compat and init.init.name == "zeros" and init.data.name == "circles"
+    gc = composed("experiment=gradient_checking")
+    assert gc.study == "gradient_checking" and gc.gradcheck.enabled
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["train.learning_rate=abc"], "train.learning_rate"),
+    (["train.learning_rate=-1"], "train.learning_rate=-1"),
+    (["train.iterations=0"], "train.iterations=0"),
+    (["regularizer=dropout", "regularizer.keep_prob=1.5"], "regularizer.keep_prob=1.5"),
+    (["regularizer=dropout", "regularizer.keep_prob=0"], "regularizer.keep_prob=0"),
+    (["regularizer=dropout", "regularizer.keep_prob=[0.5]"], "one value per hidden layer"),
+    (["regularizer=l2", "regularizer.lambd=-0.1"], "regularizer.lambd=-0.1"),
+    (["regularizer.lambd=0.7"], "regularizer=none"),
+    (["model.hidden=[0]"], "model.hidden"),
+    (["model.activation=softmax"], "model.activation='softmax'"),
+    (["+train.momentum=0.9"], "unknown config key 'train.momentum'"),
+    (["data=file"], "data.path"),
+    (["data.ratios=[0.5,0.5,0.5]"], "data.ratios"),
+    (["gradcheck.method=backward"], "gradcheck.method='backward'"),
+    (["diagnosis.bayes_error=2"], "diagnosis.bayes_error=2"),
+])
+def test_bad_values_fail_with_one_line_naming_key_value_and_allowed(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        composed(*overrides)
+    message = str(err.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_missing_data_file_is_reported():
+    with pytest.raises(ConfigError, match="data.path='/no/such/file.mat'.*no such file"):
+        config.load({"data": {"name": "file", "path": "/no/such/file.mat"}})
+
+
+def test_run_names_are_readable():
+    assert config.run_name(composed("init=he", "regularizer=l2", "regularizer.lambd=0.7")) == "he-l2_0.7"
+    assert config.run_name(composed("init=xavier", "regularizer=dropout")) == "xavier-dropout_0.86"
+    assert config.run_name(composed("init=zeros")) == "zeros-none"
+
+
+def test_config_hash_ignores_tracking_but_not_settings():
+    a = composed("init=he")
+    b = composed("init=he", "tracking.experiment=other", "tracking.rerun=true")
+    c = composed("init=xavier")
+    assert config.config_hash(a) == config.config_hash(b) != config.config_hash(c)
+
+
+def test_flatten_gives_dotted_param_names():
+    flat = config.flatten(composed().to_dict())
+    assert flat["train.learning_rate"] == 0.0075 and flat["regularizer.keep_prob"] == 1.0
+    assert "data.ratios" in flat and "seed" in flat
