@@ -36,6 +36,7 @@ CONF_DIR = _conf_dir()
 SWEEP_ID_ENV = "DLPRACTICE_SWEEP_ID"
 PARENT_RUN_ENV = "DLPRACTICE_PARENT_RUN_ID"
 SUMMARY_FILE = "summary.json"
+PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
 
 
 def _sigterm_as_interrupt() -> None:
@@ -58,7 +59,7 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
         uri = tracking.resolve_uri(cfg.tracking.uri)
         done = tracking.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg), uri)
         if done is not None:
-            row.update(tracking.run_row(done, uri), status="skipped (already finished)")
+            row.update(tracking.run_summary(done, uri), status="skipped (already finished)")
             return row
     tracker = (
         tracking.RunTracker(cfg, parent_run_id=os.environ.get(PARENT_RUN_ENV),
@@ -93,8 +94,12 @@ class _null:
 
 
 def _sweep_tags() -> dict[str, str]:
-    sweep = os.environ.get(SWEEP_ID_ENV)
-    return {"sweep_id": sweep} if sweep else {}
+    tags = {}
+    if os.environ.get(SWEEP_ID_ENV):
+        tags["sweep_id"] = os.environ[SWEEP_ID_ENV]
+    if os.environ.get(PROJECT_RUN_ENV):
+        tags["mlflow_project_run"] = os.environ[PROJECT_RUN_ENV]
+    return tags
 
 
 def _task(cfg: Any) -> dict[str, Any] | None:
@@ -157,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     _sigterm_as_interrupt()
+    # `mlflow run` hands us its own run in MLFLOW_RUN_ID; our runs go to the configured experiment
+    # instead (tagged with that launcher run), so don't let MLflow's fluent API resume it.
+    if "MLFLOW_RUN_ID" in os.environ:
+        os.environ[PROJECT_RUN_ENV] = os.environ.pop("MLFLOW_RUN_ID")
     sys.argv = [sys.argv[0], *argv]
     app = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
     app()

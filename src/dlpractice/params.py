@@ -1,0 +1,139 @@
+"""``python -m dlpractice.params [overrides...]``: write ``params.yaml``, the composed Hydra config that
+the DVC pipeline's stages read.
+
+Plain ``dvc repro`` reads the committed ``params.yaml``; this refreshes it after a change in
+``conf/`` or to try other settings, e.g. ``python -m dlpractice.params init=zeros train.iterations=300``.
+It composes ``conf/`` exactly as ``dvc exp run`` does (the same call,
+``dvc.utils.hydra.compose_and_dump``, with the ``[hydra]`` section of ``.dvc/config``), so
+``python -m dlpractice.params X=1 && dvc repro`` and ``dvc exp run -S X=1`` run the same config.
+(``dvc exp run`` re-composes params.yaml from conf/ every time, with its ``-S`` overrides only.)
+
+The composition is validated (:func:`dlpractice.config.load`) before ``params.yaml`` is replaced: a bad
+value prints one line and leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from dlpractice.errors import ConfigError, DlpracticeError
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The DVC repository around ``start`` (default: the working directory), else the project's
+    checkout this package was installed from."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    if (PACKAGE_ROOT / "conf").is_dir():
+        return PACKAGE_ROOT
+    raise ConfigError(f"no DVC repository (a folder with .dvc/) at or above {here}")
+
+
+def hydra_settings(root: Path) -> dict[str, str | None]:
+    """``.dvc/config``'s ``[hydra]`` section, with DVC's defaults, as ``dvc exp run`` reads it."""
+    hydra: dict = {}
+    if (root / ".dvc").is_dir():
+        from dvc.config import Config
+
+        hydra = dict(Config(dvc_dir=str(root / ".dvc")).get("hydra", {}))
+    module = hydra.get("config_module")
+    return {
+        "config_dir": None if module else os.path.join(str(root), hydra.get("config_dir", "conf")),
+        "config_module": module,
+        "config_name": hydra.get("config_name", "config"),
+        "plugins_path": os.path.join(str(root), hydra.get("plugins_path", "")),
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
+def check_group_choices(overrides: list[str], config_dir: Path) -> None:
+    """``init=foo`` -> one line naming the options, before Hydra's multi-line error."""
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key.startswith("hydra") or "." in key or "/" in key:
+            continue
+        group = config_dir / key
+        if not group.is_dir():
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        if "," in value:
+            raise ConfigError(
+                f"{key}={value} is a sweep, but params.yaml holds one config: queue one experiment "
+                f"per value with `dvc exp run --queue -S '{key}={value}'`"
+            )
+        if value and value != "null" and value not in options:
+            raise ConfigError(f"{key}={value!r} is not a config option; choose one of "
+                              f"{', '.join(options)}")
+
+
+def compose(overrides: list[str], output: str | Path, root: Path | None = None) -> Path:
+    """Compose ``conf/`` with ``overrides`` into ``output`` (validated, replaced atomically)."""
+    from dvc.utils.hydra import compose_and_dump
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dlpractice import config
+
+    root = root or find_root()
+    output = Path(output)
+    settings = hydra_settings(root)
+    if settings["config_dir"]:
+        check_group_choices(overrides, Path(settings["config_dir"]))
+    fd, tmp_name = tempfile.mkstemp(prefix=".params-", suffix=output.suffix or ".yaml",
+                                    dir=output.parent if str(output.parent) else ".")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            compose_and_dump(tmp, overrides=list(overrides), **settings)
+        except (HydraException, OmegaConfBaseException) as exc:  # composition, override grammar
+            raise ConfigError(f"cannot compose the config: {_one_line(exc)}") from None
+        import yaml
+
+        config.load(yaml.safe_load(tmp.read_text(encoding="utf-8")), check_files=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp made it private
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dlpractice.params",
+        description="Compose conf/ (with Hydra overrides) into params.yaml, as `dvc exp run -S` "
+                    "does.",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. init=zeros "
+                                                     "train.iterations=300")
+    parser.add_argument("-o", "--output", help="file to write (default: <repo>/params.yaml)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        root = find_root()
+        output = Path(args.output) if args.output else root / "params.yaml"
+        compose(args.overrides, output, root)
+    except DlpracticeError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    shown = output.relative_to(Path.cwd()) if output.is_relative_to(Path.cwd()) else output
+    print(f"wrote {shown}" + (f" ({' '.join(args.overrides)})" if args.overrides else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
