@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run lint bench clean
+.PHONY: install test run ui lint bench clean
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+UI_PORT ?= 5000
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +24,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+# Every pipeline (the root experiment and the five studies), then the tables and the UI links.
 run: $(STAMP)
-	@echo "make run: the tracked pipelines arrive with issue 3; for now, a quick course run:"
-	$(BIN)/python -m dlpractice.demo
+	$(BIN)/dvc repro --all-pipelines
+	$(BIN)/python -m dlpractice.studies show
+
+# The MLflow UI over the project's store, on loopback only.
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+	  --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

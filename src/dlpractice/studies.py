@@ -390,6 +390,23 @@ def run_setting(run_dir: Path, overrides: Sequence[str], record_failure: bool = 
 # -- command line --------------------------------------------------------------------------------
 
 
+def show(studies: Sequence[str], root: Path | None = None) -> int:
+    """Print each study's comparison table, then where to browse its runs."""
+    from dlpractice import tracking
+
+    root = tracking.project_root() if root is None else root
+    for study in studies:
+        table = root / "pipelines" / study / "results" / "table.md"
+        print(f"\n## {study}\n")
+        print(table.read_text() if table.is_file() else
+              f"(no table yet: dvc repro pipelines/{study}/dvc.yaml)\n")
+    uri = tracking.resolve_uri(None)
+    print("Browse the runs in the MLflow UI: make ui   (then open the links below)")
+    for study in studies:
+        print(f"  {study:<22} {tracking.runs_url(study, uri)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides: list[str] = []
@@ -404,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--settings", type=Path, default=None,
                    help="the study's params.yaml (settings in table order, with comments)")
     c.add_argument("--target-cost", type=float, default=None)
+    sh = sub.add_parser("show", help="print the studies' tables and their MLflow UI links")
+    sh.add_argument("studies", nargs="*", default=list(STUDIES))
     r = sub.add_parser("run", help="run one setting through the Hydra app into RUN_DIR")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--record-failure", action="store_true",
@@ -411,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("overrides", nargs="*", help="Hydra overrides (after --)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "show":
+            return show(args.studies)
         if args.command == "run":
             return run_setting(args.run_dir, [*args.overrides, *overrides], args.record_failure)
         settings = read_settings(args.settings, args.results_dir)

@@ -1,0 +1,21 @@
+"""`python -m benchmarks`: every benchmark, side by side against its reference, as one table."""
+
+from benchmarks import bench_gradcheck, bench_training
+
+
+def main() -> None:
+    rows = []
+    for name, module in (("training", bench_training), ("gradient check", bench_gradcheck)):
+        print(f"running the {name} benchmark ...", flush=True)
+        rows += module.run()
+    width = max(len(r["name"]) for r in rows)
+    print(f"\n{'measure':<{width}}  {'value':>12}  {'target':>10}  ok")
+    for r in rows:
+        value = r["value"]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        ok = {True: "yes", False: "NO", None: ""}.get(r.get("ok"), str(r.get("ok")))
+        print(f"{r['name']:<{width}}  {shown:>12}  {str(r.get('target') or ''):>10}  {ok}")
+
+
+if __name__ == "__main__":
+    main()
