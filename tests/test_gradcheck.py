@@ -303,3 +303,195 @@ def test_max_examples_checks_a_seeded_subset():
     assert not np.array_equal(other.grad["W1"], result.grad["W1"])
     everything = check_network(p, X, Y, max_examples=40)
     np.testing.assert_array_equal(everything.grad["W1"], check_network(p, X, Y).grad["W1"])
+
+
+# -- relu kinks: entries whose ±eps step crosses one are left out of the comparison -------------
+def entry_count(p: dict[str, np.ndarray]) -> int:
+    return sum(v.size for v in p.values())
+
+
+def kink_oracle(p, X, activation="relu", epsilon=gradcheck.EPSILON,
+                layers=None) -> dict[str, np.ndarray]:
+    """Brute force: perturb each entry by ±eps, recompute every hidden pre-activation and mark the
+    entry where some z and its perturbed value lie on different sides of 0 (or z == 0 moves).
+    ``layers`` (1-based hidden layers) looks at those only."""
+    act = ACTIVATIONS[activation]
+    L = len(p) // 2
+
+    def hidden_Z(q):
+        A, Zs = X, []
+        for l in range(1, L):
+            Z = q[f"W{l}"] @ A + q[f"b{l}"]
+            Zs.append(Z.copy())
+            act(Z)
+            A = Z
+        return Zs
+
+    base = hidden_Z(p)
+    mask = {}
+    for key, value in p.items():
+        mask[key] = np.zeros(value.shape, dtype=bool)
+        for index in np.ndindex(value.shape):
+            for step in (epsilon, -epsilon):
+                q = {k: v.copy() for k, v in p.items()}
+                q[key][index] += step
+                for l, (z, z_new) in enumerate(zip(base, hidden_Z(q), strict=True), 1):
+                    if (layers is None or l in layers) and np.any(((z > 0) & (z_new < 0)) | ((z < 0) & (z_new > 0))
+                              | ((z == 0) & (z_new != 0))):
+                        mask[key][index] = True
+    return mask
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_zeros_init_relu_net_passes_with_its_kinks_skipped(activation):
+    """All weights 0: every hidden z is exactly 0. A step of W1, b1 or b2 moves a layer's z off 0
+    (skipped); W2, W3 multiply activations that are 0, and b3 feeds no hidden unit."""
+    X, Y = data(n=2)
+    p = initialize_parameters([2, 10, 5, 1], "zeros")
+    result = check_network(p, X, Y, activation)
+    assert result.passed and result.difference < 1e-12, result.report()
+    assert result.kink_arrays == {"W1": 20, "b1": 10, "W2": 0, "b2": 5, "W3": 0, "b3": 0}
+    assert result.kinks == 35 and result.checked == entry_count(p) - 35 == 56
+    for key in p:
+        assert result.kink_mask[key].shape == p[key].shape
+        assert result.kink_mask[key].all() == (key in ("W1", "b1", "b2"))
+    summary = result.summary()
+    assert "35 entries skipped" in summary and "relu kink" in summary and "56 checked" in summary
+    assert "\n" not in summary
+    assert result.report().splitlines()[0].split()[-1] == "skipped"
+
+
+def test_zero_biases_put_a_narrow_layer_on_its_kink():
+    """He init, zero biases, 2 units in layer 1: an example with both off has Z2 = b2 = 0, and
+    ±eps on b2 lands on both sides of it (backprop 0, central difference 1/2). Once a failure."""
+    X, Y = data(n=2)
+    p = params("he", [2, 2, 3, 1])
+    result = check_network(p, X, Y, "relu")
+    assert result.passed and result.difference < 1e-12, result.report()
+    assert result.kink_arrays["b2"] == 3 and result.kinks == 3
+    everything = gradcheck.relative_difference(
+        np.concatenate([g.ravel() for g in result.grad.values()]),
+        np.concatenate([g.ravel() for g in result.gradapprox.values()]))
+    assert everything > result.threshold  # what the check reported before skipping kinks
+
+
+@pytest.mark.parametrize(("dims", "random_biases"), [(DIMS, True), ([2, 2, 3, 1], False)])
+def test_a_wrong_gradient_is_still_caught_next_to_kinks(monkeypatch, dims, random_biases):
+    def broken(*args, **kwargs):
+        cost, grads = cost_and_gradients(*args, **kwargs)
+        scale_dW2(grads)
+        return cost, grads
+
+    monkeypatch.setattr(gradcheck, "cost_and_gradients", broken)
+    X, Y = data(n=dims[0])
+    result = check_network(params("he", dims, random_biases=random_biases), X, Y, "relu")
+    assert not result.passed and result.worst_array == "W2", result.report()
+    assert result.per_array["W2"] > 1e-2 and result.kink_arrays["W2"] == 0
+    assert (result.kinks > 0) == (not random_biases)  # the second net skips b2, still fails
+    assert "FAILED" in result.summary() and "worst array W2" in result.summary()
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_one_pre_activation_exactly_at_the_kink(activation):
+    """Z1[1, 0] = 0 exactly (dyadic W1 row, input column and bias: every sum is exact). Exactly
+    the entries that move it are skipped: W1[1, :] (inputs nonzero) and b1[1]."""
+    X, Y = data(n=3)
+    X[:, 0] = [1.5, -0.75, 2.0]
+    p = params("he", [3, 4, 3, 1], random_biases=True)
+    p["W1"][1] = [0.5, 1.25, -0.25]
+    p["b1"][1, 0] = -(p["W1"][1] @ X[:, 0])
+    assert (p["W1"] @ X + p["b1"])[1, 0] == 0.0
+    result = check_network(p, X, Y, activation)
+    assert result.kinks >= 1
+    assert result.kink_arrays == {"W1": 3, "b1": 1, "W2": 0, "b2": 0, "W3": 0, "b3": 0}
+    assert result.kink_mask["W1"][1].all() and result.kink_mask["b1"][1, 0]
+    assert result.passed and result.difference < 1e-12, result.report()
+    assert max(result.per_array.values()) < 1e-12
+    # Kept in, those entries see slope 1/2 (leaky: 0.505) where backprop uses 0 (0.01).
+    for key in ("W1", "b1"):
+        assert gradcheck.relative_difference(result.grad[key], result.gradapprox[key]) > 1e-3
+    for key, mask in kink_oracle(p, X, activation).items():
+        np.testing.assert_array_equal(result.kink_mask[key], mask, err_msg=key)
+
+
+@pytest.mark.parametrize("dims", [[3, 4, 4, 1], [3, 4, 4, 3, 1]])
+@pytest.mark.parametrize("max_chunk_bytes", [gradcheck.MAX_CHUNK_BYTES, 1])
+@pytest.mark.parametrize("shift", [0.0, 2.0**-24])
+def test_kinks_in_deeper_layers_match_brute_force(dims, max_chunk_bytes, shift):
+    """Small integers and quarters everywhere: many pre-activations exactly 0, in every layer,
+    including layer-2 ones reached through layer-1 units; with ``shift`` on the hidden biases
+    they sit at 6e-8 instead, where only steps larger than that (not all) cross. The skipped
+    entries are exactly those a brute-force recomputation of every hidden Z finds; the rest
+    agree to rounding."""
+    rng = np.random.default_rng(13)
+    X = rng.integers(-2, 3, (dims[0], 8)).astype(np.float64)
+    Y = (rng.random((1, 8)) > 0.5).astype(np.float64)
+    p = {}
+    for l in range(1, len(dims)):
+        p[f"W{l}"] = rng.integers(-4, 5, (dims[l], dims[l - 1])) / 4.0
+        p[f"b{l}"] = rng.integers(-2, 3, (dims[l], 1)) / 4.0 + (shift if l < len(dims) - 1 else 0)
+    oracle = kink_oracle(p, X)
+    result = check_network(p, X, Y, "relu", max_chunk_bytes=max_chunk_bytes)
+    for key, mask in oracle.items():
+        np.testing.assert_array_equal(result.kink_mask[key], mask, err_msg=key)
+    assert result.kinks == sum(int(m.sum()) for m in oracle.values()) > 0
+    assert result.checked == entry_count(p) - result.kinks > 0
+    # Entries that cross only deeper kinks, reached through the rank-one and dense stages:
+    deep = kink_oracle(p, X, layers=range(2, len(dims) - 1))
+    assert (deep["W1"] & ~kink_oracle(p, X, layers=(1,))["W1"]).any() and deep["W2"].any()
+    if len(dims) == 5 and not shift:
+        last = kink_oracle(p, X, layers=(3,))
+        assert (last["W1"] & ~kink_oracle(p, X, layers=(1, 2))["W1"]).any()
+    assert result.passed and result.difference < 1e-12, result.report()
+
+
+@pytest.mark.parametrize("init", ["zeros", "he"])
+def test_smooth_activations_have_no_kinks(init):
+    X, Y = data()
+    p = initialize_parameters(DIMS, init, rng=np.random.default_rng(1))
+    for activation in ("tanh", "sigmoid"):
+        result = check_network(p, X, Y, activation)
+        assert result.passed and result.kinks == 0 and result.checked == entry_count(p)
+        assert not any(result.kink_arrays.values())
+        assert "skipped" not in result.report()
+
+
+def test_generic_check_knows_no_kinks():
+    X, Y = data()
+    p = params("he")
+    result = gradient_check(*user_pair(X, Y, "relu"), p)
+    assert result.kinks == 0 and result.kink_arrays == {} and result.checked == entry_count(p)
+
+
+def test_when_every_entry_is_skipped_nothing_was_checked():
+    grad = {"W1": np.array([[1.0, 2.0]]), "b1": np.array([[3.0]])}
+    approx = {"W1": np.array([[1.5, 2.5]]), "b1": np.array([[0.0]])}
+    mask = {k: np.ones(v.shape, dtype=bool) for k, v in grad.items()}
+    result = gradcheck._result(grad, approx, 1e-7, 2e-7, "central", mask)
+    assert result.difference == 0.0 and result.passed
+    assert result.checked == 0 and result.kinks == 3 and result.nothing_checked
+    assert result.per_array == {"W1": 0.0, "b1": 0.0}
+    assert "nothing could be checked" in result.summary()
+    assert "nothing could be checked" in result.report().splitlines()[-1]
+    # One entry left in: an ordinary verdict on it, and the two skipped are named.
+    mask["W1"][0, 0] = False
+    partial = gradcheck._result(grad, approx, 1e-7, 2e-7, "central", mask)
+    assert partial.checked == 1 and not partial.passed and partial.worst_array == "W1"
+    assert "2 entries skipped (W1 1, b1 1; 1 checked)" in partial.summary()
+    # Rebuilt from a saved report (no counts): no claim about kinks either way.
+    rebuilt = GradientCheckResult(difference=0.0, passed=True, threshold=2e-7, epsilon=1e-7,
+                                  per_array={"W1": 0.0})
+    assert not rebuilt.nothing_checked and "skipped" not in rebuilt.summary()
+
+
+def test_an_exactly_zero_gradient_is_not_a_failure():
+    """Zeros init on a balanced batch: db3 is exactly 0 and its estimate is rounding noise."""
+    from dlpractice.gradcheck import relative_difference
+
+    X = np.random.default_rng(0).standard_normal((2, 8))
+    Y = np.array([[0, 1] * 4], dtype=float)
+    params = initialize_parameters([2, 4, 3, 1], "zeros")
+    result = check_network(params, X, Y)
+    assert result.passed and result.per_array["b3"] < 1e-8
+    assert relative_difference(np.zeros(3), np.full(3, 1e-18)) < 1e-9
+    assert relative_difference(np.ones(3), 1.1 * np.ones(3)) > 1e-2

@@ -32,9 +32,21 @@ is *all* that noise (‖g − g̃_loop‖ equals ‖g̃_exact − g̃_loop‖ to
   ``tanh(z + d) − tanh(z) = tanh(d) sech²z / (1 + tanh z tanh d)``, ...) and the loss change as
   ``log(1 + e^(z+d)) − log(1 + e^z) = log1p(σ(z) expm1(d))`` (its Taylor cubic when |d| ≤ 1e-5,
   equal to rounding). Each g̃_i is then accurate to ~1e-16 relative: the difference measures the
-  gradient, not the arithmetic. For a correct gradient it is the O(ε²) truncation (plus any relu
-  kink within ε of a pre-activation), ~1e-15, and forward differences show their O(ε) error
-  cleanly. Against the loop, per entry, the two g̃ agree to 2.7 ulp(J)/2ε.
+  gradient, not the arithmetic. For a correct gradient it is the O(ε²) truncation, ~1e-15, and
+  forward differences show their O(ε) error cleanly. Against the loop, per entry, the two g̃
+  agree to 2.7 ulp(J)/2ε.
+
+Relu kinks. Where a ±ε step moves a relu / leaky relu pre-activation z across 0 (or off z = 0,
+where backprop takes the left slope), the difference quotient is no derivative: at z = 0 the
+central one sees slope 1/2 where backprop's subgradient is 0, a "failure" of a correct gradient.
+Zero biases put such z's at exactly 0 (an example whose units below are all off has Z = b = 0);
+trained nets can have a few within ε. ``check_network`` marks, while it propagates the changes
+(it has z and d for every unit and example), each entry one of whose steps crosses, and leaves
+those out of ``difference`` and ``per_array``, reporting them (``kinks``, ``kink_arrays``,
+``checked``). Finding them is nearly free: a bound of |d| per layer (ε·max|input| through
+max|W|) is compared with min |z|, and only the (unit, example) pairs within it are looked at,
+usually none. An entry left out is not checked at all, so a net with many (all b2 of a narrow
+layer) checks less; an L1 kink (0 < |w| < ε) is not treated.
 
 Structure exploited: activations before the perturbed layer are shared; perturbing ``W_l[i, j]``
 (or ``b_l[i]``) changes only row i of ``Z_l`` (by ``δ A_{l-1}[j]``), so the next layer's change is
@@ -65,14 +77,22 @@ MAX_CHUNK_BYTES = 1 << 20  # fits the temporaries of one chunk in a core's L2 ca
 # Below this |d| the cubic Taylor polynomial of the loss change equals it to double rounding: the
 # next term is under d**4 / 192 <= 5e-23 per example.
 _TAYLOR_LIMIT = 1e-5
+# Margin on the bounds of how far a perturbation moves a pre-activation (rounding of the bound's
+# products and of the propagated changes is ~1e-15 relative; 2 is plenty).
+_SAFETY = 2.0
 
 
 @dataclass(frozen=True)
 class GradientCheckResult:
     """The verdict, with the difference per parameter array to find a wrong layer at once.
 
-    ``grad`` and ``gradapprox`` hold the compared arrays (keyed like ``per_array``), for
-    inspecting which entries disagree.
+    ``grad`` and ``gradapprox`` hold the arrays (keyed like ``per_array``), for inspecting which
+    entries disagree. ``kinks`` entries (``kink_arrays`` per array, ``kink_mask`` True where) were
+    left out of ``difference`` and ``per_array``: their ±ε step moves a relu / leaky relu
+    pre-activation across its kink, where the finite difference is no derivative (backprop's
+    subgradient 0 at z = 0, the central difference 1/2). Only :func:`check_network` can see them;
+    :func:`gradient_check` reports 0. ``checked`` counts the entries compared (0 with ``kinks``
+    0: not recorded, e.g. a result rebuilt from a saved report).
     """
 
     difference: float
@@ -83,6 +103,15 @@ class GradientCheckResult:
     method: str = "central"
     grad: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
     gradapprox: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    kinks: int = 0
+    kink_arrays: dict[str, int] = field(default_factory=dict)
+    checked: int = 0
+    kink_mask: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def nothing_checked(self) -> bool:
+        """Every entry was skipped at a kink: the difference (0) compares nothing."""
+        return self.kinks > 0 and self.checked == 0
 
     @property
     def worst_array(self) -> str | None:
@@ -92,51 +121,98 @@ class GradientCheckResult:
         return max(self.per_array, key=self.per_array.__getitem__)
 
     def summary(self) -> str:
+        """One line: the verdict, and which entries a relu kink kept out of it."""
+        settings = f"{self.method} differences, epsilon {self.epsilon:.2g}"
+        if self.nothing_checked:
+            return (
+                f"gradient check passed, but nothing could be checked: all {self.kinks} entries "
+                f"were skipped, their perturbation crosses a relu kink, where finite differences "
+                f"are not a gradient ({settings})"
+            )
         verdict = "passed" if self.passed else "FAILED"
-        return (
+        line = (
             f"gradient check {verdict}: difference {self.difference:.3e} "
             f"{'<' if self.passed else '>='} {self.threshold:.2g} "
-            f"({self.method} differences, epsilon {self.epsilon:.2g}; "
-            f"worst array {self.worst_array})"
+            f"({settings}; worst array {self.worst_array})"
         )
+        if self.kinks:
+            where = ", ".join(f"{k} {n}" for k, n in self.kink_arrays.items() if n)
+            entries = "entry" if self.kinks == 1 else "entries"
+            line += (
+                f"; {self.kinks} {entries} skipped ({where}; {self.checked} checked): their "
+                f"perturbation crosses a relu kink, where finite differences are not a gradient"
+            )
+        return line
 
     def report(self) -> str:
-        """A table: one line per array with its size, norms and difference, then the summary."""
-        rows = [f"{'array':<8} {'size':>7} {'|grad|':>11} {'|gradapprox|':>13} {'difference':>11}"]
+        """A table: one line per array with its size, norms and difference, then the summary.
+
+        With kinks, a ``skipped`` column counts the entries left out; the norms are then those
+        of the compared entries, like the difference.
+        """
+        skipped = f" {'skipped':>7}" if self.kinks else ""
+        header = (f"{'array':<8} {'size':>7} {'|grad|':>11} {'|gradapprox|':>13} "
+                  f"{'difference':>11}{skipped}")
+        rows = [header]
         for name, diff in self.per_array.items():
             g, ga = self.grad.get(name), self.gradapprox.get(name)
             size = "" if g is None else str(g.size)
+            keep = self.kink_mask.get(name)
+            if keep is not None:
+                keep = ~keep
+                g = None if g is None else g[keep]
+                ga = None if ga is None else ga[keep]
             gn = "" if g is None else f"{np.linalg.norm(g):.4e}"
             gan = "" if ga is None else f"{np.linalg.norm(ga):.4e}"
+            kinks = f" {self.kink_arrays.get(name, 0):>7}" if self.kinks else ""
             flag = "  <-- worst" if name == self.worst_array and not self.passed else ""
-            rows.append(f"{name:<8} {size:>7} {gn:>11} {gan:>13} {diff:>11.3e}{flag}")
+            rows.append(f"{name:<8} {size:>7} {gn:>11} {gan:>13} {diff:>11.3e}{kinks}{flag}")
         rows.append(self.summary())
         return "\n".join(rows)
 
 
+ZERO_GRADIENT = 1e-8  # a gradient norm below this counts as zero (see relative_difference)
+
+
 def relative_difference(grad: np.ndarray, gradapprox: np.ndarray) -> float:
-    """``‖g − g̃‖ / (‖g‖ + ‖g̃‖)``; 0 when both are zero (nothing to disagree about)."""
+    """``‖g − g̃‖ / max(‖g‖ + ‖g̃‖, 1e-8)``.
+
+    The floor keeps an exactly-zero gradient (e.g. ``db3`` on a balanced batch, or every weight of a
+    zeros-initialized net) from scoring 1 against the 1e-18 rounding noise of its estimate; any
+    real disagreement is far above it.
+    """
     g, ga = np.ravel(grad), np.ravel(gradapprox)
-    denominator = float(np.linalg.norm(g) + np.linalg.norm(ga))
-    return float(np.linalg.norm(g - ga)) / denominator if denominator > 0 else 0.0
+    denominator = max(float(np.linalg.norm(g) + np.linalg.norm(ga)), ZERO_GRADIENT)
+    return float(np.linalg.norm(g - ga)) / denominator
 
 
 def _result(grad: dict[str, np.ndarray], gradapprox: dict[str, np.ndarray], epsilon: float,
-            threshold: float, method: str) -> GradientCheckResult:
+            threshold: float, method: str,
+            kink_mask: dict[str, np.ndarray] | None = None) -> GradientCheckResult:
+    """The result; entries where ``kink_mask`` is True are left out of every difference."""
     names = list(grad)
+    mask = {k: np.reshape(v, grad[k].shape).astype(bool) for k, v in (kink_mask or {}).items()}
+    keep = {k: ~mask[k] if k in mask else np.ones(grad[k].shape, dtype=bool) for k in names}
+    g = {k: grad[k][keep[k]] for k in names}
+    ga = {k: gradapprox[k][keep[k]] for k in names}
     difference = relative_difference(
-        np.concatenate([grad[k].ravel() for k in names]),
-        np.concatenate([gradapprox[k].ravel() for k in names]),
+        np.concatenate([g[k] for k in names] or [np.empty(0)]),
+        np.concatenate([ga[k] for k in names] or [np.empty(0)]),
     )
+    kink_arrays = {k: int(mask[k].sum()) for k in names if k in mask}
     return GradientCheckResult(
         difference=difference,
         passed=bool(difference < threshold),
         threshold=float(threshold),
         epsilon=float(epsilon),
-        per_array={k: relative_difference(grad[k], gradapprox[k]) for k in names},
+        per_array={k: relative_difference(g[k], ga[k]) for k in names},
         method=method,
         grad=grad,
         gradapprox=gradapprox,
+        kinks=sum(kink_arrays.values()),
+        kink_arrays=kink_arrays,
+        checked=sum(int(keep[k].sum()) for k in names),
+        kink_mask={k: mask[k] for k in names if k in mask},
     )
 
 
@@ -297,13 +373,30 @@ class _NetworkDifferences:
         # Baseline forward pass: inputs of every layer with a row of ones (for the bias column).
         self.A_aug: list[np.ndarray] = []
         self.ctx: list[tuple[np.ndarray, ...]] = []  # per hidden layer
+        # Relu kinks, per hidden layer: Z, the smallest |z| of each unit and of the layer (how far
+        # a perturbation must move a unit to reach its kink), and |Z| sorted, made on first use.
+        self.kinked = self.act.activation in ("relu", "leaky_relu")
+        self.Z: list[np.ndarray] = []
+        self.unit_margin: list[np.ndarray] = []
+        self.margin: list[float] = []
+        self._sorted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.A_absmax: list[np.ndarray] = []  # per input row of [A; 1]: bounds a row's change
         A = np.asarray(X, dtype=np.float64)
         for l in range(L):
             self.A_aug.append(np.vstack([A, np.ones((1, self.m))]))
             Z = self.W[l] @ A + b[l]
             if l < L - 1:
                 self.ctx.append(self.act.context(Z))
+                if self.kinked:
+                    self.A_absmax.append(np.max(np.abs(self.A_aug[l]), axis=1))
+                    self.Z.append(Z)
+                    self.unit_margin.append(np.min(np.abs(Z), axis=1))
+                    self.margin.append(float(np.min(self.unit_margin[l], initial=np.inf)))
                 A = self.act.forward(Z)
+        # How far a change spreads: |ΔZ_k| <= max|W_k| |ΔA| from one unit (rank one), <= max row
+        # sum |W_k| · max|ΔA| from all; and |ΔA| <= |ΔZ| for relu and leaky relu.
+        self.W_absmax = [float(np.max(np.abs(w), initial=0.0)) for w in self.W]
+        self.W_rowsum = [float(np.max(np.sum(np.abs(w), axis=1), initial=0.0)) for w in self.W]
         z, y = Z[0], np.asarray(Y, dtype=np.float64).reshape(-1)
         s, s1ms = expit(z), expit(z) * expit(-z)
         self.z, self.y, self.s = z, y, s
@@ -315,10 +408,29 @@ class _NetworkDifferences:
         dense = [self.W[l].shape[0] for l in range(layer + 1, self.L - 1)]
         return 8 * self.m * (4 + 2 * max(dense, default=0))
 
-    def cost_changes(self, layer: int, q: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    def kink_bounds(self, layer: int, deltas: np.ndarray) -> list[float] | None:
+        """Bounds (times a safety margin) of ``|ΔZ_k|``, k = layer, ..., L − 2, for any entry of
+        ``layer`` perturbed by ``deltas``; None when no hidden unit can reach its kink (always
+        for tanh and sigmoid, and for relu nets almost always: |z| is rarely within ε·|w|)."""
+        if not self.kinked or layer >= self.L - 1:
+            return None
+        bound = _SAFETY * float(np.max(np.abs(deltas))) * float(np.max(self.A_absmax[layer]))
+        bounds = [bound]
+        for k in range(layer + 1, self.L - 1):
+            bound *= _SAFETY * (self.W_absmax[k] if k == layer + 1 else self.W_rowsum[k])
+            bounds.append(bound)
+        if all(bd < self.margin[layer + i] for i, bd in enumerate(bounds)):
+            return None
+        return bounds
+
+    def cost_changes(self, layer: int, q: np.ndarray, deltas: np.ndarray,
+                     bounds: list[float] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """``J(θ + δ_s e_q) − J(θ)`` as an (S, P) array for the P entries ``q`` of ``[W | b]``.
 
         ``layer`` is 0-based; ``q`` indexes the layer's ``[W | b]`` matrix flattened row-major.
+        Also returns an (S, P) boolean array, True where that perturbation moves a relu / leaky
+        relu pre-activation across the kink (see ``_crosses``), or None when none can: when
+        ``bounds``, the layer's ``kink_bounds`` (computed once by the caller), is None.
         """
         W = self.W[layer]
         cols = W.shape[1] + 1
@@ -327,7 +439,15 @@ class _NetworkDifferences:
         d = np.multiply(deltas[:, None, None], self.A_aug[layer][inputs], order="C")  # (S, P, m)
         every = slice(None)
         examples: slice | np.ndarray = every
+        crossed = None if bounds is None else np.zeros((deltas.size, q.size), dtype=bool)
         if layer < self.L - 1:
+            if bounds is not None and bounds[0] >= self.margin[layer]:
+                # |d| <= max|δ| |input row|: only units with some |z| within that can cross.
+                reach = _SAFETY * float(np.max(np.abs(deltas))) * self.A_absmax[layer][inputs]
+                near = np.flatnonzero(self.unit_margin[layer][units] <= reach)
+                if near.size:
+                    z = self.Z[layer][units[near]]
+                    crossed[:, near] = np.any(_crosses(z, d[:, near]), axis=-1)
             ctx = tuple(c[units] for c in self.ctx[layer])
             d = self.act.delta(d, ctx)  # ΔA_layer[unit]
             # Examples whose activation did not move (relu units off) change nothing downstream
@@ -342,6 +462,8 @@ class _NetworkDifferences:
                 # (n, S, P, m), rank one per perturbation; C order so the matmul needs no copy
                 dense = np.multiply(nxt[:, None, :, None], d, order="C")
                 for k in range(layer + 1, self.L - 1):
+                    if bounds is not None and bounds[k - layer] >= self.margin[k]:
+                        self._dense_crossings(k, dense, examples, bounds[k - layer], crossed)
                     ctx = tuple((c if examples is every else c[:, examples])[:, None, None, :]
                                 for c in self.ctx[k])
                     dA = self.act.delta(dense, ctx)
@@ -353,7 +475,31 @@ class _NetworkDifferences:
         change = self._loss_change(d, examples).sum(axis=-1) / self.m
         if self.lambd or self.l1:
             change += self._penalty_change(layer, units, inputs, deltas)
-        return change
+        return change, crossed
+
+    def _dense_crossings(self, k: int, dZ: np.ndarray, examples: slice | np.ndarray,
+                         bound: float, crossed: np.ndarray) -> None:
+        """Mark in ``crossed`` (S, P) the perturbations whose change ``dZ`` (n, S, P, m') of hidden
+        layer ``k``'s pre-activations (at ``examples``) crosses a kink.
+
+        Only the (unit, example) pairs with ``|z| <= bound`` (a bound of ``|dZ|``) can: found by
+        bisection in the sorted ``|Z_k|``; a few at most, all of them when ``Z_k`` is 0.
+        """
+        if k not in self._sorted:
+            absZ = np.abs(self.Z[k]).ravel()
+            order = np.argsort(absZ, kind="stable")
+            self._sorted[k] = order, absZ[order]
+        order, abs_sorted = self._sorted[k]
+        unit, example = np.divmod(order[:np.searchsorted(abs_sorted, bound, side="right")], self.m)
+        if isinstance(examples, np.ndarray):  # examples that did not move have dZ = 0 there
+            pos = np.minimum(np.searchsorted(examples, example), max(examples.size - 1, 0))
+            kept = examples[pos] == example if examples.size else np.zeros(unit.size, dtype=bool)
+            unit, example, pos = unit[kept], example[kept], pos[kept]
+        else:
+            pos = example
+        if unit.size:
+            z = self.Z[k][unit, example][:, None, None]
+            crossed |= np.any(_crosses(z, dZ[unit, :, :, pos]), axis=0)  # (pairs, S, P) → (S, P)
 
     def _loss_change(self, d: np.ndarray, examples: slice | np.ndarray) -> np.ndarray:
         """Per example ``[log(1 + e^(z+d)) − y (z+d)] − [log(1 + e^z) − y z]``, no cancellation.
@@ -383,6 +529,20 @@ class _NetworkDifferences:
             step = np.where(np.abs(w) >= np.abs(dl), np.sign(w) * dl, np.abs(w + dl) - np.abs(w))
             out += self.l1 / (2 * self.m) * step
         return out * is_weight
+
+
+def _crosses(z: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Where ``z → z + d`` crosses relu's kink: z and z + d on different sides of 0, or z == 0 with
+    d != 0 (backprop then takes slope 0, the step sees 1 or the leaky slope's other side).
+
+    Landing on 0 from z != 0 is no crossing: the function is linear up to and including the
+    kink from that side. The rounded ``z + d`` has the sign of the exact sum.
+    """
+    moved = z + d
+    out = (z > 0) & (moved < 0)
+    out |= (z < 0) & (moved > 0)
+    out |= (z == 0) & (d != 0)
+    return out
 
 
 def _subset(X: np.ndarray, Y: np.ndarray, max_examples: int | None,
@@ -431,6 +591,7 @@ def check_network(
     deltas = np.array([epsilon, -epsilon] if method == "central" else [epsilon])
     grad: dict[str, np.ndarray] = {}
     gradapprox: dict[str, np.ndarray] = {}
+    kink_mask: dict[str, np.ndarray] = {}
     for layer, W in enumerate(net.W):
         rows, cols = W.shape[0], W.shape[1] + 1
         size = rows * cols
@@ -438,14 +599,20 @@ def check_network(
         if 2 * chunk >= cols:  # whole units per chunk: fewer of their examples move
             chunk = max(cols, chunk - chunk % cols)
         approx = np.empty(size)
+        kinked = np.zeros(size, dtype=bool)
+        bounds = net.kink_bounds(layer, deltas)
         for start in range(0, size, chunk):
             q = np.arange(start, min(start + chunk, size))
-            change = net.cost_changes(layer, q, deltas)
+            change, crossed = net.cost_changes(layer, q, deltas, bounds)
             approx[q] = ((change[0] - change[1]) / (2 * epsilon) if method == "central"
                          else change[0] / epsilon)
-        approx = approx.reshape(rows, cols)
+            if crossed is not None:
+                kinked[q] = np.any(crossed, axis=0)  # either step crosses: no derivative here
+        approx, kinked = approx.reshape(rows, cols), kinked.reshape(rows, cols)
         l = layer + 1
         grad[f"W{l}"], grad[f"b{l}"] = grads[f"dW{l}"], grads[f"db{l}"]
         gradapprox[f"W{l}"] = np.ascontiguousarray(approx[:, :-1])
         gradapprox[f"b{l}"] = np.ascontiguousarray(approx[:, -1:])
-    return _result(grad, gradapprox, epsilon, threshold, method)
+        kink_mask[f"W{l}"] = np.ascontiguousarray(kinked[:, :-1])
+        kink_mask[f"b{l}"] = np.ascontiguousarray(kinked[:, -1:])
+    return _result(grad, gradapprox, epsilon, threshold, method, kink_mask)

@@ -139,11 +139,8 @@ class GradcheckReport:
         return {
             "gradcheck_difference": self.difference,
             "passed": self.passed,
-            "at_init": {"difference": self.at_init.difference, "passed": self.at_init.passed,
-                        "per_array": dict(self.at_init.per_array)},
-            "at_trained": {"difference": self.at_trained.difference,
-                           "passed": self.at_trained.passed,
-                           "per_array": dict(self.at_trained.per_array)},
+            "at_init": _check_dict(self.at_init),
+            "at_trained": _check_dict(self.at_trained),
             "note": self.note,
         }
 
@@ -153,6 +150,12 @@ class GradcheckReport:
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
+
+
+def _check_dict(result: GradientCheckResult) -> dict[str, Any]:
+    return {"difference": result.difference, "passed": result.passed,
+            "per_array": dict(result.per_array), "checked": result.checked,
+            "kinks": result.kinks, "kink_arrays": dict(result.kink_arrays)}
 
 
 def check_gradients(

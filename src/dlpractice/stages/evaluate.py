@@ -99,6 +99,9 @@ def load_gradcheck(cfg: Config, data: dict[str, Any]) -> pipeline.GradcheckRepor
             epsilon=float(data.get("epsilon", g.epsilon)),
             per_array={k: float(v) for k, v in (d.get("per_array") or {}).items()},
             method=str(data.get("method", g.method)),
+            kinks=int(d.get("kinks", 0)),
+            kink_arrays={k: int(v) for k, v in (d.get("kink_arrays") or {}).items()},
+            checked=int(d.get("checked", 0)),
         )
 
     return pipeline.GradcheckReport(side("at_init"), side("at_trained"),
