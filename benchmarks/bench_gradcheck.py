@@ -10,7 +10,8 @@ busy 2-core machine OpenBLAS's worker threads made ``check_network`` take 20-100
 steady 20 ms, while the 1 s loop hardly moved; single-threaded, the ratio is stable (and the
 loop's small matmuls gain little from threads: 0.84 s with two, 0.97 s with one).
 
-Rows: both differences; their relative gap (the issue's target, 1e-9, needs bit-identical costs:
+Rows: both differences (ours leaves out the entries whose ±ε step crosses a relu kink; the next
+row counts them, of all entries); their relative gap (the issue's target, 1e-9, needs bit-identical costs:
 see the ``dlpractice.gradcheck`` docstring; the loop's difference is its rounding noise); how much of
 the loop's error is that noise, and its per-component size in units of ``ulp(J) / 2ε``; the median
 times and the speed-up.
@@ -108,6 +109,7 @@ def _run(repeats: int, loop_repeats: int, blas_threads: int | None) -> list[dict
     noise_unit = float(np.spacing(cost)) / (2 * EPSILON)
     noise_max = float(np.max(np.abs(ga_loop - ga_ours))) / noise_unit
     gap = abs(result.difference - d_loop) / d_loop
+    entries = result.kinks + result.checked
 
     where = f"[{', '.join(map(str, LAYER_DIMS))}] relu, He, {source}"
     timing = f"median of {{}}, BLAS threads {blas_threads or 'default'}"
@@ -116,6 +118,8 @@ def _run(repeats: int, loop_repeats: int, blas_threads: int | None) -> list[dict
          "target": f"< {THRESHOLD:g}", "ok": d_loop < THRESHOLD},
         {"name": "difference, check_network", "value": result.difference,
          "target": f"< {THRESHOLD:g}", "ok": result.passed},
+        {"name": f"entries skipped at relu kinks by check_network (of {entries})",
+         "value": result.kinks, "target": "", "ok": True},
         {"name": "relative gap of the differences", "value": gap,
          "target": "<= 1e-09", "ok": gap <= 1e-9},
         {"name": "share of the loop's error that is its rounding noise",
