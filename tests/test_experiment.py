@@ -95,3 +95,20 @@ def test_bad_config_fails_with_one_line_and_no_run(tmp_path, args, needle):
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists() or runs(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_mlflow_project_main_entry_point(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", "main",
+         "-P", f"overrides=init=xavier {' '.join(QUICK)} hydra.run.dir={tmp_path}/run",
+         "--env-manager", "local"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (ours,) = runs(tmp_path)
+    assert ours.info.run_name == "xavier-none" and ours.info.status == "FINISHED"
+    assert ours.data.params["train.iterations"] == "300"
+    assert "mlflow_project_run" in ours.data.tags

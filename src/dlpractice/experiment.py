@@ -152,10 +152,27 @@ def _check_group_choices(argv: list[str]) -> None:
                 )
 
 
+def _expand_overrides(argv: list[str]) -> list[str]:
+    """``--overrides "init=he train.iterations=500"`` (how ``mlflow run -P overrides=…`` passes them,
+    as one quoted word) becomes separate Hydra overrides."""
+    import shlex
+
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--overrides":
+            out += shlex.split(next(args, ""))
+        elif arg.startswith("--overrides="):
+            out += shlex.split(arg.partition("=")[2])
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _expand_overrides(sys.argv[1:] if argv is None else argv)
     try:
         _check_group_choices(argv)
     except DlpracticeError as exc:
