@@ -14,7 +14,7 @@ def main() -> None:
         value = r["value"]
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         ok = {True: "yes", False: "NO", None: ""}.get(r.get("ok"), str(r.get("ok")))
-        print(f"{r['name']:<{width}}  {shown:>12}  {str(r.get('target') or ''):>10}  {ok}")
+        print(f"{r['name']:<{width}}  {shown:>12}  {r.get('target') or ''!s:>10}  {ok}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def compute_cost(A3, Y, parameters=None, lambd=0.0):
 
 def backward_propagation(X, Y, cache, lambd=0.0, keep_prob=1.0):
     m = X.shape[1]
-    (Z1, D1, A1, W1, b1, Z2, D2, A2, W2, b2, Z3, A3, W3, b3) = cache
+    (_Z1, D1, A1, W1, _b1, _Z2, D2, A2, W2, _b2, _Z3, A3, W3, _b3) = cache
     dZ3 = A3 - Y
     dW3 = 1.0 / m * np.dot(dZ3, A2.T) + (lambd / m) * W3
     db3 = 1.0 / m * np.sum(dZ3, axis=1, keepdims=True)

@@ -336,8 +336,9 @@ def kink_oracle(p, X, activation="relu", epsilon=gradcheck.EPSILON,
                 q = {k: v.copy() for k, v in p.items()}
                 q[key][index] += step
                 for l, (z, z_new) in enumerate(zip(base, hidden_Z(q), strict=True), 1):
-                    if (layers is None or l in layers) and np.any(((z > 0) & (z_new < 0)) | ((z < 0) & (z_new > 0))
-                              | ((z == 0) & (z_new != 0))):
+                    crossed = (((z > 0) & (z_new < 0)) | ((z < 0) & (z_new > 0))
+                               | ((z == 0) & (z_new != 0)))
+                    if (layers is None or l in layers) and np.any(crossed):
                         mask[key][index] = True
     return mask
 

@@ -7,7 +7,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_python_api_example_runs(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     example = next(b for b in blocks if "load_dataset" in b)
     exec(compile(example, "README.md", "exec"), {})
     out = capsys.readouterr().out

@@ -21,6 +21,7 @@ from typing import Any
 
 from dlpractice.errors import DlpracticeError
 
+
 def _conf_dir() -> Path:
     """``conf/`` of the project: $DLPRACTICE_CONF, else the nearest one above the cwd (where
     ``mlflow run`` and DVC run us), else the one beside the source tree (editable installs)."""

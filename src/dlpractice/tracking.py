@@ -210,7 +210,7 @@ def _open_store(uri: str) -> None:
         if "out-of-date database schema" in str(exc):
             raise _OutdatedSchema(str(exc)) from None
         raise DlpracticeError(f"cannot open the MLflow store {uri}: {_one_line(exc)}") from None
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy/sqlite3: unwritable folder, corrupt file
+    except Exception as exc:
         raise DlpracticeError(
             f"cannot open the MLflow store {uri}: {type(exc).__name__}: {_one_line(exc)}"
         ) from None
@@ -575,12 +575,12 @@ class RunTracker:
             tags = [RunTag("failure_reason", reason)] if reason else []
             if metrics or tags:
                 _log_batch(client, run_id, metrics=metrics, tags=tags)
-        except Exception as exc:  # noqa: BLE001 - never mask the run's error, always terminate
+        except Exception as exc:
             errors.append(exc)
             _log.warning("could not log the end of MLflow run %s: %s", run_id, _one_line(exc))
         try:
             client.set_terminated(run_id, status=status)
-        except Exception as exc:  # noqa: BLE001 - reported below (raised when nothing else is)
+        except Exception as exc:
             errors.append(exc)
             _log.warning("could not close MLflow run %s as %s: %s", run_id, status, _one_line(exc))
         # Only now: an interrupt above leaves the tracker open for the exit handler to retry.
@@ -757,7 +757,7 @@ def _terminate(run_id: str, uri: str, status: str) -> None:
     _open_sweeps.pop(run_id, None)
     try:
         _client(uri).set_terminated(run_id, status=status)
-    except Exception as exc:  # noqa: BLE001 - at exit: report, do not raise
+    except Exception as exc:
         _log.warning("could not close MLflow run %s as %s: %s", run_id, status, _one_line(exc))
 
 

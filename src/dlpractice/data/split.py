@@ -119,7 +119,8 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     values = tuple(ratios)
     if (
         len(values) != 3
-        or not all(isinstance(r, Real) and not isinstance(r, bool) and math.isfinite(r) and r >= 0 for r in values)
+        or not all(isinstance(r, Real) and not isinstance(r, bool) and math.isfinite(r) and r >= 0
+                   for r in values)
         or values[0] <= 0
         or not math.isclose(sum(values), 1.0, abs_tol=1e-9)
     ):
