@@ -130,6 +130,13 @@ class Workspace:
         self.dZ: list[np.ndarray | None] = [None] + [np.empty((n, m)) for n in dims[1:]]
         self.masks: list[np.ndarray | None] = [None] * net.L
         self.keep_probs: list[float] = [1.0] * net.L
+        # Views made once: building a view costs about as much as a small numpy call.
+        self._hidden = [None] + [self.A[l][:-1] for l in range(1, net.L)]
+        self._A_T = [a.T for a in self.A]
+        self._W_T = [None] + [net.Wb[l - 1][:, :-1].T for l in range(1, net.L + 1)]
+        self._relu_mask = [None] + [np.empty((n, m)) for n in dims[1:-1]]
+        self._grad: np.ndarray | None = None
+        self._dWb: list[np.ndarray] = []
 
     @property
     def X(self) -> np.ndarray:
@@ -146,14 +153,14 @@ class Workspace:
         net, A = self.net, self.A
         activate = ACTIVATIONS[net.hidden_activation]
         for l in range(1, net.L):
-            Z = A[l][:-1]
-            np.matmul(net.Wb[l - 1], A[l - 1], out=Z)
+            Z = self._hidden[l]
+            np.dot(net.Wb[l - 1], A[l - 1], out=Z)
             activate(Z)
             D = self.masks[l]
             if D is not None:
                 Z *= D
                 Z /= self.keep_probs[l]
-        np.matmul(net.Wb[-1], A[-1], out=self.Z_out)
+        np.dot(net.Wb[-1], A[-1], out=self.Z_out)
         expit(self.Z_out, out=self.A_out)
 
     def backward(self, grad: np.ndarray, scale: float) -> None:
@@ -162,27 +169,35 @@ class Workspace:
         With ``scale = 1/m`` this is the gradient; the trainer passes ``learning_rate/m`` so the step
         is then a plain ``theta -= grad``.
         """
-        net, A, dZ = self.net, self.A, self.dZ
+        net, dZ = self.net, self.dZ
+        relu = net.hidden_activation == "relu"
         derivative = DERIVATIVES[net.hidden_activation]
-        dWb = net.grad_views(grad)
+        if grad is not self._grad:
+            self._grad, self._dWb = grad, net.grad_views(grad)
+        dWb = self._dWb
         dZl = dZ[net.L]
         np.subtract(self.A_out, self.Y, out=dZl)
         dZl *= scale
         for l in range(net.L, 0, -1):
-            np.matmul(dZl, A[l - 1].T, out=dWb[l - 1])
+            np.dot(dZl, self._A_T[l - 1], out=dWb[l - 1])
             if l == 1:
                 break
             dA = dZ[l - 1]
-            np.matmul(net.Wb[l - 1][:, :-1].T, dZl, out=dA)
+            np.dot(self._W_T[l], dZl, out=dA)
             D = self.masks[l - 1]
-            A_hidden = A[l - 1][:-1]
+            A_hidden = self._hidden[l - 1]
             if D is not None:
                 kp = self.keep_probs[l - 1]
                 dA *= D
                 dA /= kp
                 if net.hidden_activation not in ("relu", "leaky_relu"):
                     A_hidden = A_hidden * kp  # the derivative needs the activation before dropout
-            derivative(dA, A_hidden)
+            if relu:  # relu' = sign(A) exactly (A >= 0), without a boolean temporary
+                mask = self._relu_mask[l - 1]
+                np.sign(A_hidden, out=mask)
+                dA *= mask
+            else:
+                derivative(dA, A_hidden)
             dZl = dA
 
     def cross_entropy(self) -> float:
