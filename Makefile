@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run ui lint bench clean
+.PHONY: install test run ui server lint bench clean
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 UI_PORT ?= 5000
 
@@ -33,6 +33,17 @@ run: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --host 127.0.0.1 --port $(UI_PORT) --workers 1
+
+# The team's tracking server (artifacts served by it): make server [HOST=…] [PORT=…] [BACKEND=…]
+# [ARTIFACTS=…] [WORKERS=…]. HOST/PORT are set here so that a HOST in the environment is ignored.
+# BACKEND without a password (postgresql://user@host/db + PGPASSWORD), or the whole URI in
+# $$DLPRACTICE_BACKEND_STORE_URI: a password on a command line is visible to `ps`.
+server: HOST = 127.0.0.1
+server: PORT = 5000
+server: $(STAMP)
+	$(BIN)/python -m dlpractice.server --host $(HOST) --port $(PORT) \
+	  $(if $(BACKEND),--backend-store-uri '$(BACKEND)') \
+	  $(if $(ARTIFACTS),--artifacts-destination '$(ARTIFACTS)') $(if $(WORKERS),--workers $(WORKERS))
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

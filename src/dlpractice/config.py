@@ -129,7 +129,10 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
         # Hydra's own node holds ${hydra:...} values that only resolve inside a job: drop it first.
         raw = OmegaConf.to_container(raw, resolve=False)
         raw.pop("hydra", None)
-        raw = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+        try:  # e.g. train.iterations='${oops}'
+            raw = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_one_line(exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
@@ -158,6 +161,22 @@ def _schema_keys(path: str) -> list[str]:
     for part in filter(None, path.split(".")):
         node = getattr(node, part, None)
     return sorted(asdict(node)) if node is not None and hasattr(node, "__dataclass_fields__") else []
+
+
+def check_key(key: str) -> None:
+    """``train.bogus`` (a key the schema does not have) -> ConfigError with one line naming the
+    allowed keys; checked down to the first value that is not a section (lists, dicts)."""
+    node: Any = Config()
+    done: list[str] = []
+    for part in key.split("."):
+        if not hasattr(node, "__dataclass_fields__"):
+            return
+        if part not in node.__dataclass_fields__:
+            where = ".".join(done)
+            raise ConfigError(f"unknown config key {key!r}; allowed keys"
+                              f"{' in ' + where if where else ''}: {', '.join(_schema_keys(where))}")
+        node = getattr(node, part)
+        done.append(part)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:

@@ -4,6 +4,9 @@ Entry points (DVC stages, the Hydra app) print ``str(error)`` on one line and ex
 message must name what was wrong, the value seen, and what is allowed.
 """
 
+import argparse
+from typing import NoReturn
+
 
 class DlpracticeError(Exception):
     """Base class: an expected failure with a one-line, user-facing message."""
@@ -28,3 +31,11 @@ class DivergenceError(DlpracticeError, FloatingPointError):
 
 class GradientCheckError(DlpracticeError):
     """Gradient checking was asked for something it cannot check (e.g. with dropout on)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are ONE line on stderr (exit 2), like every
+    other error of the entry points, instead of the usage block plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see --help)\n")

@@ -14,13 +14,12 @@ value prints one line and leaves the file as it was.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from dlpractice.errors import ConfigError, DlpracticeError
+from dlpractice.errors import ArgumentParser, ConfigError, DlpracticeError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,8 +91,11 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
     settings = hydra_settings(root)
     if settings["config_dir"]:
         check_group_choices(overrides, Path(settings["config_dir"]))
-    fd, tmp_name = tempfile.mkstemp(prefix=".params-", suffix=output.suffix or ".yaml",
-                                    dir=output.parent if str(output.parent) else ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".params-", suffix=output.suffix or ".yaml",
+                                        dir=output.parent if str(output.parent) else ".")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -114,7 +116,7 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dlpractice.params",
         description="Compose conf/ (with Hydra overrides) into params.yaml, as `dvc exp run -S` "
                     "does.",

@@ -23,7 +23,6 @@ in table order (a ``course`` entry shows the course notebook's train/test accura
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from dlpractice.errors import DataError, DlpracticeError
+from dlpractice.errors import ArgumentParser, DataError, DlpracticeError
 
 SUMMARY = "summary.json"
 PARAMETERS = "parameters.npz"
@@ -413,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:  # `run RUN_DIR [--record-failure] -- OVERRIDES...`
         cut = argv.index("--")
         argv, overrides = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(prog="python -m dlpractice.studies")
+    parser = ArgumentParser(prog="python -m dlpractice.studies")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="write a study's comparison table and figures")
     c.add_argument("results_dir", type=Path)
@@ -422,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the study's params.yaml (settings in table order, with comments)")
     c.add_argument("--target-cost", type=float, default=None)
     sh = sub.add_parser("show", help="print the studies' tables and their MLflow UI links")
-    sh.add_argument("studies", nargs="*", default=list(STUDIES))
+    sh.add_argument("studies", nargs="*", choices=list(STUDIES), default=list(STUDIES))
     r = sub.add_parser("run", help="run one setting through the Hydra app into RUN_DIR")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--record-failure", action="store_true",

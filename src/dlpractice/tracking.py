@@ -279,6 +279,8 @@ class _file_lock:
 
 
 def _client(uri: str) -> MlflowClient:
+    # MLflow prints a "View run ... at" line per run ended through a server: noise in a sweep.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -409,6 +411,14 @@ def _failure_reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+_URI_PASSWORD = re.compile(r"(?<=://)([^/:@\s]*):[^/@\s]*@")
+
+
+def _redact(text: str) -> str:
+    """``http://user:secret@host`` -> ``http://user:***@host`` (e.g. ``tracking.uri``)."""
+    return _URI_PASSWORD.sub(r"\1:***@", text)
+
+
 def _params(cfg: Config) -> dict[str, str]:
     from dlpractice.config import flatten
 
@@ -416,7 +426,7 @@ def _params(cfg: Config) -> dict[str, str]:
     for key, value in flatten(cfg.to_dict()).items():
         if _is_secret(key):
             continue
-        text = str(value)
+        text = _redact(str(value))
         out[key] = text if len(text) <= MAX_PARAM_VALUE else text[: MAX_PARAM_VALUE - 1] + "…"
     return out
 
@@ -618,7 +628,7 @@ class RunTracker:
             tags[PARENT_RUN_TAG] = parent
         for key, value in self.extra_tags.items():
             if value is not None and not _is_secret(key):
-                tags[str(key)] = _one_line(value)
+                tags[str(key)] = _redact(_one_line(value))
         return tags
 
     # training callback ----------------------------------------------------------------------

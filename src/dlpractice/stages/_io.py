@@ -251,9 +251,9 @@ def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | No
     stage = name or getattr(fn, "__module__", "stage").rsplit(".", 1)[-1]
 
     def main(argv: list[str] | None = None) -> int:
-        import argparse
+        from dlpractice.errors import ArgumentParser
 
-        parser = argparse.ArgumentParser(
+        parser = ArgumentParser(
             prog=f"python -m dlpractice.stages.{stage}",
             description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else None,
         )

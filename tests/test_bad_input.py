@@ -1,0 +1,409 @@
+"""Bad input, every entry point: a table of configs, data files and command lines that must fail
+cleanly — exit non-zero, exactly ONE non-empty line on stderr, no traceback, nothing written (no
+output folder, params.yaml unchanged, no staged outs) and no MLflow run left RUNNING.
+
+Cheap cases run in-process through the entry point's ``main`` (the ones that fail before Hydra
+starts, ``dlpractice.params``, the DVC stages); a representative subset runs as real subprocesses,
+all of them at once in a module fixture (they are independent), so the file stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+QUICK = ["train.iterations=50", "data.n_samples=60"]
+
+
+# -- bad data files ----------------------------------------------------------------------------------
+
+
+def _xy(m: int = 12, n: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(m, n)), np.arange(m) % 2  # rows are examples, labels 0/1
+
+
+def _write(path: Path, make: Callable[[Path], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make(path)
+    return path
+
+
+def _npz(**arrays) -> Callable[[Path], None]:
+    return lambda p: np.savez(p, **arrays)
+
+
+def _mat(**arrays) -> Callable[[Path], None]:
+    return lambda p: scipy.io.savemat(p, arrays)
+
+
+def _text(content: str | bytes) -> Callable[[Path], None]:
+    return lambda p: (p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content))
+
+
+X, Y = _xy()
+X_NAN = X.copy()
+X_NAN[3, 1] = np.nan
+
+DATA_FILES: dict[str, tuple[str, Callable[[Path], None] | None]] = {
+    # name: (file name, how to write it; None: leave it missing)
+    "missing": ("missing.mat", None),
+    "corrupt_mat": ("corrupt.mat", _text(b"MATLAB 5.0 but not really" * 8)),
+    "corrupt_npz": ("corrupt.npz", _text(b"PK\x03\x04 truncated zip")),
+    "wrong_extension": ("data.txt", _text("1,2,0\n3,4,1\n")),
+    "wrong_keys": ("wrong_keys.mat", _mat(A=X, b=Y)),
+    "no_labels": ("no_labels.npz", _npz(X=X)),
+    "nan": ("nan.npz", _npz(X=X_NAN, y=Y)),
+    "inf_csv": ("inf.csv", _text("x1,x2,label\n0.1,0.2,0\n0.3,inf,1\n0.5,0.1,1\n")),
+    "labels_not_binary": ("labels.npz", _npz(X=X, y=np.arange(12) % 3)),
+    "one_class": ("one_class.npz", _npz(X=X, y=np.zeros(12))),
+    "shapes_disagree": ("shapes.npz", _npz(X=X, y=Y[:7])),
+    "heldout_features_disagree": ("heldout.mat", _mat(X=X, y=Y, Xval=np.ones((4, 3)),
+                                                      yval=np.array([0, 1, 0, 1]))),
+    "empty_csv": ("empty.csv", _text("x1,x2,label\n")),
+    "empty_arrays": ("empty.npz", _npz(X=np.zeros((0, 2)), y=np.zeros(0))),
+    "csv_not_a_number": ("words.csv", _text("x1,x2,label\n0.1,0.2,0\n0.3,abc,1\n")),
+    "pickled_object_array": ("pickled.npz", _npz(X=np.array([{"a": 1}] * 12, dtype=object), y=Y)),
+    "directory": ("a_folder.mat", lambda p: p.mkdir()),
+}
+
+
+def data_file(tmp: Path, name: str) -> Path:
+    filename, make = DATA_FILES[name]
+    path = tmp / "data" / filename
+    if make is not None:
+        _write(path, make)
+    return path
+
+
+# -- running a case ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    id: str
+    kind: str  # app | params | stage:<name> | studies
+    args: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # the app: before the overrides, as Hydra wants
+    data: str | None = None  # a DATA_FILES entry: `{data}` in args is replaced by its path
+    params: dict | None = None  # stage cases: params.yaml content (None: no params.yaml)
+    stage_inputs: bool = False
+    subprocess: bool = False
+    needle: str = ""  # a word the one line must hold
+    xfail: str | None = None
+
+
+def _params_with(**sections) -> dict:
+    raw = yaml.safe_load(yaml.safe_dump(BASE_PARAMS))
+    raw["train"]["iterations"] = 50
+    raw["data"]["n_samples"] = 60
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    return raw
+
+
+CASES = [
+    # --- configs through the Hydra app -------------------------------------------------------------
+    Case("app-unknown-group-option", "app", ["init=foo"], needle="init='foo'"),
+    Case("app-unknown-group-option-in-sweep", "app", ["init=he,foo"], ["-m"], needle="init='foo'"),
+    Case("app-unknown-key", "app", ["train.bogus=1"], needle="train.bogus"),
+    Case("app-unknown-top-level-key", "app", ["foo=bar"], needle="'foo'"),
+    Case("app-added-unknown-key", "app", ["+extra=1"], subprocess=True, needle="extra"),
+    Case("app-out-of-range", "app", ["train.iterations=0"], subprocess=True,
+         needle="train.iterations=0"),
+    Case("app-keep-prob-out-of-range", "app", ["regularizer=dropout", "regularizer.keep_prob=1.5"],
+         subprocess=True, needle="regularizer.keep_prob=1.5"),
+    Case("app-wrong-type", "app", ["train.iterations=abc"], subprocess=True,
+         needle="train.iterations"),
+    Case("app-keep-prob-list-wrong-length", "app",
+         ["regularizer=dropout", "regularizer.keep_prob=[0.5,0.5,0.5]"], subprocess=True,
+         needle="one value per hidden layer"),
+    Case("app-file-without-path", "app", ["data=file"], subprocess=True, needle="data.path"),
+    Case("app-missing-interpolation", "app", ["train.iterations=${oops}"], subprocess=True,
+         needle="oops"),
+    Case("app-unknown-launcher", "app", ["hydra/launcher=nope", "init=he,xavier"], ["-m"],
+         subprocess=True, needle="hydra/launcher/nope"),
+    Case("app-store-is-a-folder", "app", ["tracking.uri={tmp}/a_folder_store"], subprocess=True,
+         needle="plain folder"),
+    # --- command-line misuse of the Hydra app --------------------------------------------------------
+    Case("app-malformed-override", "app", ["init=he,"], needle="cannot parse the override"),
+    Case("app-unknown-flag", "app", [], ["--bogus"], needle="--bogus"),
+    Case("app-overrides-unterminated-quote", "app", [], ["--overrides", "init=he 'oops"],
+         needle="No closing quotation"),
+    Case("app-overrides-unterminated-quote-subprocess", "app", [], ["--overrides=init=he 'oops"],
+         subprocess=True, needle="No closing quotation"),
+    Case("app-conflicting-modes", "app", [], ["-m", "--cfg", "job"], needle="only one of"),
+    # --- data files through the Hydra app (real processes) ---------------------------------------------
+    *[Case(f"app-data-{name}", "app", ["data=file", "data.path={data}"], data=name,
+           subprocess=True, needle=needle)
+      for name, needle in (("missing", "no such file"), ("corrupt_mat", "cannot be read"),
+                           ("nan", "nan/inf"), ("one_class", "only one class"),
+                           ("pickled_object_array", "allow_pickle"))],
+    # --- data files through the split stage (in-process) ----------------------------------------------
+    *[Case(f"stage-data-{name}", "stage:split", data=name, needle=needle,
+           params=_params_with(data={"name": "file", "path": "{data}"}))
+      for name, needle in (
+          ("missing", "no such file"), ("corrupt_mat", "cannot be read as a MATLAB"),
+          ("corrupt_npz", "cannot be read as an .npz"), ("wrong_extension", "extension '.txt'"),
+          ("wrong_keys", "has no key 'X'"), ("no_labels", "has no key 'y'"),
+          ("nan", "nan/inf"), ("inf_csv", "nan/inf"), ("labels_not_binary", "allowed: 0 and 1"),
+          ("one_class", "only one class"), ("shapes_disagree", "7 labels"),
+          ("heldout_features_disagree", "same features"), ("empty_csv", "no data rows"),
+          ("empty_arrays", "empty"), ("csv_not_a_number", "'abc'"),
+          ("pickled_object_array", "allow_pickle"), ("directory", "no such file"))],
+    # --- params.yaml as the stages read it ----------------------------------------------------------
+    Case("stage-no-params-yaml", "stage:split", subprocess=True, needle="no params.yaml"),
+    Case("stage-no-params-yaml-in-process", "stage:evaluate", needle="no params.yaml"),
+    Case("stage-params-not-yaml", "stage:split", params="seed: [unclosed", needle="not valid YAML"),
+    Case("stage-params-not-a-mapping", "stage:split", params="- 1\n- 2\n", needle="mapping"),
+    Case("stage-params-wrong-type", "stage:train", stage_inputs=True,
+         params=_params_with(train={"iterations": "many"}), needle="train.iterations"),
+    Case("stage-params-unknown-key", "stage:split", params=_params_with(colour="blue"),
+         needle="colour"),
+    Case("stage-params-ratios", "stage:split", params=_params_with(data={"ratios": [0.5, 0.6, 0.1]}),
+         needle="data.ratios"),
+    Case("stage-missing-inputs", "stage:train", params=_params_with(), needle="does not exist"),
+    Case("stage-unknown-flag", "stage:split", ["--bogus"], params=_params_with(), needle="--bogus"),
+    Case("stage-unknown-flag-subprocess", "stage:normalize", ["--bogus"], params=_params_with(),
+         subprocess=True, needle="--bogus"),
+    # --- python -m dlpractice.params -------------------------------------------------------------
+    Case("params-unknown-flag", "params", ["--bogus"], needle="--bogus"),
+    Case("params-unknown-flag-subprocess", "params", ["--bogus"], subprocess=True,
+         needle="--bogus"),
+    Case("params-unknown-group-option", "params", ["init=foo"], needle="init='foo'"),
+    Case("params-sweep", "params", ["init=he,xavier"], needle="sweep"),
+    Case("params-unknown-key", "params", ["train.bogus=1"], needle="train.bogus"),
+    Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], needle="keep_prob"),
+    Case("params-output-folder-missing", "params", ["-o", "{tmp}/no/such/folder/params.yaml"],
+         needle="cannot write"),
+    # --- python -m dlpractice.studies --------------------------------------------------------------
+    Case("studies-bad-subcommand", "studies", ["bogus"], subprocess=True, needle="bogus"),
+    Case("studies-bad-study", "studies", ["compare", "{tmp}/results", "--study", "nope"],
+         subprocess=True, needle="nope"),
+    Case("studies-show-unknown-study", "studies", ["show", "nope"], subprocess=True,
+         needle="nope"),
+]
+assert len({c.id for c in CASES}) == len(CASES)
+
+MODULES = {"app": "dlpractice.experiment", "params": "dlpractice.params",
+           "studies": "dlpractice.studies"}
+
+
+@dataclass
+class Result:
+    returncode: int
+    stderr: str
+    tmp: Path
+    watched: Path  # the folder that must stay as it was
+    before: dict[str, bytes]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>")
+            for p in sorted(folder.rglob("*"))}
+
+
+def _fill(args: list[str], tmp: Path, data: Path | None) -> list[str]:
+    return [a.replace("{tmp}", str(tmp)).replace("{data}", str(data)) for a in args]
+
+
+def _setup(case: Case, tmp: Path) -> tuple[list[str], Path]:
+    """The case's argv and the folder it must leave unchanged (its working/output folder)."""
+    data = data_file(tmp, case.data) if case.data else None
+    args = _fill(case.args, tmp, data)
+    work = tmp / "work"
+    work.mkdir()
+    if case.kind == "app":
+        return [*case.flags, *QUICK, *args, f"hydra.run.dir={work}/run",
+                f"hydra.sweep.dir={work}/sweep"], work
+    if case.kind == "params":
+        target = work / "params.yaml"
+        target.write_text("# the previous params.yaml\nseed: 0\n")
+        if "-o" not in args:
+            args = [*args, "-o", str(target)]
+        return args, work
+    if case.kind.startswith("stage:"):
+        if case.params is not None:
+            text = (case.params if isinstance(case.params, str)
+                    else yaml.safe_dump(case.params).replace("'{data}'", f"'{data}'"))
+            (work / "params.yaml").write_text(text)
+        if case.stage_inputs:  # a train stage with its inputs present: only the config is bad
+            _make_normalized_inputs(work)
+        return args, work
+    return args, work
+
+
+def _make_normalized_inputs(work: Path) -> None:
+    from dlpractice.stages._io import save_npz
+
+    folder = work / "data" / "normalized"
+    folder.mkdir(parents=True)
+    for name in ("train", "dev", "test"):
+        x, y = _xy(10, 2, seed=len(name))
+        save_npz(folder / f"{name}.npz", {"X": x.T, "Y": y.reshape(1, -1).astype(float)})
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DVC_", "MLFLOW_", "DLPRACTICE_", "HYDRA_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+    return env
+
+
+def _command(case: Case, args: list[str]) -> list[str]:
+    module = MODULES.get(case.kind) or f"dlpractice.stages.{case.kind.split(':', 1)[1]}"
+    return [sys.executable, "-m", module, *args]
+
+
+def _run_subprocess(case: Case, tmp: Path) -> Result:
+    args, watched = _setup(case, tmp)
+    before = _snapshot(watched)
+    cwd = watched if case.kind.startswith("stage:") else ROOT
+    proc = subprocess.run(_command(case, args), cwd=cwd, env=_env(tmp), capture_output=True,
+                          text=True, timeout=120, check=False)
+    return Result(proc.returncode, proc.stderr, tmp, watched, before)
+
+
+@contextlib.contextmanager
+def _in_process_env(tmp: Path, cwd: Path):
+    """What a fresh process would have: the case's store and working folder, SIGTERM untouched."""
+    saved_env = dict(os.environ)
+    saved_cwd = Path.cwd()
+    saved_term = signal.getsignal(signal.SIGTERM)
+    os.environ.clear()
+    os.environ.update(_env(tmp))
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        signal.signal(signal.SIGTERM, saved_term)
+
+
+def _run_in_process(case: Case, tmp: Path, capsys: pytest.CaptureFixture[str]) -> Result:
+    import importlib
+
+    args, watched = _setup(case, tmp)
+    before = _snapshot(watched)
+    module = importlib.import_module(MODULES.get(case.kind)
+                                     or f"dlpractice.stages.{case.kind.split(':', 1)[1]}")
+    cwd = watched if case.kind.startswith("stage:") else ROOT
+    capsys.readouterr()
+    with _in_process_env(tmp, cwd):
+        try:
+            code = module.main(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Result(code or 0, capsys.readouterr().err, tmp, watched, before)
+
+
+@pytest.fixture(scope="module")
+def subprocess_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Result]:
+    """Every subprocess case, run concurrently (each in its own folder and store)."""
+    cases = [c for c in CASES if c.subprocess]
+    tmps = {c.id: tmp_path_factory.mktemp(c.id) for c in cases}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {c.id: pool.submit(_run_subprocess, c, tmps[c.id]) for c in cases}
+        return {cid: f.result() for cid, f in futures.items()}
+
+
+def running_runs(db: Path) -> list[str]:
+    """Run ids left RUNNING in a SQLite MLflow store (none when it does not exist)."""
+    if not db.is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        try:
+            rows = con.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'").fetchall()
+        except sqlite3.OperationalError:  # no tables yet
+            return []
+    return [r[0] for r in rows]
+
+
+def _params(case: Case) -> object:
+    marks = [pytest.mark.xfail(reason=case.xfail, strict=True)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+def test_the_table_is_broad():
+    assert len(CASES) >= 25
+    kinds = {c.kind.split(":")[0] for c in CASES}
+    assert kinds == {"app", "params", "stage", "studies"}
+    assert len({c.data for c in CASES if c.data}) >= 15
+    assert sum(c.subprocess for c in CASES) >= 10
+
+
+@pytest.mark.parametrize("case", [_params(c) for c in CASES])
+def test_bad_input_fails_with_one_line_and_leaves_nothing(case: Case, tmp_path, capsys,
+                                                          request):
+    if case.subprocess:
+        result = request.getfixturevalue("subprocess_results")[case.id]
+    else:
+        result = _run_in_process(case, tmp_path, capsys)
+
+    assert result.returncode != 0, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert case.needle in lines[0], lines[0]
+
+    # nothing written: the working/output folder is exactly as it was (params.yaml unchanged, no
+    # Hydra run or sweep folder, no staged outs)
+    assert _snapshot(result.watched) == result.before, sorted(_snapshot(result.watched))
+    assert running_runs(result.tmp / "mlflow.db") == []
+    # a bad input never opens a run at all
+    if (result.tmp / "mlflow.db").is_file():
+        with contextlib.closing(sqlite3.connect(result.tmp / "mlflow.db")) as con:
+            with contextlib.suppress(sqlite3.OperationalError):
+                assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_repo_params_yaml_is_untouched_by_a_refused_override(tmp_path, capsys):
+    """The default output of `python -m dlpractice.params` is the repository's params.yaml."""
+    before = (ROOT / "params.yaml").read_bytes()
+    from dlpractice import params
+
+    with _in_process_env(tmp_path, ROOT):
+        code = params.main(["regularizer.keep_prob=1.5"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert (ROOT / "params.yaml").read_bytes() == before
+    assert not list(ROOT.glob(".params-*"))
+
+
+def test_a_run_folder_reused_from_an_earlier_run_is_kept(tmp_path):
+    """The clean-up of a failed single run removes only what Hydra wrote into a fresh folder."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", *QUICK, "train.iterations=0",
+         f"hydra.run.dir={run}"],
+        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 1
+    assert (run / "summary.json").read_text() == "{}"
+    shutil.rmtree(run)

@@ -1,0 +1,370 @@
+"""Faults, with real processes and a real SQLite MLflow store in tmp_path: a run interrupted by
+SIGTERM or Ctrl-C ends KILLED with the cost history so far; a run that raises or diverges ends
+FAILED with a ``failure_reason``; the same for the DVC evaluate stage; a ``dvc repro`` killed
+mid-train is rerun without clean-up and produces the bytes of an uninterrupted run. After every
+test, no run in any store the test used is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_dvc_pipeline import Project, _ignore
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = ["train.iterations=5000000", "train.record_every=100", "data.n_samples=200"]
+QUICK = ["train.iterations=300", "train.record_every=50", "data.n_samples=200"]
+
+
+# -- the store, read with sqlite3 (while another process writes it) ----------------------------------
+
+
+def _query(db: Path, sql: str, *args: object) -> list[tuple]:
+    if not db.is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def runs(db: Path) -> list[dict]:
+    rows = _query(db, "SELECT run_uuid, status, name FROM runs")
+    out = []
+    for run_id, status, name in rows:
+        tags = dict(_query(db, "SELECT key, value FROM tags WHERE run_uuid = ?", run_id))
+        n_cost = _query(db, "SELECT COUNT(*) FROM metrics WHERE run_uuid = ? AND key = 'cost'",
+                        run_id)[0][0]
+        out.append({"run_id": run_id, "status": status, "name": name, "tags": tags,
+                    "cost_points": n_cost})
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_running(tmp_path):
+    """Whatever the test did, every process it started has ended: no run may be RUNNING."""
+    yield
+    for db in tmp_path.rglob("*.db"):
+        running = [r for r in runs(db) if r["status"] == "RUNNING"]
+        assert running == [], f"{db}: {running}"
+
+
+def _env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DVC_", "MLFLOW_", "DLPRACTICE_", "HYDRA_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"
+    return env
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"ended before {what} (exit {proc.returncode}):\n{err[-3000:]}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _app(tmp_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "dlpractice.experiment", *args,
+            f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"]
+
+
+# -- the Hydra app ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_training_ends_the_run_killed_with_its_history(tmp_path, signum):
+    db = tmp_path / "mlflow.db"
+    proc = subprocess.Popen(_app(tmp_path, *LONG), cwd=ROOT, env=_env(db), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: [r for r in runs(db) if r["status"] == "RUNNING"], 120,
+                  "the MLflow run", proc)
+        time.sleep(2.0)  # well into training (5M iterations take minutes)
+        assert proc.poll() is None
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"error: interrupted by {signum.name}")
+    (run,) = runs(db)
+    assert run["status"] == "KILLED"
+    assert run["cost_points"] >= 1  # the history so far
+    assert "failure_reason" not in run["tags"]
+
+
+def test_a_run_that_raises_ends_failed_with_its_reason(tmp_path):
+    db = tmp_path / "mlflow.db"
+    script = textwrap.dedent(f"""
+        import sys
+        from dlpractice import experiment, pipeline
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("injected fault in evaluate")
+
+        pipeline.evaluate = broken
+        experiment.main({_app(tmp_path, *QUICK)[3:]!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_env(db),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert "injected fault in evaluate" in proc.stderr
+    (run,) = runs(db)
+    assert run["status"] == "FAILED"
+    assert run["tags"]["failure_reason"] == "injected fault in evaluate"
+    assert run["cost_points"] >= 1  # training finished before the fault
+
+
+def test_a_diverging_run_ends_failed_naming_iteration_and_layer(tmp_path):
+    db = tmp_path / "mlflow.db"
+    proc = subprocess.run(
+        _app(tmp_path, *QUICK, "init=random", "init.scale=10", "model.activation=leaky_relu",
+             "train.learning_rate=1e100"),
+        cwd=ROOT, env=_env(db), capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "iteration" in last and "layer" in last, proc.stderr
+    (run,) = runs(db)
+    assert run["status"] == "FAILED"
+    reason = run["tags"]["failure_reason"]
+    assert "iteration" in reason and "layer" in reason, reason
+    assert reason == last.removeprefix("error: ")
+
+
+# -- the DVC evaluate stage (the one that opens the MLflow run) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage_inputs(tmp_path_factory) -> Path:
+    """split -> normalize -> train -> gradcheck run for real in a scratch folder."""
+    folder = tmp_path_factory.mktemp("stages")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"].update(iterations=300, record_every=50)
+    raw["data"]["n_samples"] = 200
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    env = _env(folder / "unused.db")
+    for stage in ("split", "normalize", "train", "gradcheck"):
+        subprocess.run([sys.executable, "-m", f"dlpractice.stages.{stage}"], cwd=folder, env=env,
+                       check=True, capture_output=True, timeout=300)
+    return folder
+
+
+def _evaluate_with(tmp_path: Path, stage_inputs: Path, patch: str) -> tuple[Path, Path, str]:
+    work = tmp_path / "work"
+    shutil.copytree(stage_inputs, work)
+    script = textwrap.dedent("""
+        import sys, time
+        from pathlib import Path
+        from dlpractice import tracking
+        from dlpractice.stages import evaluate
+    """) + textwrap.dedent(patch) + "\nsys.exit(evaluate.main([]))\n"
+    return work, tmp_path / "mlflow.db", script
+
+
+def test_evaluate_stage_that_raises_ends_failed_and_commits_nothing(tmp_path, stage_inputs):
+    work, db, script = _evaluate_with(tmp_path, stage_inputs, """
+        def broken(self, *args, **kwargs):
+            raise RuntimeError("injected fault while logging the outcome")
+        tracking.RunTracker.log_outcome = broken
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=_env(db),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    (run,) = runs(db)
+    assert run["status"] == "FAILED"
+    assert run["tags"]["failure_reason"] == "injected fault while logging the outcome"
+    assert run["cost_points"] >= 1
+    assert not (work / "reports" / "metrics.json").exists()
+    assert not (work / ".stage-tmp").exists()
+
+
+def test_evaluate_stage_sigterm_ends_killed_and_commits_nothing(tmp_path, stage_inputs):
+    work, db, script = _evaluate_with(tmp_path, stage_inputs, """
+        def slow(self, *args, **kwargs):
+            Path("logging-started").touch()
+            time.sleep(120)
+        tracking.RunTracker.log_outcome = slow
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=work, env=_env(db), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: (work / "logging-started").exists(), 120, "the evaluate run", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: evaluate: interrupted; no outputs written"
+    (run,) = runs(db)
+    assert run["status"] == "KILLED"
+    assert run["cost_points"] >= 1
+    assert not (work / "reports" / "metrics.json").exists()
+    assert not (work / ".stage-tmp").exists()
+
+
+# -- dvc repro killed mid-train ----------------------------------------------------------------------
+
+REPRO_ITERATIONS = 100_000  # a few seconds of training: time to be killed in the middle
+COMPARED = ("models/parameters.npz", "models/init_parameters.npz", "models/history.csv",
+            "models/grad_norms.csv", "reports/gradcheck.json", "reports/metrics.json",
+            "reports/diagnosis.json")
+
+
+@pytest.fixture(scope="module")
+def repro_project(tmp_path_factory) -> Project:
+    base = tmp_path_factory.mktemp("killed-repro")
+    root = base / "repo"
+    shutil.copytree(ROOT, root, ignore=_ignore, symlinks=True)
+    project = Project(root, base / "store" / "mlflow.db")
+    project.git("init", "-q")
+    project.params(f"train.iterations={REPRO_ITERATIONS}")
+    project.git("add", "-A")
+    project.git("commit", "-q", "-m", "baseline")
+    yield project
+    running = [r for r in runs(base / "store" / "mlflow.db") if r["status"] == "RUNNING"]
+    assert running == []
+
+
+def _train_pids(pgid: int) -> list[int]:
+    """Processes of the process group ``pgid`` running the train stage (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"dlpractice.stages.train" in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _kill_repro_mid_train(project: Project, signum: int, *args: str) -> str:
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", *args],
+                            cwd=project.root, env=project.env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _train_pids(proc.pid), 300, "the train stage", proc)
+        time.sleep(1.5)
+        assert _train_pids(proc.pid), "train ended before it could be killed"
+        os.killpg(proc.pid, signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate()
+    _wait_for(lambda: not _train_pids(proc.pid), 60, "the killed train stage to end")
+    assert proc.returncode != 0
+    return out + err
+
+
+def _outputs(project: Project) -> dict[str, bytes]:
+    return {rel: (project.root / rel).read_bytes() for rel in COMPARED}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_dvc_repro_reruns_without_cleanup_and_gives_the_same_outputs(repro_project,
+                                                                             signum):
+    project = repro_project
+    # killed in the middle of a (forced, so that train runs whatever the previous test left) repro
+    _kill_repro_mid_train(project, signum, "--force")
+
+    # rerun: no manual clean-up
+    proc = project.dvc("repro")
+    assert "Running stage 'train'" in proc.stdout
+    assert not (project.root / ".stage-tmp").exists()
+    resumed = _outputs(project)
+
+    # an uninterrupted run of the same config writes the same bytes
+    project.dvc("repro", "--force")
+    assert _outputs(project) == resumed
+    status = project.dvc("status", "dvc.yaml").stdout.strip()
+    assert status.endswith("Data and pipelines are up to date.")
+
+
+# -- cluster launchers (conf/hydra/launcher/) ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_records_children_and_parent(tmp_path):
+    """The submitit plugin's LOCAL executor (the SLURM one's machinery, on this machine)."""
+    db = tmp_path / "mlflow.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=submitit_local",
+         "init=he,xavier", "train.iterations=200", "data.n_samples=200",
+         f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=ROOT, env=_env(db), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    all_runs = runs(db)
+    children = [r for r in all_runs if "mlflow.parentRunId" in r["tags"]]
+    parents = [r for r in all_runs if "mlflow.parentRunId" not in r["tags"]]
+    assert sorted(r["name"] for r in children) == ["he-none", "xavier-none"]
+    assert [r["status"] for r in children] == ["FINISHED", "FINISHED"]
+    assert len(parents) == 1 and parents[0]["status"] == "FINISHED"
+    assert {r["tags"]["mlflow.parentRunId"] for r in children} == {parents[0]["run_id"]}
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())  # really went through submitit
+
+
+@pytest.mark.parametrize("launcher,target", [
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ("submitit_local_jobs", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+    ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_launcher_configs_compose(launcher, target):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", f"hydra/launcher={launcher}",
+         "--cfg", "hydra", "-p", "hydra.launcher"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["_target_"] == target
+    assert cfg["timeout_min"] >= 1
+
+
+def test_ray_launcher_config_without_the_plugin_is_one_line(tmp_path):
+    # conf/hydra/launcher/ray_cluster.yaml is documented only: the plugin is not installed here
+    with contextlib.suppress(ImportError):
+        import hydra_plugins.hydra_ray_launcher  # noqa: F401
+
+        pytest.skip("hydra-ray-launcher is installed")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=ray_cluster",
+         "init=he,xavier", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=ROOT, env=_env(tmp_path / "mlflow.db"), capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: In 'hydra/launcher/ray_cluster': Could not load 'hydra/launcher/ray'."]
+    assert not (tmp_path / "sweep").exists()
