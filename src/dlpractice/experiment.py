@@ -74,7 +74,8 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
                 tracker.callback(i, cost, dev_cost)
             progress(i, cost)
 
-        outcome = pipeline.run_all(cfg, callback=callback, data=data)
+        outcome = pipeline.run_all(cfg, callback=callback, data=data,
+                                   result=_PRETRAINED.pop(config.config_hash(cfg), None))
         progress.close()
         artifacts = report.write_run_outputs(outcome, output_dir)
         if tracker is not None:
@@ -84,6 +85,75 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
         pipeline.require_gradcheck(cfg, outcome.gradcheck)
     row.update(report.outcome_row(outcome), status="finished")
     return row
+
+
+# Stacked sweeps (hydra/launcher=vectorized): results trained ahead, by config hash; run_job takes
+# a job's result from here instead of training it again.
+_PRETRAINED: dict[str, Any] = {}
+
+
+def use_pretrained(results: dict[str, Any]) -> None:
+    """Hand ``run_job`` already trained results (``{config_hash: TrainResult}``)."""
+    _PRETRAINED.update(results)
+
+
+def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
+                     ) -> list[tuple[str, Any] | None]:
+    """Train a sweep's jobs that share a network shape and data in stacked passes
+    (:func:`dlpractice.nn.stacked.train_stacked`); returns per job ``(config_hash, TrainResult)``,
+    or None for a job ``run_job`` must handle on its own: invalid, already finished (skipped),
+    not stackable (mini-batch, early stopping, input dropout or jitter), alone in its group, or
+    diverged (its own run then reports where). With an ``executor`` (``concurrent.futures``), each
+    group is split into ``parts`` sub-stacks: one trained here, the others there."""
+    import hashlib
+
+    from dlpractice import config, pipeline, tracking
+    from dlpractice.nn import TrainResult
+    from dlpractice.nn.stacked import stack_key, train_stacked, unstackable_reason
+
+    out: list[tuple[str, Any] | None] = [None] * len(raw_cfgs)
+    groups: dict[tuple, list[tuple[int, str, Any, Any]]] = {}
+    for j, raw in enumerate(raw_cfgs):
+        try:
+            cfg = config.load(raw)
+            digest = config.config_hash(cfg)
+            if cfg.tracking.enabled and not cfg.tracking.rerun and tracking.find_finished_run(
+                cfg.tracking.experiment, digest, tracking.resolve_uri(cfg.tracking.uri)
+            ):
+                continue
+            data = pipeline.prepare_data(cfg)
+            splits, _ = pipeline.normalize(cfg, data.splits)
+            tc = pipeline.train_config(cfg, data.n_features)
+        except Exception:  # the job fails (or is skipped) on its own, through run_job
+            continue
+        if unstackable_reason(tc, splits.X_train.shape[1]) is not None:
+            continue
+        sha = hashlib.sha256()
+        for a in (splits.X_train, splits.Y_train, splits.X_dev, splits.Y_dev):
+            sha.update(repr(a.shape).encode())
+            sha.update(a.tobytes())
+        groups.setdefault((stack_key(tc), sha.hexdigest()), []).append((j, digest, tc, splits))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        s = members[0][3]
+        tcs = [m[2] for m in members]
+        n = max(1, min(parts if executor is not None else 1, len(tcs) // 2))
+        bounds = [len(tcs) * i // n for i in range(n + 1)]
+        chunks = [tcs[a:b] for a, b in zip(bounds, bounds[1:])]
+        futures = [executor.submit(train_stacked, s.X_train, s.Y_train, chunk, X_dev=s.X_dev,
+                                   Y_dev=s.Y_dev) for chunk in chunks[1:]]
+        results = train_stacked(s.X_train, s.Y_train, chunks[0], X_dev=s.X_dev, Y_dev=s.Y_dev)
+        for chunk, future in zip(chunks[1:], futures):
+            try:
+                results += future.result()
+            except Exception:  # a broken worker: train its share here
+                results += train_stacked(s.X_train, s.Y_train, chunk, X_dev=s.X_dev,
+                                         Y_dev=s.Y_dev)
+        for (j, digest, _, _), result in zip(members, results):
+            if isinstance(result, TrainResult):
+                out[j] = (digest, result)
+    return out
 
 
 class _null:
@@ -115,6 +185,7 @@ def _task(cfg: Any) -> dict[str, Any] | None:
         row = run_job(cfg, output_dir, multirun=multirun)
     except DlpracticeError as exc:
         if not multirun:
+            _discard_hydra_files(output_dir, hc)
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
         row = {"setting": " ".join(hc.overrides.task), "status": "failed", "error": str(exc)}
@@ -131,6 +202,74 @@ def _task(cfg: Any) -> dict[str, Any] | None:
 
         print(report.format_row(row))
     return row
+
+
+def _discard_hydra_files(output_dir: Path, hc: Any) -> None:
+    """A single run that fails with a one-line error leaves no output folder: remove what Hydra
+    wrote there (its ``.hydra/`` and the job's log) unless the folder holds anything else (a
+    folder reused from an earlier run is left alone)."""
+    import shutil
+
+    own = {str(hc.output_subdir or ""), f"{hc.job.name}.log"} - {""}
+    try:
+        if any(p.name not in own for p in output_dir.iterdir()):
+            return
+        for name in own:
+            path = output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        output_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _check_args(argv: list[str]) -> list[str]:
+    """Hydra's own command line, parsed as Hydra will parse it but with misuse (``--bogus``, a
+    malformed override) reported as one line; returns the overrides."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        raise DlpracticeError(f"{' '.join(message.split())} (see --help)")
+
+    parser.error = error  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
+    modes = [m for m in ("run", "multirun", "cfg", "info", "shell_completion") if getattr(args, m)]
+    if len(modes) > 1:
+        raise DlpracticeError("only one of --run, --multirun, --cfg, --info and "
+                              "--shell-completion can be given (see --help)")
+    overrides = list(args.overrides or [])
+    grammar = OverridesParser.create()
+    for override in overrides:
+        try:
+            grammar.parse_overrides([override])
+        except HydraException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DlpracticeError(f"cannot parse the override {override!r}: {first}") from None
+    return overrides
+
+
+def _check_keys(overrides: list[str]) -> None:
+    """``train.bogus=1`` -> one line naming the allowed keys, before Hydra's multi-line error."""
+    from dlpractice.config import check_key
+
+    for arg in overrides:
+        key, sep, _ = arg.partition("=")
+        if not sep or key.startswith(("+", "~")) or "@" in key or "/" in key:
+            continue
+        if key == "hydra" or key.startswith("hydra.") or (CONF_DIR / key).is_dir():
+            continue
+        check_key(key)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _check_group_choices(argv: list[str]) -> None:
@@ -161,10 +300,12 @@ def _expand_overrides(argv: list[str]) -> list[str]:
     out: list[str] = []
     args = iter(argv)
     for arg in args:
-        if arg == "--overrides":
-            out += shlex.split(next(args, ""))
-        elif arg.startswith("--overrides="):
-            out += shlex.split(arg.partition("=")[2])
+        if arg == "--overrides" or arg.startswith("--overrides="):
+            text = next(args, "") if arg == "--overrides" else arg.partition("=")[2]
+            try:
+                out += shlex.split(text)
+            except ValueError as exc:  # e.g. an unterminated quote
+                raise DlpracticeError(f"--overrides {text!r}: {exc}") from None
         else:
             out.append(arg)
     return out
@@ -172,10 +313,14 @@ def _expand_overrides(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    argv = _expand_overrides(sys.argv[1:] if argv is None else argv)
     try:
-        _check_group_choices(argv)
+        argv = _expand_overrides(sys.argv[1:] if argv is None else argv)
+        overrides = _check_args(argv)
+        _check_group_choices(overrides)
+        _check_keys(overrides)
     except DlpracticeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -186,7 +331,22 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[PROJECT_RUN_ENV] = os.environ.pop("MLFLOW_RUN_ID")
     sys.argv = [sys.argv[0], *argv]
     app = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
-    app()
+    # Hydra prints its own errors over several lines; let them through to us instead (unless the
+    # user asked for Hydra's full report) and print one.
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_error:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see _sigterm_as_interrupt)
+        signum = signal.SIGTERM if str(exc) == f"signal {int(signal.SIGTERM)}" else signal.SIGINT
+        print(f"error: interrupted by {signal.Signals(signum).name}; an open MLflow run is "
+              "recorded as KILLED", file=sys.stderr)
+        sys.exit(128 + int(signum))
 
 
 if __name__ == "__main__":

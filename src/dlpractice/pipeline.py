@@ -260,13 +260,20 @@ def run_all(
     cfg: Config,
     callback: Callable[[int, float, float | None], None] | None = None,
     data: PreparedData | None = None,
+    result: TrainResult | None = None,
 ) -> Outcome:
-    """All five steps in one process (``data`` when already prepared by the caller)."""
+    """All five steps in one process (``data`` when already prepared by the caller; ``result``
+    when this configuration was already trained, e.g. in a stacked sweep: training is skipped and
+    ``callback`` sees the recorded history)."""
     data = prepare_data(cfg) if data is None else data
     splits, stats = normalize(cfg, data.splits)
     tc = train_config(cfg, data.n_features)
     init = initial_parameters(tc)
-    result = fit(cfg, splits, callback)
+    if result is None:
+        result = fit(cfg, splits, callback)
+    elif callback is not None:
+        for k, (i, cost) in enumerate(zip(result.iterations, result.costs)):
+            callback(i, cost, result.dev_costs[k] if k < len(result.dev_costs) else None)
     report = (check_gradients(cfg, splits, init, result.parameters)
               if cfg.gradcheck.enabled else None)
     evaluation = evaluate(cfg, splits, result.parameters)
