@@ -325,7 +325,7 @@ def test_exp_run_set_params_composes_params_and_tags_the_run(project, first_repr
 
 
 def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
-    """`dvc exp run --queue` + `dvc queue start` (executors in temporary copies, run by a Celery
+    """A grid: `dvc exp run --queue` + `dvc queue start -j 2` (executors in temporary copies, run by a Celery
     worker). The sweep avoids the baseline's own init (he): an experiment equal to the baseline
     runs no stage at all, so it would log no MLflow run."""
     project.baseline()
@@ -333,9 +333,9 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
     project.git("commit", "-q", "--allow-empty", "-m", "baseline before the queue")
     before = {r.info.run_id for r in project.runs()}
     project.dvc("exp", "run", "--queue", "-S", "init=zeros,xavier",
-                "-S", f"train.iterations={ITERATIONS}")
+                "-S", "train.learning_rate=0.01,0.05", "-S", f"train.iterations={ITERATIONS}")
     try:
-        project.dvc("queue", "start")
+        project.dvc("queue", "start", "-j", "2")
         deadline = time.monotonic() + 300
         while True:
             status = project.dvc("queue", "status").stdout
@@ -347,9 +347,14 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
             time.sleep(3)
     finally:
         project.dvc("queue", "stop", check=False, timeout=120)
-    assert sum("Success" in ln for ln in tasks) == 2, status
+    assert sum("Success" in ln for ln in tasks) == 4, status
     new = [r for r in project.runs() if r.info.run_id not in before]
-    assert sorted(r.data.params["init.name"] for r in new) == ["xavier", "zeros"]
+    assert sorted((r.data.params["init.name"], r.data.params["train.learning_rate"]) for r in new) == [
+        ("xavier", "0.01"), ("xavier", "0.05"), ("zeros", "0.01"), ("zeros", "0.05")]
+    names = project.dvc("exp", "list", "--name-only").stdout.split()
+    shown = project.dvc("exp", "show", "--json").stdout
+    assert len(names) >= 4 and all(name in shown for name in names)
+    assert {r.data.tags["dvc_experiment"] for r in new} <= set(names)
     assert all(r.info.status == "FINISHED" and r.data.tags.get("dvc_experiment") for r in new)
     assert all(r.data.tags.get("dvc_root") == str(project.root) for r in new)
 
