@@ -1,0 +1,411 @@
+"""Train K configurations of the same layer sizes at once: a sweep that costs close to its arithmetic.
+
+On the course's tiny networks a single run's iteration is dominated by per-call numpy overhead (about
+25 calls on 20×211 arrays). :func:`train_stacked` runs the same calls once for K configurations whose
+parameters are stacked along a leading axis, so each call does K times the arithmetic for the same
+overhead. Each configuration keeps everything :func:`dlpractice.nn.train` would give it:
+
+* its own initialization (``init``, ``init_scale``, ``seed``, ``course_compat``), drawn by the same
+  :func:`~dlpractice.nn.init.initialize_parameters` call on its own ``np.random.default_rng(seed)``;
+* its own ``learning_rate``, ``lambd`` (L2), ``l1`` and ``keep_prob``: dropout masks come from that
+  same generator, layer by layer at every step, exactly as :class:`~dlpractice.nn.regularizers.
+  DropoutMasks` draws them (course mode: the course's fixed masks after ``np.random.seed(1)``);
+* the same recorded costs, dev costs and gradient norms, the same final cost and parameters — to
+  the bit: per configuration, every matrix product is the single run's BLAS call with the same
+  shapes (a batched ``matmul`` over K), and every elementwise step the same operation.
+
+Layout. Layer l keeps ``[Wl | bl]`` for all K as a (K, n_l, n_{l-1} + 1) block of one flat ``theta``
+(layer-major, so a gradient step over every configuration is one call); activation buffers are
+(K, n_l + 1, m) with the ones row of the bias kept in place, so no call copies activations.
+
+Measured alternatives (benchmarks/bench_sweep.py, 2-20-3-1 net, m = 211, K = 16): one
+(K·n1, n0+1) @ (n0+1, m) GEMM for the shared-input first layer is no faster than K batched calls
+(the work is memory-bound) and changes the last bits for some K (other BLAS kernels); scipy's
+``expit`` is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory that
+crosses a relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
+
+Full batch only, with the same X for every configuration. Mini-batches, input dropout, input jitter
+and early stopping are per-run schedules: :func:`unstackable_reason` names them and the caller trains
+those configurations separately with :func:`~dlpractice.nn.train`. A configuration that diverges is
+reported as a :class:`Diverged` entry (the others go on); re-running it with ``train`` raises its
+:class:`~dlpractice.errors.DivergenceError` naming the iteration and layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES
+from dlpractice.nn.init import initialize_parameters
+from dlpractice.nn.network import Network
+from dlpractice.nn.regularizers import augment_flips
+from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult
+
+# TrainConfig fields that may differ between the configurations of one stack.
+PER_CONFIG_FIELDS = ("init", "init_scale", "learning_rate", "lambd", "l1", "keep_prob", "seed",
+                     "course_compat")
+
+Callback = Callable[[int, float, float | None], None]
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """A configuration of a stack that went non-finite at ``iteration`` (or whose callback raised)."""
+
+    iteration: int
+    error: BaseException | None = None  # the callback's exception, if that is what stopped it
+
+
+def stack_key(cfg: TrainConfig) -> tuple:
+    """Configurations with equal keys (and the same data) can be trained in one stack."""
+    return (tuple(cfg.layer_dims), cfg.hidden_activation, int(cfg.iterations), int(cfg.record_every),
+            tuple(cfg.augment_flip_axes), cfg.batch_size, float(cfg.input_keep_prob),
+            cfg.early_stopping_patience, float(cfg.augment_jitter))
+
+
+def unstackable_reason(cfg: TrainConfig, m: int) -> str | None:
+    """Why ``cfg`` must be trained on its own (``m``: training examples before augmentation)."""
+    m_aug = m * (1 + len(cfg.augment_flip_axes))
+    if cfg.batch_size is not None and int(cfg.batch_size) < m_aug:
+        return "mini-batch gradient descent"
+    if cfg.input_keep_prob < 1.0:
+        return "input dropout"
+    if cfg.augment_jitter:
+        return "input jitter"
+    if cfg.early_stopping_patience is not None:
+        return "early stopping"
+    return None
+
+
+class _Stack:
+    """K parameter sets in one flat vector with per-layer (K, rows, n_{l-1}+1) views."""
+
+    def __init__(self, layer_dims: Sequence[int], K: int):
+        dims = tuple(int(n) for n in layer_dims)
+        self.dims, self.K, self.L = dims, K, len(dims) - 1
+        self.shapes = [(K, dims[l], dims[l - 1] + 1) for l in range(1, self.L + 1)]
+        self.theta = np.zeros(sum(int(np.prod(s)) for s in self.shapes))
+        self.Wb = self.views(self.theta)
+        self.W_mask = np.zeros_like(self.theta)  # 1 on weights, 0 on biases
+        for l, block in enumerate(self.views(self.W_mask), start=1):
+            block[:, : dims[l], :-1] = 1.0
+
+    def views(self, flat: np.ndarray) -> list[np.ndarray]:
+        out, start = [], 0
+        for s in self.shapes:
+            size = int(np.prod(s))
+            out.append(flat[start : start + size].reshape(s))
+            start += size
+        return out
+
+    def set(self, k: int, parameters: dict[str, np.ndarray]) -> None:
+        for l, Wb in enumerate(self.Wb, start=1):
+            n = self.dims[l]
+            Wb[k, :n, :-1] = parameters[f"W{l}"]
+            Wb[k, :n, -1] = np.asarray(parameters[f"b{l}"]).reshape(-1)
+
+    def parameters(self, k: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for l, Wb in enumerate(self.Wb, start=1):
+            n = self.dims[l]
+            out[f"W{l}"] = Wb[k, :n, :-1].copy()
+            out[f"b{l}"] = Wb[k, :n, -1:].copy()
+        return out
+
+    def zero(self, k: int) -> None:
+        """Reset configuration ``k`` to finite (zero) weights: a diverged run is out of the race."""
+        for l, Wb in enumerate(self.Wb, start=1):
+            Wb[k, : self.dims[l], :] = 0.0
+
+    def penalty(self, k: int, lambd: float, l1: float, m: int) -> float:
+        """:meth:`Network.penalty` of configuration ``k`` (same expression, same order)."""
+        Ws = [Wb[k, : self.dims[l], :-1] for l, Wb in enumerate(self.Wb, start=1)]
+        total = 0.0
+        if lambd:
+            total += lambd / (2 * m) * sum(float(np.sum(np.square(W))) for W in Ws)
+        if l1:
+            total += l1 / (2 * m) * sum(float(np.sum(np.abs(W))) for W in Ws)
+        return total
+
+
+class _StackedWorkspace:
+    """Buffers of one stacked forward/backward pass over ``m`` examples (cf. ``Workspace``)."""
+
+    def __init__(self, stack: _Stack, activation: str, X: np.ndarray, Y: np.ndarray | None):
+        K, dims, L = stack.K, stack.dims, stack.L
+        m = X.shape[1]
+        self.stack, self.m, self.K = stack, m, K
+        self.activation = activation
+        self.relu = activation == "relu"
+        self.act = ACTIVATIONS[activation]
+        self.keeps_ones = activation in ("relu", "leaky_relu")  # act(1) == 1: the ones row survives
+        self.A0 = np.ones((dims[0] + 1, m))
+        self.A0[:-1] = X
+        self.Y = None if Y is None else np.array(Y, dtype=float).reshape(1, m)
+        self.A = [self.A0] + [np.ones((K, n + 1, m)) for n in dims[1:-1]]
+        self.Z_out = np.empty((K, 1, m))
+        self.A_out = np.empty((K, 1, m))
+        self.dZ = [None] + [np.zeros((K, n + 1, m)) for n in dims[1:-1]] + [np.empty((K, 1, m))]
+        # relu'(Z) as 0/1 floats: multiplying by a float mask is ~2x faster than by a bool one
+        self.positive = [None] + [np.empty((K, n + 1, m)) for n in dims[1:-1]]
+        # dropout (set by train_stacked): masks[l] (K, n_l+1, m) bool; keep[l] (K, n_l+1, 1) divisors
+        self.masks: list[np.ndarray | None] = [None] * L
+        self.keep: list[np.ndarray | None] = [None] * L
+        self.grad_scale = np.ones((K, 1, 1))  # learning_rate / m per configuration
+        Wb = stack.Wb
+        self._A_T = [A.T if A.ndim == 2 else A.transpose(0, 2, 1) for A in self.A]
+        self._W_T = [None] + [Wb[l - 1][:, : dims[l], : dims[l - 1]].transpose(0, 2, 1)
+                              for l in range(2, L + 1)]
+
+    def forward(self, dropout: bool = True) -> None:
+        st, A, L = self.stack, self.A, self.stack.L
+        for l in range(1, L):
+            # the real rows only (the ones row of A[l] stays): per configuration, the very BLAS
+            # call of the single run, so the results are the same to the bit
+            n = st.dims[l]
+            np.matmul(st.Wb[l - 1][:, :n, :], A[l - 1], out=A[l][:, :n, :])
+            self.act(A[l])
+            if not self.keeps_ones:
+                A[l][:, -1, :] = 1.0
+            D = self.masks[l] if dropout else None
+            if D is not None:
+                A[l] *= D
+                A[l] /= self.keep[l]
+        np.matmul(st.Wb[-1], A[-1], out=self.Z_out)
+        # scipy's expit, as the single run: 1/(1 + e^-z) would be ~3x faster here but differs in
+        # the last bit, and on a sensitive trajectory (a relu kink crossed) last bits grow
+        expit(self.Z_out, out=self.A_out)
+
+    def backward(self, grad_views: list[np.ndarray]) -> None:
+        """``grad = learning_rate/m · m · ∂J/∂theta`` per configuration (no penalty), like
+        ``Workspace.backward(grad, learning_rate / m)``."""
+        A, dZ, L, dims = self.A, self.dZ, self.stack.L, self.stack.dims
+        dZl = dZ[L]
+        np.subtract(self.A_out, self.Y, out=dZl)
+        dZl *= self.grad_scale
+        derivative = DERIVATIVES[self.activation]
+        for l in range(L, 0, -1):
+            n, n_prev = dims[l], dims[l - 1]
+            np.matmul(dZl[:, :n, :], self._A_T[l - 1], out=grad_views[l - 1][:, :n, :])
+            if l == 1:
+                break
+            dA = dZ[l - 1]
+            dA_rows = dA[:, :n_prev, :]
+            if n == 1:  # an outer product: exactly what the single run's matmul computes
+                np.multiply(self._W_T[l - 1], dZl[:, :1, :], out=dA_rows)
+            else:
+                np.matmul(self._W_T[l - 1], dZl[:, :n, :], out=dA_rows)
+            D = self.masks[l - 1]
+            A_hidden = A[l - 1]
+            if D is not None:
+                dA *= D
+                dA /= self.keep[l - 1]
+                if not self.keeps_ones:
+                    A_hidden = A_hidden * self.keep[l - 1]
+            if self.relu:
+                P = self.positive[l - 1]
+                np.greater(A_hidden, 0.0, out=P, casting="unsafe")
+                dA *= P
+            else:
+                derivative(dA, A_hidden)
+            dZl = dA
+
+    def cross_entropy(self, k: int) -> float:
+        """``Workspace.cross_entropy`` of configuration ``k``."""
+        Z = self.Z_out[k]
+        return float(np.sum(np.logaddexp(0.0, Z) - self.Y * Z)) / self.m
+
+
+def train_stacked(
+    X: np.ndarray,
+    Y: np.ndarray,
+    configs: Sequence[TrainConfig],
+    *,
+    X_dev: np.ndarray | None = None,
+    Y_dev: np.ndarray | None = None,
+    callbacks: Sequence[Callback | None] | None = None,
+) -> list[TrainResult | Diverged]:
+    """Train every configuration on ``X`` (n0, m), ``Y`` (1, m) in one stacked pass.
+
+    Entry k equals ``train(X, Y, configs[k], X_dev=X_dev, Y_dev=Y_dev, callback=callbacks[k])``
+    (to rounding), or is :class:`Diverged` where that run would raise. ``train_seconds`` of each
+    result is the stack's training time divided by K (the amortized cost of one configuration).
+    Raises ValueError when the configurations do not share :func:`stack_key` or one of them is
+    :func:`unstackable_reason`.
+    """
+    configs = list(configs)
+    if not configs:
+        return []
+    K = len(configs)
+    base = configs[0]
+    for cfg in configs:
+        if stack_key(cfg) != stack_key(base):
+            raise ValueError("configurations of one stack must share layer sizes, activation, "
+                             "iterations, record_every and the non-stackable regularizers")
+        reason = unstackable_reason(cfg, X.shape[1])
+        if reason is not None:
+            raise ValueError(f"{reason} cannot be stacked: train this configuration on its own")
+    if X.shape[0] != base.layer_dims[0]:
+        raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {base.layer_dims[0]}")
+    callbacks = list(callbacks) if callbacks is not None else [None] * K
+    dims = tuple(base.layer_dims)
+    L = len(dims) - 1
+
+    stack = _Stack(dims, K)
+    rngs = []
+    for k, cfg in enumerate(configs):  # as train(): the generator draws the initialization first
+        rng = np.random.default_rng(cfg.seed)
+        stack.set(k, initialize_parameters(dims, cfg.init, random_scale=cfg.init_scale, rng=rng,
+                                           course_compat=cfg.course_compat))
+        rngs.append(rng)
+    X, Y = augment_flips(X, Y, base.augment_flip_axes)
+    m = X.shape[1]
+    ws = _StackedWorkspace(stack, base.hidden_activation, X, Y)
+    dev_ws = (_StackedWorkspace(stack, base.hidden_activation, X_dev, Y_dev)
+              if X_dev is not None else None)
+
+    lrs = [float(cfg.learning_rate) for cfg in configs]
+    ws.grad_scale[:, 0, 0] = [lr / m for lr in lrs]
+    # penalty gradient: scale · (lambd/m · W + l1/(2m) · sign(W)), W_mask folded into per-entry scales
+    l2_scale = l1_scale = None
+    if any(cfg.lambd for cfg in configs):
+        l2_scale = np.zeros_like(stack.theta)
+        for block, mask in zip(stack.views(l2_scale), stack.views(stack.W_mask)):
+            for k, cfg in enumerate(configs):
+                block[k] = mask[k] * (lrs[k] * cfg.lambd / m if cfg.lambd else 0.0)
+    if any(cfg.l1 for cfg in configs):
+        l1_scale = np.zeros_like(stack.theta)
+        for block, mask in zip(stack.views(l1_scale), stack.views(stack.W_mask)):
+            for k, cfg in enumerate(configs):
+                block[k] = mask[k] * (lrs[k] * cfg.l1 / (2 * m) if cfg.l1 else 0.0)
+
+    # dropout: uniforms U[l] (K, n_l, m); mask = U < keep_prob. Configurations without dropout on a
+    # layer keep U = 0 (always kept, divided by 1: exact); course mode keeps its one fixed draw.
+    keep = [cfg.hidden_keep_probs() for cfg in configs]
+    draws: list[tuple[np.random.Generator, list[np.ndarray]]] = []
+    uniforms: list[np.ndarray | None] = [None] * L
+    keep_cols: list[np.ndarray | None] = [None] * L
+    for l in range(1, L):
+        if any(kp[l - 1] < 1.0 for kp in keep):
+            uniforms[l] = np.zeros((K, dims[l], m))
+            keep_cols[l] = np.array([kp[l - 1] for kp in keep]).reshape(K, 1, 1)
+            div = np.ones((K, dims[l] + 1, 1))
+            div[:, : dims[l], 0] = keep_cols[l][:, :, 0]
+            ws.keep[l] = div
+            ws.masks[l] = np.ones((K, dims[l] + 1, m), dtype=bool)
+    for k, cfg in enumerate(configs):
+        layers = [l for l in range(1, L) if keep[k][l - 1] < 1.0]
+        if not layers:
+            continue
+        if cfg.course_compat:
+            np.random.seed(COURSE_DROPOUT_SEED)
+            for l in layers:
+                uniforms[l][k] = np.random.rand(dims[l], m)
+        else:
+            draws.append((rngs[k], [uniforms[l][k] for l in layers]))
+    dropout_layers = [l for l in range(1, L) if uniforms[l] is not None]
+    if dropout_layers and not draws:  # course mode only: the masks never change
+        for l in dropout_layers:
+            np.less(uniforms[l], keep_cols[l], out=ws.masks[l][:, : dims[l], :])
+        dropout_layers = []
+
+    grad = np.zeros_like(stack.theta)
+    gviews = stack.views(grad)
+    tmp = np.empty_like(stack.theta)
+    alive = [True] * K
+    outcomes: list[TrainResult | Diverged | None] = [None] * K
+    results = [TrainResult(parameters={}, network=Network(dims, base.hidden_activation))
+               for _ in range(K)]
+    theta, record_every = stack.theta, int(base.record_every)
+
+    def kill(k: int, iteration: int, error: BaseException | None = None) -> None:
+        alive[k] = False
+        outcomes[k] = Diverged(iteration, error)
+        stack.zero(k)
+        for g in gviews:
+            g[k] = 0.0
+
+    def finite_per_config(flat: np.ndarray) -> list[bool]:
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = sum(v.reshape(K, -1).sum(axis=1) for v in stack.views(flat))
+        return [bool(math.isfinite(s)) for s in sums]
+
+    start_time = time.perf_counter()
+    caller_errstate = np.geterr()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in range(int(base.iterations)):
+            for rng, outs in draws:
+                for u in outs:
+                    rng.random(out=u)
+            for l in dropout_layers:
+                np.less(uniforms[l], keep_cols[l], out=ws.masks[l][:, : dims[l], :])
+            ws.forward()
+            ws.backward(gviews)
+            if l2_scale is not None:
+                np.multiply(theta, l2_scale, out=tmp)
+                grad += tmp
+            if l1_scale is not None:
+                np.sign(theta, out=tmp)
+                tmp *= l1_scale
+                grad += tmp
+            if i % record_every == 0:
+                if not math.isfinite(float(np.add.reduce(grad))):
+                    for k, ok in enumerate(finite_per_config(grad)):
+                        if alive[k] and not ok:
+                            kill(k, i)
+                _record(i, stack, ws, dev_ws, gviews, configs, lrs, results, alive, callbacks,
+                        caller_errstate, kill)
+            np.subtract(theta, grad, out=theta)
+            if not math.isfinite(float(np.add.reduce(theta))):
+                for k, ok in enumerate(finite_per_config(theta)):
+                    if alive[k] and not ok:
+                        kill(k, i)
+    seconds = (time.perf_counter() - start_time) / K
+
+    final_ws = _StackedWorkspace(stack, base.hidden_activation, X, Y)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        final_ws.forward(dropout=False)
+        for k, cfg in enumerate(configs):
+            if not alive[k]:
+                continue
+            r = results[k]
+            r.final_cost = final_ws.cross_entropy(k) + stack.penalty(k, cfg.lambd, cfg.l1, m)
+            r.iterations_run = int(base.iterations)
+            r.train_seconds = seconds
+            r.parameters = stack.parameters(k)
+            r.network.set_parameters(r.parameters)
+            outcomes[k] = r
+    return outcomes  # type: ignore[return-value]
+
+
+def _record(i, stack, ws, dev_ws, gviews, configs, lrs, results, alive, callbacks, caller_errstate,
+            kill) -> None:
+    """What ``train`` records at iteration ``i``, per live configuration."""
+    m, dims = ws.m, stack.dims
+    if dev_ws is not None:
+        dev_ws.forward(dropout=False)
+    for k, cfg in enumerate(configs):
+        if not alive[k]:
+            continue
+        r = results[k]
+        cost = ws.cross_entropy(k) + stack.penalty(k, cfg.lambd, cfg.l1, m)
+        r.iterations.append(i)
+        r.costs.append(cost)
+        r.grad_norms.append([float(np.linalg.norm(g[k, : dims[l], :-1])) / lrs[k]
+                             for l, g in enumerate(gviews, start=1)])
+        dev_cost = None
+        if dev_ws is not None:
+            dev_cost = dev_ws.cross_entropy(k) + stack.penalty(k, cfg.lambd, cfg.l1, dev_ws.m)
+            r.dev_costs.append(dev_cost)
+        if callbacks[k] is not None:
+            try:
+                with np.errstate(**caller_errstate):
+                    callbacks[k](i, cost, dev_cost)
+            except Exception as exc:  # as in train(): the callback's exception stops this run
+                kill(k, i, exc)

@@ -1,0 +1,235 @@
+"""Stacked training (dlpractice.nn.stacked) equals separate runs, and the ``vectorized`` Hydra
+launcher gives a sweep the same jobs, files, MLflow runs and summary as the basic launcher."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlpractice.nn import TrainConfig, accuracy, train
+from dlpractice.nn.stacked import Diverged, stack_key, train_stacked, unstackable_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+RTOL = 1e-12
+
+
+def ring_data(m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2, m))
+    y = (np.sum(X**2, axis=0) > 1.2) ^ (rng.random(m) < 0.1)
+    return X, y.astype(float).reshape(1, m)
+
+
+X, Y = ring_data(160, 0)
+X_DEV, Y_DEV = ring_data(60, 1)
+
+
+def assert_same(stacked, separate, cfg: TrainConfig) -> None:
+    assert not isinstance(stacked, Diverged), cfg
+    for name, want in separate.parameters.items():
+        got = stacked.parameters[name]
+        assert got.shape == want.shape
+        scale = max(float(np.max(np.abs(want))), 1e-300)
+        assert float(np.max(np.abs(got - want))) <= RTOL * scale, (name, cfg)
+    assert stacked.iterations == separate.iterations
+    np.testing.assert_allclose(stacked.costs, separate.costs, rtol=RTOL)
+    np.testing.assert_allclose(stacked.dev_costs, separate.dev_costs, rtol=RTOL)
+    # a gradient near convergence is a difference of cancelling terms: compare it to its history
+    np.testing.assert_allclose(stacked.grad_norms, separate.grad_norms, rtol=1e-10,
+                               atol=RTOL * float(np.max(separate.grad_norms)))
+    assert stacked.final_cost == pytest.approx(separate.final_cost, rel=RTOL)
+    assert stacked.iterations_run == separate.iterations_run
+    act = cfg.hidden_activation
+    for Xs, Ys in ((X, Y), (X_DEV, Y_DEV)):
+        assert accuracy(stacked.parameters, Xs, Ys, act) == accuracy(separate.parameters, Xs, Ys, act)
+
+
+@pytest.mark.parametrize("course_compat", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_stacked_equals_separate_runs(course_compat, activation):
+    base = TrainConfig((2, 10, 4, 1), hidden_activation=activation, iterations=300,
+                       record_every=50, course_compat=course_compat)
+    configs = [
+        replace(base, init=init, learning_rate=lr, lambd=lambd, keep_prob=kp, seed=seed)
+        for (init, seed), lr, lambd, kp in itertools.product(
+            [("he", 0), ("xavier", 1), ("random", 2)], [0.1, 0.03], [0.0, 0.7], [1.0, 0.8])
+    ]
+    configs = [replace(c, init_scale=0.5) if c.init == "random" else c for c in configs]
+    stacked = train_stacked(X, Y, configs, X_dev=X_DEV, Y_dev=Y_DEV)
+    assert len(stacked) == len(configs)
+    for cfg, result in zip(configs, stacked):
+        assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
+
+
+def test_mixed_modes_l1_per_layer_dropout_and_deeper_nets():
+    base = TrainConfig((2, 6, 5, 3, 1), hidden_activation="leaky_relu", iterations=200,
+                       record_every=40, augment_flip_axes=(0,))
+    configs = [
+        replace(base, seed=3, course_compat=True, keep_prob=(0.9, 1.0, 0.7)),
+        replace(base, seed=4, l1=0.05, learning_rate=0.05),
+        replace(base, seed=5, keep_prob=(1.0, 0.8, 1.0), lambd=0.2),
+        replace(base, init="zeros"),
+    ]
+    for cfg, result in zip(configs, train_stacked(X, Y, configs, X_dev=X_DEV, Y_dev=Y_DEV)):
+        assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
+
+
+def test_logistic_regression_and_sigmoid_hidden_layers():
+    for dims, act in (((2, 1), "relu"), ((2, 5, 1), "sigmoid")):
+        configs = [TrainConfig(dims, hidden_activation=act, iterations=150, record_every=30,
+                               learning_rate=lr, seed=s) for lr, s in ((0.5, 0), (0.1, 1))]
+        for cfg, result in zip(configs, train_stacked(X, Y, configs)):
+            assert_same(result, train(X, Y, cfg), cfg)
+
+
+def test_a_diverging_configuration_does_not_stop_the_others():
+    base = TrainConfig((2, 8, 1), init="random", init_scale=10.0, hidden_activation="leaky_relu",
+                       iterations=100, record_every=10)
+    configs = [replace(base, learning_rate=0.01), replace(base, learning_rate=1e100)]
+    ok, bad = train_stacked(X, Y, configs)
+    assert isinstance(bad, Diverged)
+    assert_same(ok, train(X, Y, configs[0]), configs[0])
+
+
+def test_callbacks_see_every_record():
+    cfg = TrainConfig((2, 4, 1), iterations=100, record_every=25)
+    seen: list[tuple] = []
+    (result, other) = train_stacked(X, Y, [cfg, replace(cfg, seed=1)], X_dev=X_DEV, Y_dev=Y_DEV,
+                                    callbacks=[lambda *a: seen.append(a), None])
+    assert [s[0] for s in seen] == [0, 25, 50, 75]
+    assert [s[1] for s in seen] == result.costs and [s[2] for s in seen] == result.dev_costs
+
+
+def test_what_cannot_be_stacked_is_named():
+    cfg = TrainConfig((2, 4, 1))
+    assert unstackable_reason(cfg, 100) is None
+    assert unstackable_reason(replace(cfg, batch_size=100), 100) is None  # one batch: full batch
+    assert "mini-batch" in unstackable_reason(replace(cfg, batch_size=32), 100)
+    assert "early stopping" in unstackable_reason(replace(cfg, early_stopping_patience=3), 100)
+    assert "input dropout" in unstackable_reason(replace(cfg, input_keep_prob=0.9), 100)
+    assert "jitter" in unstackable_reason(replace(cfg, augment_jitter=0.1), 100)
+    assert stack_key(cfg) == stack_key(replace(cfg, seed=4, lambd=0.3, keep_prob=0.5, init="xavier"))
+    assert stack_key(cfg) != stack_key(replace(cfg, iterations=5))
+    with pytest.raises(ValueError, match="share"):
+        train_stacked(X, Y, [cfg, replace(cfg, layer_dims=(2, 5, 1))])
+    with pytest.raises(ValueError, match="mini-batch"):
+        train_stacked(X, Y, [replace(cfg, batch_size=8)])
+
+
+def test_pretrain_stacked_groups_jobs_and_splits_stacks_over_an_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hydra import compose, initialize_config_dir
+
+    from dlpractice import config, experiment, pipeline
+
+    quick = ["train.iterations=120", "train.record_every=40", "data.n_samples=120",
+             "tracking.enabled=false"]
+    settings = [["regularizer=l2", f"regularizer.lambd={x}"] for x in (0, 0.1, 0.3, 0.7)]
+    settings += [["regularizer=dropout", "regularizer.keep_prob=0.8", "init=xavier"],
+                 ["regularizer=l2", "regularizer.lambd=-1"],  # invalid: left to run_job
+                 ["train.batch_size=16"],  # mini-batch: trains on its own
+                 ["model.hidden=[3]"]]  # another shape, alone in its group
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        raws = [compose("config", overrides=[*quick, *s]) for s in settings]
+    with ThreadPoolExecutor(2) as pool:
+        out = experiment.pretrain_stacked(raws, executor=pool, parts=2)
+    assert [o is not None for o in out] == [True] * 5 + [False] * 3
+    for raw, (digest, result) in zip(raws, out[:5]):
+        cfg = config.load(raw)
+        assert digest == config.config_hash(cfg)
+        data = pipeline.prepare_data(cfg)
+        splits, _ = pipeline.normalize(cfg, data.splits)
+        want = pipeline.fit(cfg, splits)
+        assert_same(result, want, pipeline.train_config(cfg, data.n_features))
+
+
+# -- the launcher, end to end ---------------------------------------------------------------------
+
+SWEEP = ["regularizer=l2", "regularizer.lambd=-1,0,0.1,0.7", "train.iterations=300",
+         "train.record_every=50", "data.n_samples=200"]
+
+
+def sweep(tmp_path: Path, name: str, *launcher: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/{name}.db"}
+    return subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", *launcher, *SWEEP,
+         f"hydra.sweep.dir={tmp_path}/{name}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def child_runs(tmp_path: Path, name: str) -> tuple[dict, list]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{name}.db")
+    exp = client.get_experiment_by_name("dlpractice")
+    all_runs = client.search_runs([exp.experiment_id])
+    children = {r.info.run_name: r for r in all_runs if "mlflow.parentRunId" in r.data.tags}
+    parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
+    return children, parents
+
+
+@pytest.mark.slow
+def test_vectorized_launcher_matches_the_basic_launcher(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    # force a spawned worker too, so both places a job can run are exercised (the worker takes
+    # jobs from the back: the stacked lambd=0.7 job; this process the invalid one first)
+    vec = sweep(tmp_path, "vectorized", "hydra/launcher=vectorized", "hydra.launcher.n_jobs=2",
+                "hydra.launcher.min_jobs_for_workers=2")
+    assert vec.returncode == 0, vec.stderr[-3000:]
+    assert "trained 3 of 4 jobs in stacked passes" in vec.stderr + vec.stdout
+    basic = sweep(tmp_path, "basic")
+    assert basic.returncode == 0, basic.stderr[-3000:]
+
+    vec_children, vec_parents = child_runs(tmp_path, "vectorized")
+    basic_children, _ = child_runs(tmp_path, "basic")
+    assert sorted(vec_children) == sorted(basic_children) == ["he-l2_0", "he-l2_0.1", "he-l2_0.7"]
+    assert all(r.info.status == "FINISHED" for r in vec_children.values())
+    (parent,) = vec_parents
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+    assert {r.data.tags["mlflow.parentRunId"] for r in vec_children.values()} == {parent.info.run_id}
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/vectorized.db")
+    assert {"sweep_summary.md", "sweep_summary.csv", "bias_variance.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)}
+    for name, run in vec_children.items():
+        want = basic_children[name]
+        assert run.data.params == want.data.params
+        assert run.data.tags["config_hash"] == want.data.tags["config_hash"]
+        assert run.data.tags["diagnosis"] == want.data.tags["diagnosis"]
+        for metric, value in want.data.metrics.items():
+            if metric == "train_seconds":
+                continue
+            if "accuracy" in metric or "error" in metric:
+                assert run.data.metrics[metric] == value, (name, metric)
+            else:
+                assert run.data.metrics[metric] == pytest.approx(value, rel=1e-9, abs=1e-15), metric
+        assert set(run.data.metrics) == set(want.data.metrics)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"parameters.npz", "history.csv", "config.yaml", "cost_curve.png"} <= artifacts
+
+    for job in range(4):
+        vec_dir, basic_dir = tmp_path / "vectorized" / str(job), tmp_path / "basic" / str(job)
+        assert sorted(p.name for p in vec_dir.iterdir()) == sorted(p.name for p in basic_dir.iterdir())
+        got = json.loads((vec_dir / "summary.json").read_text())
+        want = json.loads((basic_dir / "summary.json").read_text())
+        assert got["status"] == want["status"] and got["overrides"] == want["overrides"]
+        if want["status"] == "finished":
+            assert got["train_accuracy"] == want["train_accuracy"]
+            assert got["dev_accuracy"] == want["dev_accuracy"]
+            with np.load(vec_dir / "parameters.npz") as a, np.load(basic_dir / "parameters.npz") as b:
+                for key in b.files:
+                    np.testing.assert_allclose(a[key], b[key], rtol=1e-12, atol=1e-14)
+        else:
+            assert "regularizer.lambd" in got["error"]
+    table = (tmp_path / "vectorized" / "sweep_summary.md").read_text()
+    assert "he-l2_0.7" in table and "failed" in table
