@@ -1,11 +1,19 @@
-"""`python -m benchmarks`: every benchmark, side by side against its reference, as one table."""
+"""`python -m benchmarks [--quick]`: every benchmark, side by side against its reference, as one table.
 
-from benchmarks import bench_gradcheck, bench_training
+``--quick`` leaves out the two that take minutes (the 16-job sweep and the server load test).
+"""
+
+import sys
+
+from benchmarks import bench_gradcheck, bench_load, bench_sweep, bench_training
 
 
 def main() -> None:
     rows = []
-    for name, module in (("training", bench_training), ("gradient check", bench_gradcheck)):
+    suite = [("training", bench_training), ("gradient check", bench_gradcheck)]
+    if "--quick" not in sys.argv[1:]:
+        suite += [("sweep", bench_sweep), ("server load", bench_load)]
+    for name, module in suite:
         print(f"running the {name} benchmark ...", flush=True)
         rows += module.run()
     width = max(len(r["name"]) for r in rows)
