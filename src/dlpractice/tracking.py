@@ -400,6 +400,20 @@ def _git_commit(root: Path) -> str | None:
     return commit if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
 
 
+def _common_tags() -> dict[str, str]:
+    """Tags every run and sweep carries: user, git commit, DVC experiment name."""
+    tags: dict[str, str] = {}
+    with contextlib.suppress(KeyError, OSError):  # no user name in some containers
+        tags["mlflow.user"] = getpass.getuser()
+    commit = _git_commit(project_root())
+    if commit:
+        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
 def _one_line(value: Any, limit: int = MAX_TAG_VALUE) -> str:
     lines = [ln.strip() for ln in str(value).splitlines() if ln.strip()]
     text = lines[0] if lines else ""
@@ -613,15 +627,7 @@ class RunTracker:
         return active.info.run_id if active is not None else None
 
     def _start_tags(self, parent: str | None) -> dict[str, str]:
-        tags: dict[str, str] = {"config_hash": self.config_hash}
-        with contextlib.suppress(KeyError, OSError):  # no user name in some containers
-            tags["mlflow.user"] = getpass.getuser()
-        commit = _git_commit(project_root())
-        if commit:
-            tags["git_commit"] = commit
-            tags["mlflow.source.git.commit"] = commit
-        if os.environ.get("DVC_EXP_NAME"):
-            tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+        tags: dict[str, str] = {"config_hash": self.config_hash, **_common_tags()}
         if self.cfg.study:
             tags["study"] = str(self.cfg.study)
         if parent:
@@ -778,15 +784,7 @@ def start_sweep_run(
     Close it with :func:`finish_sweep_run`; if the process ends first, it is closed as KILLED."""
     prepare_store(uri)
     exp_id = get_experiment_id(experiment, uri)
-    all_tags: dict[str, str] = {"sweep": "true"}
-    with contextlib.suppress(KeyError, OSError):
-        all_tags["mlflow.user"] = getpass.getuser()
-    commit = _git_commit(project_root())
-    if commit:
-        all_tags["git_commit"] = commit
-        all_tags["mlflow.source.git.commit"] = commit
-    if os.environ.get("DVC_EXP_NAME"):
-        all_tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    all_tags: dict[str, str] = {"sweep": "true", **_common_tags()}
     all_tags.update({str(k): _one_line(v) for k, v in (tags or {}).items()
                      if v is not None and not _is_secret(str(k))})
     run = _client(uri).create_run(exp_id, run_name=run_name, tags=all_tags)
