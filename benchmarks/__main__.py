@@ -1,18 +1,29 @@
 """`python -m benchmarks [--quick]`: every benchmark, side by side against its reference, as one table.
 
-``--quick`` leaves out the two that take minutes (the 16-job sweep and the server load test).
+``--quick`` leaves out the ones that take minutes (the 16-job sweep, the server load test and
+``dvc repro --all-pipelines``).
 """
 
 import sys
 
-from benchmarks import bench_gradcheck, bench_load, bench_sweep, bench_training
+from benchmarks import (
+    bench_gradcheck,
+    bench_load,
+    bench_memory,
+    bench_repro,
+    bench_sweep,
+    bench_tracking,
+    bench_training,
+)
 
 
 def main() -> None:
     rows = []
-    suite = [("training", bench_training), ("gradient check", bench_gradcheck)]
+    suite = [("training", bench_training), ("gradient check", bench_gradcheck),
+             ("tracking overhead", bench_tracking), ("memory", bench_memory)]
     if "--quick" not in sys.argv[1:]:
-        suite += [("sweep", bench_sweep), ("server load", bench_load)]
+        suite += [("sweep", bench_sweep), ("server load", bench_load),
+                  ("dvc repro", bench_repro)]
     for name, module in suite:
         print(f"running the {name} benchmark ...", flush=True)
         rows += module.run()

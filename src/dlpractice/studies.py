@@ -362,6 +362,18 @@ def compare(results_dir: Path, study: str, settings: Mapping[str, Mapping[str, A
 # -- run one setting -----------------------------------------------------------------------------
 
 
+def _composed_config(overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved config a run with these overrides had (``conf/`` composed as DVC does)."""
+    import tempfile
+
+    from dlpractice import params
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = params.compose([o for o in overrides if not o.lstrip("+~").startswith("hydra")],
+                              Path(folder) / "config.yaml")
+        return _read_yaml(path)
+
+
 def run_setting(run_dir: Path, overrides: Sequence[str], record_failure: bool = False) -> int:
     """``python -m dlpractice.experiment OVERRIDES hydra.run.dir=RUN_DIR``; see the module doc."""
     cmd = [sys.executable, "-m", "dlpractice.experiment", *overrides, f"hydra.run.dir={run_dir}"]
@@ -378,8 +390,8 @@ def run_setting(run_dir: Path, overrides: Sequence[str], record_failure: bool = 
                                "overrides": list(overrides)}
     try:
         summary["config"] = run_config_dict(run_dir)
-    except DataError:
-        pass
+    except DataError:  # the failed run left no config behind: compose it as the run did
+        summary["config"] = _composed_config(overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"{run_dir.name}: recorded as failed ({error})")

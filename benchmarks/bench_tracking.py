@@ -1,0 +1,94 @@
+"""Tracking overhead per run, beyond training: what recording a run costs on top of running it.
+
+The default config (circles, 2-10-5-1 relu net, He init, 10000 full-batch iterations, gradient
+check on) with ``tracking.uri`` on a SQLite store in a temporary folder, made warm beforehand
+(schema created, experiment created, one warm-up run: imports, matplotlib, SQLAlchemy). Then, per
+repeat, in one process:
+
+* (a) ``pipeline.run_all(cfg)`` — data, normalization, training, gradient check, evaluation;
+* (b) the tracking part — ``report.write_run_outputs(outcome, tmpdir)`` (files and plots) and
+  ``with tracking.RunTracker(cfg) as t: t.log_history(outcome.result); t.log_outcome(outcome,
+  artifacts)`` (one MLflow run: params, metrics, tags, artifacts).
+
+Reported: the median over the repeats of (a) and (b) in seconds, (b)'s target ≤ 0.3 s, and (b)'s
+share of (a) + (b).
+
+Run ``python -m benchmarks.bench_tracking`` from the repository root (``--repeats N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_SECONDS = 0.3
+REPEATS = 7
+
+
+def measure(repeats: int = REPEATS) -> dict[str, float]:
+    """Median seconds of (a) ``run_all`` and (b) writing the outputs + logging the run."""
+    from dlpractice import config, pipeline, report, tracking
+
+    with tempfile.TemporaryDirectory(prefix="dlpractice-bench-tracking-") as tmp:
+        folder = Path(tmp)
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        cfg = config.load({"tracking": {"uri": uri}})
+        tracking.prepare_store(uri)
+        tracking.get_experiment_id(cfg.tracking.experiment, uri)
+
+        def once(k: int) -> tuple[float, float]:
+            start = time.perf_counter()
+            outcome = pipeline.run_all(cfg)
+            middle = time.perf_counter()
+            artifacts = report.write_run_outputs(outcome, folder / f"run-{k}")
+            with tracking.RunTracker(cfg) as t:
+                t.log_history(outcome.result)
+                t.log_outcome(outcome, artifacts)
+            end = time.perf_counter()
+            return middle - start, end - middle
+
+        once(-1)  # warm-up
+        runs, tracks = [], []
+        for k in range(repeats):
+            a, b = once(k)
+            runs.append(a)
+            tracks.append(b)
+    a, b = statistics.median(runs), statistics.median(tracks)
+    return {"run_all": a, "tracking": b, "share": b / (a + b),
+            "tracking_min": min(tracks), "tracking_max": max(tracks)}
+
+
+def rows_from(m: dict[str, float]) -> list[dict]:
+    return [
+        {"name": "run_all s (default config, 10000 it.)", "value": m["run_all"], "target": None,
+         "ok": True},
+        {"name": "tracking s per run (outputs + MLflow run)", "value": m["tracking"],
+         "target": f"<= {TARGET_SECONDS:g}", "ok": m["tracking"] <= TARGET_SECONDS},
+        {"name": "tracking share of the run", "value": m["share"], "target": None, "ok": True},
+    ]
+
+
+def run(repeats: int = REPEATS) -> list[dict]:
+    """The benchmark's rows ``{name, value, target, ok}``, for the benchmark suite."""
+    return rows_from(measure(repeats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args()
+    m = measure(args.repeats)
+    print(f"default config, warm SQLite store; median of {args.repeats} repeats after a warm-up "
+          f"(tracking min {m['tracking_min']:.3f} s, max {m['tracking_max']:.3f} s)")
+    print(f"{'measure':<44} {'value':>9}  {'target':>7}  ok")
+    for row in rows_from(m):
+        value = f"{row['value']:.1%}" if "share" in row["name"] else f"{row['value']:.3f}"
+        print(f"{row['name']:<44} {value:>9}  {row['target'] or '':>7}  "
+              f"{'yes' if row['ok'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
