@@ -21,3 +21,16 @@ def test_a_diverging_setting_is_recorded_with_its_config(tmp_path):
     assert summary["status"] == "failed" and "diverged" in summary["error"]
     assert summary["config"]["init"]["name"] == "random"
     assert summary["config"]["study"] == "vanishing_gradients"
+
+
+def test_show_prints_every_study_table_and_ui_links(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.studies", "show"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    for study in ("initialization", "regularization", "gradient_checking"):
+        assert f"## {study}" in proc.stdout
+        assert f"{study}" in proc.stdout.split("Browse the runs")[1]
+    assert "make ui" in proc.stdout and "/#/experiments/" in proc.stdout

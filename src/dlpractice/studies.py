@@ -405,6 +405,9 @@ def show(studies: Sequence[str], root: Path | None = None) -> int:
     """Print each study's comparison table, then where to browse its runs."""
     from dlpractice import tracking
 
+    unknown = [s for s in studies if s not in STUDIES]
+    if unknown:
+        raise DataError(f"unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
     root = tracking.project_root() if root is None else root
     for study in studies:
         table = root / "pipelines" / study / "results" / "table.md"
@@ -433,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the study's params.yaml (settings in table order, with comments)")
     c.add_argument("--target-cost", type=float, default=None)
     sh = sub.add_parser("show", help="print the studies' tables and their MLflow UI links")
-    sh.add_argument("studies", nargs="*", choices=list(STUDIES), default=list(STUDIES))
+    sh.add_argument("studies", nargs="*", help="default: all of them")
     r = sub.add_parser("run", help="run one setting through the Hydra app into RUN_DIR")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--record-failure", action="store_true",
@@ -442,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "show":
-            return show(args.studies)
+            return show(args.studies or list(STUDIES))
         if args.command == "run":
             return run_setting(args.run_dir, [*args.overrides, *overrides], args.record_failure)
         settings = read_settings(args.settings, args.results_dir)
