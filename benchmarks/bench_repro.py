@@ -20,49 +20,15 @@ Run ``python -m benchmarks.bench_repro`` from the repository root.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from benchmarks.scratch import BIN, ROOT, copy_project, environment
+
 NOOP_TARGET = 5.0
-
-SKIP_NAMES = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "mlruns",
-              "mlartifacts", "outputs", "multirun", "dvc_plots", ".stage-tmp", "dvc.lock"}
-SKIP_PATTERNS = ("mlflow.db*", "*.egg-info")
-SKIP_PATHS = {".dvc/cache", ".dvc/tmp", "data/split", "data/normalized", "models", "reports"}
-
-
-def _ignore(folder: str, names: list[str]) -> set[str]:
-    rel = Path(folder).resolve().relative_to(ROOT)
-    skipped = set()
-    for name in names:
-        path = (rel / name).as_posix()
-        if (name in SKIP_NAMES or any(fnmatch.fnmatch(name, p) for p in SKIP_PATTERNS)
-                or path in SKIP_PATHS or fnmatch.fnmatch(path, "pipelines/*/results")):
-            skipped.add(name)
-    return skipped
-
-
-def _env(root: Path, uri: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DVC_", "MLFLOW_", "DLPRACTICE_"))}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=str(root / "src"),
-        MLFLOW_TRACKING_URI=uri,
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.com",
-        GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.com",
-    )
-    return env
-
 
 def _run(cmd: list[str], root: Path, env: dict[str, str], timeout: float = 3600,
          check: bool = True) -> tuple[float, int]:
@@ -98,9 +64,9 @@ def train_seconds(uri: str) -> tuple[float, int]:
 def measure() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dlpractice-bench-repro-") as tmp:
         root = Path(tmp) / "repo"
-        shutil.copytree(ROOT, root, ignore=_ignore)
+        copy_project(root)
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        env = _env(root, uri)
+        env = environment(root, uri, who="bench")
         for cmd in (["git", "init", "-q"], ["git", "add", "-A"],  # DVC needs a git repository
                     ["git", "commit", "-q", "-m", "bench"]):
             _run(cmd, root, env)

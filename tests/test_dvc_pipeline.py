@@ -9,10 +9,7 @@ one leaves the workspace on the baseline (params.yaml with ``train.iterations=30
 from __future__ import annotations
 
 import csv
-import fnmatch
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,22 +18,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.scratch import BIN, copy_project, environment
+
 pytestmark = [
     pytest.mark.slow,
     # mlflow's SQLAlchemy store, read from this process
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ITERATIONS = 300
 BASE_OVERRIDES = (f"train.iterations={ITERATIONS}",)
-
-# What is not copied: version control, environments, caches, and every output of a pipeline.
-SKIP_NAMES = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "mlruns",
-              "mlartifacts", "outputs", "multirun", "dvc_plots", ".stage-tmp", "dvc.lock"}
-SKIP_PATTERNS = ("mlflow.db*", "*.egg-info")
-SKIP_PATHS = {".dvc/cache", ".dvc/tmp", "data/split", "data/normalized", "models", "reports"}
 
 KEEP_PROB_ERROR = ("regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none "
                    "(choose regularizer=dropout)")
@@ -44,31 +35,11 @@ TRAIN_OUTS = ("models/parameters.npz", "models/init_parameters.npz", "models/his
               "models/grad_norms.csv", "models/train_metrics.json")
 
 
-def _ignore(folder: str, names: list[str]) -> set[str]:
-    rel = Path(folder).resolve().relative_to(REPO)
-    skipped = set()
-    for name in names:
-        path = (rel / name).as_posix()
-        if (name in SKIP_NAMES or any(fnmatch.fnmatch(name, p) for p in SKIP_PATTERNS)
-                or path in SKIP_PATHS or fnmatch.fnmatch(path, "pipelines/*/results")):
-            skipped.add(name)
-    return skipped
-
-
 class Project:
     def __init__(self, root: Path, store: Path):
         self.root = root
         self.uri = f"sqlite:///{store}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DVC_", "MLFLOW_", "DLPRACTICE_"))}
-        env.update(
-            PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            PYTHONPATH=str(root / "src"),
-            MLFLOW_TRACKING_URI=self.uri,
-            DVC_NO_ANALYTICS="1",
-            GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-            GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com",
-        )
+        env = environment(root, self.uri, who="test")
         self.env = env
 
     def run(self, *cmd: str | Path, check: bool = True, timeout: float = 600,
@@ -122,7 +93,7 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     base = tmp_path_factory.mktemp("dvc")
     root = base / "repo"
-    shutil.copytree(REPO, root, ignore=_ignore, symlinks=True)
+    copy_project(root)
     p = Project(root, base / "store" / "mlflow.db")
     p.git("init", "-q")
     p.git("config", "user.name", "test")

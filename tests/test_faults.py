@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_dvc_pipeline import Project, _ignore
+from benchmarks.scratch import copy_project
+from tests.test_dvc_pipeline import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = ["train.iterations=5000000", "train.record_every=100", "data.n_samples=200"]
@@ -241,7 +242,7 @@ COMPARED = ("models/parameters.npz", "models/init_parameters.npz", "models/histo
 def repro_project(tmp_path_factory) -> Project:
     base = tmp_path_factory.mktemp("killed-repro")
     root = base / "repo"
-    shutil.copytree(ROOT, root, ignore=_ignore, symlinks=True)
+    copy_project(root)
     project = Project(root, base / "store" / "mlflow.db")
     project.git("init", "-q")
     project.params(f"train.iterations={REPRO_ITERATIONS}")

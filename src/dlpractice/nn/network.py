@@ -209,15 +209,22 @@ class Workspace:
         return float(np.sum(np.logaddexp(0.0, Z) - self.Y * Z)) / self.m
 
 
+def _forward(
+    parameters: Mapping[str, np.ndarray], X: np.ndarray, Y: np.ndarray | None, hidden_activation: str
+) -> tuple[Network, Workspace]:
+    """A network for ``parameters`` and a workspace that has run its forward pass on ``X``."""
+    net = Network.from_parameters(parameters, hidden_activation)
+    ws = Workspace(net, X.shape[1])
+    ws.load(X, Y)
+    ws.forward()
+    return net, ws
+
+
 def forward_propagation(
     parameters: Mapping[str, np.ndarray], X: np.ndarray, hidden_activation: str = "relu"
 ) -> np.ndarray:
     """The output probabilities ``AL`` (1, m) of a parameter dictionary (no dropout)."""
-    net = Network.from_parameters(parameters, hidden_activation)
-    ws = Workspace(net, X.shape[1])
-    ws.load(X)
-    ws.forward()
-    return ws.A_out.copy()
+    return _forward(parameters, X, None, hidden_activation)[1].A_out.copy()
 
 
 def cost_and_gradients(
@@ -229,11 +236,8 @@ def cost_and_gradients(
     l1: float = 0.0,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """The cost J (cross-entropy + penalties) and its gradient ``{"dW1": ..., "db1": ...}``."""
-    net = Network.from_parameters(parameters, hidden_activation)
+    net, ws = _forward(parameters, X, Y, hidden_activation)
     m = X.shape[1]
-    ws = Workspace(net, m)
-    ws.load(X, Y)
-    ws.forward()
     grad = np.empty_like(net.theta)
     ws.backward(grad, 1.0 / m)
     add_penalty_gradient(net, grad, lambd, l1, m, scale=1.0)
@@ -249,10 +253,7 @@ def compute_cost(
     l1: float = 0.0,
 ) -> float:
     """J = mean cross-entropy + ``lambd/(2m) Σ‖Wl‖²`` + ``l1/(2m) Σ|Wl|``."""
-    net = Network.from_parameters(parameters, hidden_activation)
-    ws = Workspace(net, X.shape[1])
-    ws.load(X, Y)
-    ws.forward()
+    net, ws = _forward(parameters, X, Y, hidden_activation)
     return ws.cross_entropy() + net.penalty(lambd, l1, X.shape[1])
 
 
