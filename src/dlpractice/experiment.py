@@ -56,7 +56,9 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
     cfg = config.load(raw_cfg)
     data = pipeline.prepare_data(cfg)  # validates data and model sizes before any run opens
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
-    if cfg.tracking.enabled and not cfg.tracking.rerun:
+    pretrained = _PRETRAINED.pop(config.config_hash(cfg), None)
+    # a pretrained job was looked up just before its stacked training
+    if cfg.tracking.enabled and not cfg.tracking.rerun and pretrained is None:
         uri = tracking.resolve_uri(cfg.tracking.uri)
         done = tracking.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg), uri)
         if done is not None:
@@ -75,7 +77,7 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
             progress(i, cost)
 
         outcome = pipeline.run_all(cfg, callback=callback, data=data,
-                                   result=_PRETRAINED.pop(config.config_hash(cfg), None))
+                                   result=pretrained)
         progress.close()
         artifacts = report.write_run_outputs(outcome, output_dir)
         if tracker is not None:
@@ -104,7 +106,10 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
     or None for a job ``run_job`` must handle on its own: invalid, already finished (skipped),
     not stackable (mini-batch, early stopping, input dropout or jitter), alone in its group, or
     diverged (its own run then reports where). With an ``executor`` (``concurrent.futures``), each
-    group is split into ``parts`` sub-stacks: one trained here, the others there."""
+    group is split into ``parts`` sub-stacks: the first trained here, the others there — their
+    jobs' entries are then ``(config_hash, wait)``, ``wait()`` returning the TrainResult (or None)
+    once the worker has it, so that this process can go on with its own jobs meanwhile."""
+    import functools
     import hashlib
 
     from dlpractice import config, pipeline, tracking
@@ -140,20 +145,37 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
         tcs = [m[2] for m in members]
         n = max(1, min(parts if executor is not None else 1, len(tcs) // 2))
         bounds = [len(tcs) * i // n for i in range(n + 1)]
-        chunks = [tcs[a:b] for a, b in zip(bounds, bounds[1:])]
-        futures = [executor.submit(train_stacked, s.X_train, s.Y_train, chunk, X_dev=s.X_dev,
-                                   Y_dev=s.Y_dev) for chunk in chunks[1:]]
-        results = train_stacked(s.X_train, s.Y_train, chunks[0], X_dev=s.X_dev, Y_dev=s.Y_dev)
-        for chunk, future in zip(chunks[1:], futures):
-            try:
-                results += future.result()
-            except Exception:  # a broken worker: train its share here
-                results += train_stacked(s.X_train, s.Y_train, chunk, X_dev=s.X_dev,
-                                         Y_dev=s.Y_dev)
+        # the workers' shares first (they start at once), then this process's share
+        for a, b in zip(bounds[1:-1], bounds[2:]):
+            future = executor.submit(train_stacked, s.X_train, s.Y_train, tcs[a:b],
+                                     X_dev=s.X_dev, Y_dev=s.Y_dev)
+            for k, (j, digest, _, _) in enumerate(members[a:b]):
+                out[j] = (digest, functools.partial(_stacked_share, future, k))
+        results = train_stacked(s.X_train, s.Y_train, tcs[: bounds[1]], X_dev=s.X_dev,
+                                Y_dev=s.Y_dev)
         for (j, digest, _, _), result in zip(members, results):
             if isinstance(result, TrainResult):
                 out[j] = (digest, result)
     return out
+
+
+def _stacked_share(future: Any, k: int) -> Any:
+    """Configuration ``k`` of a share trained by a worker (waits for it); None when that worker
+    failed or the configuration diverged: the job then trains on its own, in ``run_job``."""
+    from dlpractice.nn import TrainResult
+
+    try:
+        result = future.result()[k]
+    except Exception:
+        return None
+    return result if isinstance(result, TrainResult) else None
+
+
+def after_fork() -> None:
+    """In a forked worker process: reopen what must not be shared with the parent."""
+    from dlpractice import tracking
+
+    tracking.after_fork()
 
 
 class _null:
@@ -269,7 +291,14 @@ def _check_keys(overrides: list[str]) -> None:
 
 def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
+    first = lines[0] if lines else type(exc).__name__
+    cause = exc.__cause__
+    if first.startswith("Error merging override") and cause is not None:
+        # Hydra's line names the override, its cause (OmegaConf's) what is allowed
+        why = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+        if why:
+            first = f"{first}: {why[0]}"
+    return first
 
 
 def _check_group_choices(argv: list[str]) -> None:

@@ -286,6 +286,25 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def after_fork() -> None:
+    """In a forked child process: drop the connections inherited from the parent (SQLAlchemy's
+    pooled database connections, MLflow's HTTP sessions) without closing them — they are the
+    parent's — so that this process opens its own. See SQLAlchemy's "Using Connection Pools with
+    Multiprocessing or os.fork()"."""
+    import sys
+
+    if "mlflow" not in sys.modules:  # nothing opened yet
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils import request_utils
+
+    for engine in list(getattr(SqlAlchemyStore, "_engine_map", {}).values()):
+        engine.dispose(close=False)
+    cached = getattr(request_utils, "_cached_get_request_session", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+
+
 # -- experiments -----------------------------------------------------------------------------------
 
 

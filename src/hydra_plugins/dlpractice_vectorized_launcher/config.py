@@ -1,6 +1,13 @@
 from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
+
+
+class StartMethod(Enum):
+    fork = "fork"
+    spawn = "spawn"
 
 
 @dataclass
@@ -8,13 +15,15 @@ class VectorizedLauncherConf:
     _target_: str = (
         "hydra_plugins.dlpractice_vectorized_launcher.vectorized_launcher.VectorizedLauncher"
     )
-    # processes: the launcher's own plus n_jobs - 1 spawned workers, which train a share of every
-    # stack and then take jobs (gradient check, evaluation, files, MLflow); -1: one per CPU.
-    # 1 (default): everything in this process — a worker needs ~3 s of imports and a free core to
-    # pay off, which a loaded 2-core machine does not have (see benchmarks/bench_sweep.py).
-    n_jobs: int = 1
-    # spawn workers only for sweeps of at least this many jobs (a worker needs ~3 s to start)
-    min_jobs_for_workers: int = 6
+    # processes: this one plus n_jobs - 1 workers, which train a share of every stack and then
+    # finish jobs (gradient check, evaluation, files, MLflow run); -1 (default): one per CPU.
+    # Workers are forked (no start-up cost) unless fork is unavailable or threads are running.
+    n_jobs: int = -1
+    # use workers only for sweeps of at least this many jobs
+    min_jobs_for_workers: int = 2
+    # how workers start: null (auto: fork where available and no other thread runs, else
+    # spawn), fork or spawn (a spawned worker imports everything again: ~2-3 s)
+    start_method: Optional[StartMethod] = None  # noqa: UP045 (OmegaConf 2.3 wants Optional)
 
 
 ConfigStore.instance().store(

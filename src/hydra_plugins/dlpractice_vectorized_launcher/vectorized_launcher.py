@@ -2,7 +2,8 @@
 exactly as Hydra's basic launcher would finish it.
 
 1. Every job's config is composed as the basic launcher composes it (``load_sweep_config``, job id
-   and number).
+   and number) — once per distinct set of config-group choices, the other jobs derived from it
+   (:mod:`.sweep_configs`; the sweeper's batch validation uses the same shortcut).
 2. The task's module (``dlpractice.experiment``) trains the jobs that share a network shape and data
    in one stacked pass per group (``pretrain_stacked``: seed, init, learning rate, L2/L1 strength
    and dropout keep_prob may differ within a group). Jobs it cannot stack — invalid, already
@@ -13,9 +14,12 @@ exactly as Hydra's basic launcher would finish it.
    run, the same callbacks (``on_job_start``/``on_job_end``; the sweep callback's parent run and
    summary) and the same status; a stacked job's training is simply taken from step 2.
 
-With ``n_jobs`` > 1 (-1: one per CPU; default 1) and at least ``min_jobs_for_workers`` jobs, ``n_jobs - 1``
-spawned workers train a share of every stack (sub-stacks) and then pull jobs from the back of the
-queue while this process takes them from the front.
+With ``n_jobs`` > 1 (-1, the default: one per CPU) and at least ``min_jobs_for_workers`` jobs,
+``n_jobs - 1`` worker processes train a share of every stack (sub-stacks) while this process trains
+the first share; each process then finishes jobs as soon as their training is done — this one from
+the front of the queue, the workers from the back. Workers are forked (they inherit the imported
+modules and the composed configs: no start-up cost; the tracking store's connections are reopened
+in the child), or spawned where fork is unavailable or other threads are running.
 """
 
 from __future__ import annotations
@@ -36,13 +40,18 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from . import sweep_configs
+
 log = logging.getLogger(__name__)
 
 
 class VectorizedLauncher(Launcher):
-    def __init__(self, n_jobs: int = 1, min_jobs_for_workers: int = 6) -> None:
+    def __init__(self, n_jobs: int = -1, min_jobs_for_workers: int = 2,
+                 start_method: Any = None) -> None:
+        start_method = getattr(start_method, "value", start_method)  # the config's enum
         self.n_jobs = int(n_jobs)
         self.min_jobs_for_workers = int(min_jobs_for_workers)
+        self.start_method = start_method
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -52,6 +61,8 @@ class VectorizedLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        # before the sweeper validates the batch (it composes every job too)
+        sweep_configs.install(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
@@ -74,30 +85,42 @@ class VectorizedLauncher(Launcher):
             configs.append(sweep_config)
 
         workers = self._workers(len(configs))
-        pool = None
-        if workers:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawned (not forked: this process holds the tracking store's connections); they
-            # train their share of each stack, then take jobs
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            for _ in range(workers):  # start them now, while the job configs are loaded
-                pool.submit(_noop)
+        pool, forked = self._start_workers(workers) if workers else (None, False)
         try:
             pretrained = self._pretrain(configs, pool, workers + 1)
-            return self._run(configs, pretrained, pool, workers)
+            return self._run(configs, pretrained, pool, workers, forked)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            _FORKED_STATE.clear()
 
     # -- steps ---------------------------------------------------------------------------------
 
     def _workers(self, jobs: int) -> int:
         n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
-        if jobs < max(2, self.min_jobs_for_workers):  # a worker's start-up (~3 s) would not pay
+        if jobs < max(2, self.min_jobs_for_workers):
             return 0
         return max(0, min(n, jobs) - 1)
+
+    def _start_workers(self, workers: int) -> tuple[Any, bool]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        assert self.hydra_context is not None and self.task_function is not None
+        # Fork when this process has no other thread (a forked child of a threaded process may
+        # inherit a held lock): the workers inherit every import and need no start-up.
+        forked = (self.start_method == "fork" or self.start_method is None and
+                  "fork" in multiprocessing.get_all_start_methods() and
+                  threading.active_count() == 1)
+        if forked:
+            _FORKED_STATE.update(hydra_context=self.hydra_context,
+                                 task_function=self.task_function)
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_after_fork)
+        else:
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        log.info(f"{workers} {'forked' if forked else 'spawned'} worker process(es)")
+        return pool, forked
 
     def _pretrain(self, configs: list[DictConfig], pool: Any, parts: int) -> list[Any]:
         assert self.task_function is not None
@@ -108,12 +131,13 @@ class VectorizedLauncher(Launcher):
         start = time.perf_counter()
         pretrained = pretrain(configs, executor=pool, parts=parts) if pool else pretrain(configs)
         stacked = sum(p is not None for p in pretrained)
-        log.info(f"trained {stacked} of {len(configs)} jobs in stacked passes "
-                 f"({time.perf_counter() - start:.2f} s); the others train on their own")
+        log.info(f"{stacked} of {len(configs)} jobs train in stacked passes ({parts} process(es); "
+                 f"this one's share took {time.perf_counter() - start:.2f} s); the others train "
+                 "on their own")
         return pretrained
 
-    def _run(self, configs: list[DictConfig], pretrained: list[Any], pool: Any, workers: int
-             ) -> list[JobReturn]:
+    def _run(self, configs: list[DictConfig], pretrained: list[Any], pool: Any, workers: int,
+             forked: bool) -> list[JobReturn]:
         assert self.hydra_context is not None and self.task_function is not None
         assert self.config is not None
         returns: list[JobReturn | None] = [None] * len(configs)
@@ -126,15 +150,18 @@ class VectorizedLauncher(Launcher):
                     return None
                 return pending.popleft() if front else pending.pop()
 
-        # Hydra's context and state hold local functions (resolvers): cloudpickle them, as
-        # Hydra's joblib launcher does through loky
-        shared = _cloudpickle().dumps((self.hydra_context, self.task_function,
-                                       Singleton.get_state())) if pool is not None else b""
+        # A spawned worker gets Hydra's context and state cloudpickled (they hold local functions:
+        # resolvers), as Hydra's joblib launcher does through loky; a forked one has them.
+        shared = b""
+        if pool is not None and not forked:
+            shared = _cloudpickle().dumps((self.hydra_context, self.task_function,
+                                           Singleton.get_state()))
 
         def feed() -> None:  # one thread per worker: hand it the job at the back, wait, repeat
             while (j := take(front=False)) is not None:
-                future = pool.submit(_execute_in_worker, shared, configs[j], pretrained[j])
                 try:
+                    job = _resolve(pretrained[j])  # waits for the worker's own training share
+                    future = pool.submit(_execute_in_worker, shared, configs[j], job)
                     returns[j] = _cloudpickle().loads(future.result())
                 except BaseException as exc:  # the worker died: this process runs what is left
                     log.warning(f"worker failed ({type(exc).__name__}: {exc}); job #{j} and "
@@ -155,10 +182,36 @@ class VectorizedLauncher(Launcher):
                 if j is None:
                     break
             returns[j] = _execute(self.hydra_context, configs[j], self.task_function, None,
-                                  pretrained[j])
+                                  _resolve(pretrained[j]))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         assert all(r is not None for r in returns)
         return returns  # type: ignore[return-value]
+
+
+# what a forked worker inherits instead of a pickled copy (set just before the fork)
+_FORKED_STATE: dict[str, Any] = {}
+
+
+def _after_fork() -> None:
+    """In a forked worker: open its own connections to the tracking store (the parent's pooled
+    ones must not be shared), and let Ctrl-C reach the parent alone."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reset = getattr(_FORKED_STATE.get("task_function"), "__globals__", {}).get("after_fork")
+    if reset is not None:
+        reset()
+
+
+def _resolve(entry: Any) -> Any:
+    """A pretrained entry ``(key, result)``; a result still being trained elsewhere is a callable
+    that waits for it (None when that training failed: the job then trains on its own)."""
+    if entry is None:
+        return None
+    key, value = entry
+    if callable(value):
+        value = value()
+    return None if value is None else (key, value)
 
 
 def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_function: TaskFunction,
@@ -177,9 +230,14 @@ def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
 
 
 def _execute_in_worker(shared: bytes, sweep_config: DictConfig, pretrained: Any) -> bytes:
-    """:func:`_execute` in a spawned worker; the JobReturn goes back cloudpickled (Hydra's plugin
-    scan re-executes plugin modules, so its config classes need not pickle by reference)."""
-    hydra_context, task_function, singleton_state = _cloudpickle().loads(shared)
+    """:func:`_execute` in a worker; the JobReturn goes back cloudpickled (Hydra's plugin scan
+    re-executes plugin modules, so its config classes need not pickle by reference)."""
+    if shared:
+        hydra_context, task_function, singleton_state = _cloudpickle().loads(shared)
+    else:  # forked
+        hydra_context = _FORKED_STATE["hydra_context"]
+        task_function = _FORKED_STATE["task_function"]
+        singleton_state = None
     ret = _execute(hydra_context, sweep_config, task_function, singleton_state, pretrained)
     return _cloudpickle().dumps(ret)
 
@@ -190,7 +248,3 @@ def _cloudpickle() -> Any:
     except ImportError:  # joblib (a dependency of Hydra's joblib launcher) vendors it
         from joblib.externals import cloudpickle
     return cloudpickle
-
-
-def _noop() -> None:
-    import dlpractice.nn.stacked  # noqa: F401

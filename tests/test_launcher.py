@@ -1,0 +1,132 @@
+"""The ``vectorized`` launcher's own machinery: job configs derived instead of composed (equal to
+Hydra's composition), and its worker processes started either way (fork, spawn)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hydra_loader():
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.utils import setup_globals
+
+    setup_globals()  # Hydra's resolvers (${now:...})
+    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+
+
+JOBS = [
+    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0"],
+    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0.05"],
+    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0.7"],
+    ["experiment=regularization", "regularizer=dropout", "regularizer.keep_prob=0.86"],
+    ["experiment=regularization", "regularizer=dropout", "regularizer.keep_prob=0.5"],
+    ["init=he", "train.learning_rate=0.1", "train.iterations=300"],
+    ["init=he", "train.learning_rate=0.5", "train.iterations=200"],
+    ["init=xavier", "train.learning_rate=0.5", "train.iterations=200"],
+    ["init=xavier", "train.learning_rate=0.5", "train.iterations=200", "seed=7"],
+    ["model.hidden=[4,4]", "train.iterations=10"],
+    ["model.hidden=[3]", "train.iterations=10"],
+    ["data=moons", "data.noise=0.3", "tracking.experiment=a b"],
+    ["data=moons", "data.noise=0.1", "tracking.experiment=other"],
+    ["data=moons", "data.noise=null", "tracking.experiment='quoted text'"],
+]
+
+
+def test_derived_job_configs_equal_hydra_composition():
+    from hydra.types import RunMode
+
+    from hydra_plugins.dlpractice_vectorized_launcher.sweep_configs import install
+
+    loader = hydra_loader()
+    master = loader.load_configuration(
+        "config", overrides=["hydra.sweep.dir=/tmp/x", "hydra/launcher=vectorized"],
+        run_mode=RunMode.MULTIRUN)
+    compose = loader.load_sweep_config  # Hydra's own, kept before installing the cache
+    cache = install(loader)
+    assert cache is not None and loader.load_sweep_config is cache
+    assert install(loader) is cache  # installed once
+    for overrides in JOBS * 2:  # the second round: every one derived or composed again
+        want = compose(master, list(overrides))
+        got = loader.load_sweep_config(master, list(overrides))
+        assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want), overrides
+        assert OmegaConf.is_struct(got) and not OmegaConf.is_readonly(got.hydra)
+        assert got.hydra.overrides.task == want.hydra.overrides.task
+        assert got.hydra.job.override_dirname == want.hydra.job.override_dirname
+        assert got.hydra.run.dir == want.hydra.run.dir  # resolvers (${now:}) see the same cache
+    # one composition per distinct set of group choices and value keys (8 here; a list value
+    # counts as structural), not per job
+    assert cache.composed == 8
+
+
+@pytest.mark.parametrize("overrides", [
+    ["regularizer.bogus=1"],  # a key the config does not have
+    ["+regularizer.lambd=1"],  # appending an existing key
+])
+def test_what_hydra_rejects_is_still_rejected(overrides):
+    from hydra.errors import ConfigCompositionException
+    from hydra.types import RunMode
+
+    from hydra_plugins.dlpractice_vectorized_launcher.sweep_configs import install
+
+    loader = hydra_loader()
+    master = loader.load_configuration("config", overrides=[], run_mode=RunMode.MULTIRUN)
+    install(loader)
+    loader.load_sweep_config(master, ["regularizer=l2", "regularizer.lambd=0.1"])
+    with pytest.raises(ConfigCompositionException):
+        loader.load_sweep_config(master, ["regularizer=l2", *overrides])
+
+
+SWEEP = ["regularizer=l2", "regularizer.lambd=0,0.1,0.3,0.7", "train.iterations=300",
+         "train.record_every=50", "data.n_samples=200"]
+
+
+def run_sweep(tmp_path: Path, name: str, *launcher: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/{name}.db"}
+    return subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=vectorized",
+         *launcher, *SWEEP, f"hydra.sweep.dir={tmp_path}/{name}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    results = {}
+    for method in ("fork", "spawn"):
+        proc = run_sweep(tmp_path, method, "hydra.launcher.n_jobs=2",
+                         f"hydra.launcher.start_method={method}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        log = proc.stdout + proc.stderr
+        assert f"1 {'forked' if method == 'fork' else 'spawned'} worker process" in log
+        assert "4 of 4 jobs train in stacked passes (2 process(es)" in log
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{method}.db")
+        exp = client.get_experiment_by_name("dlpractice")
+        runs = client.search_runs([exp.experiment_id])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(children) == 4 and len(runs) == 5
+        assert all(r.info.status == "FINISHED" for r in runs)
+        # both processes finished jobs: their logs name this process and the worker
+        rows = [json.loads((tmp_path / method / str(j) / "summary.json").read_text())
+                for j in range(4)]
+        assert all(r["status"] == "finished" for r in rows)
+        results[method] = [(r["train_accuracy"], r["dev_accuracy"], r["final_cost"]) for r in rows]
+    assert results["fork"] == results["spawn"]
+
+
+def test_a_bad_start_method_is_one_line(tmp_path):
+    proc = run_sweep(tmp_path, "bad", "hydra.launcher.start_method=thread")
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "start_method" in lines[0], proc.stderr
