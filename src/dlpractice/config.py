@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,10 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(raw, DictConfig):
-        # Hydra's own node holds ${hydra:...} values that only resolve inside a job: drop it first.
-        raw = OmegaConf.to_container(raw, resolve=False)
-        raw.pop("hydra", None)
+        # Hydra's own node holds ${hydra:...} values that only resolve inside a job: leave it out
+        # (and don't spend time converting it).
+        raw = OmegaConf.to_container(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]),
+                                     resolve=False)
         try:  # e.g. train.iterations='${oops}'
             raw = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
         except OmegaConfBaseException as exc:
@@ -136,14 +138,21 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
-    schema = OmegaConf.structured(Config)
     try:
-        merged = OmegaConf.merge(schema, raw)
+        merged = OmegaConf.merge(_schema(), raw)
         cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(_one_line(exc)) from None
     validate(cfg, check_files=check_files)
     return cfg
+
+
+@lru_cache(maxsize=1)
+def _schema() -> Any:
+    """The structured schema, built once (merging into it makes a new config; it stays as is)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(Config)
 
 
 def _one_line(exc: Exception) -> str:
