@@ -341,6 +341,9 @@ def _expand_overrides(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from dlpractice._exit import skip_gc_at_exit
+
+    skip_gc_at_exit()
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dlpractice._exit import skip_gc_at_exit
 from dlpractice.errors import ArgumentParser, ConfigError, DlpracticeError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,7 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_gc_at_exit()
     parser = ArgumentParser(
         prog="python -m dlpractice.params",
         description="Compose conf/ (with Hydra overrides) into params.yaml, as `dvc exp run -S` "

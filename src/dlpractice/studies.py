@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from dlpractice._exit import skip_gc_at_exit
 from dlpractice.errors import ArgumentParser, DataError, DlpracticeError
 
 SUMMARY = "summary.json"
@@ -422,6 +423,7 @@ def show(studies: Sequence[str], root: Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_gc_at_exit()
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides: list[str] = []
     if "--" in argv:  # `run RUN_DIR [--record-failure] -- OVERRIDES...`

@@ -251,7 +251,10 @@ def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | No
     stage = name or getattr(fn, "__module__", "stage").rsplit(".", 1)[-1]
 
     def main(argv: list[str] | None = None) -> int:
+        from dlpractice._exit import skip_gc_at_exit
         from dlpractice.errors import ArgumentParser
+
+        skip_gc_at_exit()
 
         parser = ArgumentParser(
             prog=f"python -m dlpractice.stages.{stage}",
