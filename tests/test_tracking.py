@@ -388,3 +388,147 @@ def test_decision_boundary_needs_2d_data(tmp_path):
     X = np.zeros((3, 5))
     assert plots.decision_boundary(params, X, np.zeros((1, 5)), "relu", tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()
+
+
+# -- the per-run plots' reusable figures ------------------------------------------------------
+
+RUN_PLOTS = ("cost_curve.png", "grad_norms.png", "weight_histograms.png", "decision_boundary.png")
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Two different runs of the same layout (so they share figures), the data to draw them on."""
+    from dlpractice.data.generators import football_like
+    from dlpractice.nn import TrainConfig, train
+
+    X, Y, X_dev, Y_dev = football_like(0)
+    a, b = (train(X, Y, TrainConfig(layer_dims=(2, 8, 3, 1), learning_rate=lr, iterations=400,
+                                    record_every=20, seed=seed), X_dev=X_dev, Y_dev=Y_dev)
+            for lr, seed in ((0.3, 0), (0.05, 1)))
+    return a, b, X, Y
+
+
+def _draw_run(result, X, Y, folder: Path) -> dict[str, bytes]:
+    plots.cost_curve(result, folder / "cost_curve.png")
+    plots.grad_norms(result, folder / "grad_norms.png")
+    plots.weight_histograms(result.parameters, folder / "weight_histograms.png")
+    assert plots.decision_boundary(result.parameters, X, Y, "relu",
+                                   folder / "decision_boundary.png", title="run") is not None
+    return {name: (folder / name).read_bytes() for name in RUN_PLOTS}
+
+
+def test_a_reused_figure_draws_the_next_run_as_a_fresh_one(runs, tmp_path):
+    a, b, X, Y = runs
+    plots.clear_figure_cache()
+    first = _draw_run(a, X, Y, tmp_path / "a")
+    second = _draw_run(b, X, Y, tmp_path / "b")
+    assert len(plots._local.templates) == len(RUN_PLOTS)  # b was drawn into a's four figures
+    plots.clear_figure_cache()
+    fresh = _draw_run(b, X, Y, tmp_path / "fresh")
+    for name in RUN_PLOTS:
+        assert first[name] != second[name], name
+        # Same limits, ticks, labels, legend place: the same pixels as a figure built for b alone.
+        assert second[name] == fresh[name], name
+
+
+def test_a_fresh_process_draws_the_same_figures(runs, tmp_path):
+    import pickle
+
+    a, b, X, Y = runs
+    plots.clear_figure_cache()
+    _draw_run(a, X, Y, tmp_path / "a")
+    here = _draw_run(b, X, Y, tmp_path / "here")
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps((b, X, Y)))
+    code = textwrap.dedent(f"""
+        import pickle, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_tracking import _draw_run
+        b, X, Y = pickle.loads(Path({str(tmp_path / "b.pkl")!r}).read_bytes())
+        _draw_run(b, X, Y, Path({str(tmp_path / "there")!r}))
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    for name in RUN_PLOTS:
+        assert (tmp_path / "there" / name).read_bytes() == here[name], name
+
+
+def test_figures_follow_the_layout_of_each_run(runs, tmp_path):
+    """3 then 4 layers, with and without a dev cost, nothing recorded, a failing call: each
+    drawing still matches a fresh one."""
+    from dlpractice.data.generators import football_like
+    from dlpractice.nn import TrainConfig, TrainResult, train
+
+    a, b, X, Y = runs
+    deeper = train(X, Y, TrainConfig(layer_dims=(2, 6, 4, 3, 1), iterations=200, record_every=10))
+    empty = TrainResult(parameters={}, network=None)
+    plots.clear_figure_cache()
+    drawn = {}
+    for k, result in enumerate((a, deeper, b, deeper, a)):
+        drawn[k] = _draw_run(result, X, Y, tmp_path / str(k))
+    assert drawn[1] == drawn[3] and drawn[0] == drawn[4]
+    assert drawn[1]["grad_norms.png"] != drawn[2]["grad_norms.png"]
+    for name, draw in (("cost.png", plots.cost_curve), ("grads.png", plots.grad_norms)):
+        assert _png(draw(empty, tmp_path / name))
+    assert _png(plots.weight_histograms({}, tmp_path / "w.png"))
+    X3 = football_like(0)[0][:1].repeat(3, axis=0)
+    assert plots.decision_boundary(a.parameters, X3, Y, "relu", tmp_path / "x.png") is None
+    # A call that fails (histories of different lengths) drops its figure instead of keeping it
+    # half updated: the next call draws as before.
+    broken = TrainResult(parameters=b.parameters, network=None, iterations=[0, 1],
+                         costs=[0.7, 0.6, 0.5], grad_norms=[[1.0, 1.0, 1.0]] * 3)
+    with pytest.raises(ValueError):
+        plots.cost_curve(broken, tmp_path / "broken.png")
+    assert _draw_run(b, X, Y, tmp_path / "after") == drawn[2]
+
+
+def test_plots_from_several_threads(runs, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b, X, Y = runs
+    expected = [_draw_run(r, X, Y, tmp_path / f"seq{k}") for k, r in enumerate((a, b))]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda k: _draw_run((a, b)[k % 2], X, Y, tmp_path / f"t{k}"), range(8)))
+    for k, drawing in enumerate(got):
+        assert drawing == expected[k % 2]
+
+
+def _text_mask(fig) -> np.ndarray:
+    """The pixels of ``fig`` within a pixel of a text's box."""
+    from matplotlib.text import Text
+
+    height, width = int(fig.bbox.height), int(fig.bbox.width)
+    mask = np.zeros((height, width), bool)
+    renderer = fig.canvas.get_renderer()
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text():
+            x0, y0, x1, y1 = text.get_window_extent(renderer).extents
+            rows = slice(max(0, int(height - y1) - 1), int(height - y0) + 2)
+            mask[rows, max(0, int(x0) - 1):int(x1) + 2] = True
+    return mask
+
+
+def test_text_pixels_are_pasted_where_agg_draws_them(runs, monkeypatch, tmp_path):
+    """The templates paste each text's cached pixels. Kept at FreeType's 1/64 pixel, the figure is
+    Agg's but for 8-bit rounding where two glyphs of a text overlap (blended onto each other first,
+    then onto the figure); at whole pixels (the default, as matplotlib < 3.11 placed text), texts
+    may sit up to half a pixel off and nothing else differs."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    a, b, X, Y = runs
+    for steps in (64, plots.TEXT_POSITION_STEPS):
+        monkeypatch.setattr(plots, "TEXT_POSITION_STEPS", steps)
+        plots.clear_figure_cache()
+        for k, result in enumerate((a, b, b)):  # the last drawing: every text from the cache
+            _draw_run(result, X, Y, tmp_path / f"{steps}-{k}")
+        for template in list(plots._local.templates.values()):
+            fig = template.fig
+            pasted = np.asarray(fig.canvas.buffer_rgba()).copy()
+            FigureCanvasAgg(fig).draw()
+            drawn = np.asarray(fig.canvas.buffer_rgba())
+            differ = np.any(pasted != drawn, axis=-1)
+            assert not np.any(differ & ~_text_mask(fig))  # only text differs
+            if steps == 64:
+                assert np.abs(pasted.astype(int) - drawn).max() <= 8
+                assert np.mean(differ) < 0.005
+    plots.clear_figure_cache()  # those figures have plain canvases now

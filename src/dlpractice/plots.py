@@ -2,10 +2,20 @@
 bias/variance bars. The only module that imports matplotlib.
 
 matplotlib is imported lazily inside the functions, and figures are built with the object API
-(``matplotlib.figure.Figure`` saved through the Agg canvas) rather than ``pyplot``: no GUI backend
-is ever selected (headless machines, joblib workers), no global figure registry keeps figures alive,
-and the backend of a user's interactive session is left alone. Figures are small (100 dpi) because
-each run writes several of them.
+(``matplotlib.figure.Figure`` drawn on an Agg canvas) rather than ``pyplot``: no GUI backend is ever
+selected (headless machines, joblib workers), no global figure registry keeps figures alive, and the
+backend of a user's interactive session is left alone. Figures are small (100 dpi) because each run
+writes several of them.
+
+Every run draws the same four figures (``cost_curve``, ``grad_norms``, ``weight_histograms``,
+``decision_boundary``), a sweep dozens of them, and building a figure (axes, ticks, text objects, a
+renderer) costs about as much as drawing it. So each thread keeps them as templates, one per kind and
+layout (number of layers, dev cost or not, log or linear y): a later call sets the new data, titles
+and labels into the template, recomputes the data limits (``relim``/``autoscale_view``, so limits
+and ticks are those of a fresh figure) and draws it again. Their canvas also keeps the pixels of the
+texts it drew (``_text_caching_canvas``), and PNGs are written by ``_png`` rather than ``savefig``.
+A call that fails drops its template; ``clear_figure_cache()`` drops them all. Rare layouts
+(nothing recorded, no weights) are drawn on a fresh figure, as are the multi-run figures.
 
 Arrays are in course orientation: ``X`` (n_features, m), ``Y`` (1, m).
 """
@@ -13,8 +23,11 @@ Arrays are in course orientation: ``X`` (n_features, m), ``Y`` (1, m).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,10 +42,16 @@ DPI = 100
 GRID_POINTS = 120  # per axis, for decision boundaries
 # A log scale helps once the values span more than this factor (e.g. a cost falling from 0.7 to 0.01).
 LOG_SCALE_RATIO = 20.0
+# Tick labels are the dearest part of drawing these figures: at most this many intervals per linear
+# axis (matplotlib's default picks up to 9 on a 6-inch axis), and about this many labels on a log one.
+LINEAR_TICKS = 5
+LOG_TICKS = 6
+TEMPLATES_PER_THREAD = 12  # reusable figures kept per thread (a few MB at most)
 
 __all__ = [
     "bias_variance_chart",
     "boundaries_side_by_side",
+    "clear_figure_cache",
     "cost_curve",
     "cost_curves",
     "decision_boundary",
@@ -44,11 +63,15 @@ __all__ = [
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float, **adjust: float) -> Figure:
-    """A figure with fixed margins: an automatic layout engine would double the drawing time."""
+def _figure(width: float, height: float, *, template: bool = False, **adjust: float) -> Figure:
+    """A figure with fixed margins (an automatic layout engine would double the drawing time), on
+    its own Agg canvas, which keeps its renderer: a figure drawn again reuses the text metrics.
+    A ``template`` (drawn again for every run) gets a canvas that also keeps the text pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI)
+    (_text_caching_canvas() if template else FigureCanvasAgg)(fig)
     margins = {"left": 0.8 / width, "right": 1 - 0.2 / width, "bottom": 0.55 / height,
                "top": 1 - 0.4 / height, "wspace": 0.3, "hspace": 0.45}
     margins.update(adjust)
@@ -57,13 +80,180 @@ def _figure(width: float, height: float, **adjust: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Draw ``fig`` on its Agg canvas and write the pixels as a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Light PNG compression: a fraction of the encoding time for somewhat larger files.
-    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1})
-    # No pyplot, so no figure registry to close it from: dropping the last reference frees it
-    # (``fig.clear()`` would only spend time rebuilding empty axes).
+    fig.canvas.draw()
+    path.write_bytes(_png(np.asarray(fig.canvas.buffer_rgba())))
+    # No pyplot, so no figure registry to close it from: dropping the last reference frees a fresh
+    # figure (``fig.clear()`` would only spend time rebuilding empty axes).
     return path
+
+
+def _png(rgba: np.ndarray) -> bytes:
+    """A PNG of the ``(h, w, 4)`` uint8 pixels: RGB when they are all opaque, no row filter, the
+    fastest deflate level. These figures are mostly flat colour, which deflate handles well without
+    filtering: half the time of ``savefig``'s encoder (Pillow's, even at compress_level=1, spends
+    it choosing a filter per row) for files about as large."""
+    import struct
+    import zlib
+
+    from matplotlib import __version__
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = rgba.shape
+    opaque = bool(rgba[..., 3].min() == 255)
+    pixels = rgba[..., :3] if opaque else rgba
+    rows = np.zeros((height, 1 + pixels[0].size), np.uint8)  # each row: filter type 0, the pixels
+    rows[:, 1:] = pixels.reshape(height, -1)
+    per_metre = round(DPI / 0.0254)
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if opaque else 6, 0, 0, 0)),
+        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        chunk(b"tEXt", b"Software\0matplotlib version " + __version__.encode()),
+        chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
+        chunk(b"IEND", b""),
+    ])
+
+
+_TEXT_CANVAS: type | None = None
+TEXT_IMAGES_PER_THREAD = 1000  # a text image is a few kB
+TEXT_POSITION_STEPS = 1  # text origins rounded to 1/steps pixel (see _text_caching_canvas)
+
+
+def _text_caching_canvas() -> type:
+    """The Agg canvas class of the templates, defined on first use (matplotlib is imported lazily).
+
+    Rasterizing text is about 40% of drawing these figures: FreeType lays out and renders every
+    glyph of every title, label, legend entry and tick label at every draw, and most of them come
+    back at the next run: the same titles, labels and legend entries, tick labels with the same
+    strings. So the renderer keeps the pixels of each text it drew (per thread, shared by the
+    templates), keyed by everything that shapes them (string, font, size, angle, colour,
+    antialiasing, hinting, dpi, the origin's fraction of a pixel), and pastes them with
+    ``draw_image``. Origins are rounded to ``TEXT_POSITION_STEPS`` per pixel: 1 (whole pixels, where
+    matplotlib placed text before 3.11) lets a tick label such as ``0.5`` be reused wherever it
+    sits, a text moving at most half a pixel from where 3.11 puts it; 64 (FreeType's own precision)
+    gives Agg's figure but for 8-bit rounding where two glyphs overlap. Both are tested. Text that
+    needs more (mathtext, transparency, a clip path, pixels at the canvas's edge) is drawn as usual.
+    """
+    global _TEXT_CANVAS
+    if _TEXT_CANVAS is not None:
+        return _TEXT_CANVAS
+
+    import matplotlib as mpl
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+    from matplotlib.font_manager import findfont
+
+    class TextCachingRenderer(RendererAgg):
+        def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
+                      ismath: Any = False, mtext: Any = None) -> None:
+            if ismath or gc.get_alpha() != 1.0 or gc.get_clip_path()[0] is not None:
+                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+                return
+            # The origin (y downwards, as Agg's draw_text has it) in whole pixels and steps.
+            steps = TEXT_POSITION_STEPS
+            col, fx = divmod(round(x * steps), steps)
+            row, fy = divmod(round(y * steps), steps)
+            key = (s, hash(prop), findfont(prop), angle, fx, fy, tuple(gc.get_rgb()),
+                   gc.get_antialiased(), get_hinting_flag(), mpl.rcParams["text.hinting_factor"],
+                   self.dpi, getattr(mtext, "get_fontfeatures", lambda: None)(),
+                   getattr(mtext, "get_language", lambda: None)())
+            images = _text_images()
+            if key in images:
+                images.move_to_end(key)
+                entry = images[key]
+            else:
+                entry = self._rasterize(gc, fx / steps, fy / steps, s, prop, angle, mtext)
+                images[key] = entry
+                if len(images) > TEXT_IMAGES_PER_THREAD:
+                    images.popitem(last=False)
+            if entry is None:  # could not be cut out cleanly
+                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+                return
+            image, left, top = entry
+            left, top = col + left, row + top
+            if left < 0 or top < 0 or left + image.shape[1] > self.width or \
+                    top + image.shape[0] > self.height:
+                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+                return
+            # draw_image takes the bottom-left corner (y upwards) and the rows bottom first.
+            self.draw_image(gc, left, int(self.height) - top - image.shape[0], image)
+
+        def _rasterize(self, gc: Any, fx: float, fy: float, s: str, prop: Any, angle: float,
+                       mtext: Any) -> tuple[np.ndarray, int, int] | None:
+            """The text drawn alone on a transparent canvas around its origin, cropped to its
+            pixels: ``(rows bottom first, left, top)`` relative to the origin's pixel."""
+            width, height, descent = self.get_text_width_height_descent(s, prop, False)
+            a = math.radians(angle)
+            corners = [(u * math.cos(a) - v * math.sin(a), -(u * math.sin(a) + v * math.cos(a)))
+                       for u in (0.0, width) for v in (-descent, height - descent)]
+            pad = 4
+            left = math.floor(min(c[0] for c in corners)) - pad
+            top = math.floor(min(c[1] for c in corners)) - pad
+            w = math.ceil(max(c[0] for c in corners)) + pad - left
+            h = math.ceil(max(c[1] for c in corners)) + pad - top
+            scratch = RendererAgg(w, h, self.dpi)
+            gc2 = scratch.new_gc()
+            gc2.copy_properties(gc)
+            gc2.set_clip_rectangle(None)
+            scratch.draw_text(gc2, fx - left, fy - top, s, prop, angle, False, mtext)
+            gc2.restore()
+            pixels = np.asarray(scratch.buffer_rgba())
+            rows = np.flatnonzero(pixels[..., 3].any(axis=1))
+            cols = np.flatnonzero(pixels[..., 3].any(axis=0))
+            if rows.size == 0 or rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or \
+                    cols[-1] == w - 1:  # nothing drawn, or maybe more than fits: draw it directly
+                return None
+            image = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][::-1].copy()
+            return image, left + int(cols[0]), top + int(rows[0])
+
+    class TextCachingCanvas(FigureCanvasAgg):
+        def get_renderer(self) -> RendererAgg:
+            w, h = self.figure.bbox.size
+            key = w, h, self.figure.dpi
+            if self._lastKey != key or not isinstance(getattr(self, "renderer", None),
+                                                      TextCachingRenderer):
+                self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
+                self._lastKey = key
+            return self.renderer
+
+    _TEXT_CANVAS = TextCachingCanvas
+    return _TEXT_CANVAS
+
+
+_local = threading.local()  # .templates: OrderedDict key -> SimpleNamespace(fig=..., ...)
+
+
+def clear_figure_cache() -> None:
+    """Drop the calling thread's reusable figures and text pixels (built again when needed)."""
+    _local.__dict__.pop("templates", None)
+    _local.__dict__.pop("text_images", None)
+
+
+def _text_images() -> OrderedDict[tuple, tuple[np.ndarray, int, int] | None]:
+    """This thread's text pixels, shared by its templates (see ``_text_caching_canvas``)."""
+    return _local.__dict__.setdefault("text_images", OrderedDict())
+
+
+def _draw_cached(key: Hashable, build: Callable[[], SimpleNamespace],
+                 update: Callable[[SimpleNamespace], None], path: str | Path) -> Path:
+    """Draw into this thread's template ``key`` (built on first use) and save it to ``path``.
+
+    Templates are per thread, so concurrent calls never share a figure; one that raises is dropped
+    rather than kept half updated. The least recently used goes beyond ``TEMPLATES_PER_THREAD``.
+    """
+    templates: OrderedDict[Hashable, SimpleNamespace] = _local.__dict__.setdefault(
+        "templates", OrderedDict())
+    template = templates.pop(key, None) or build()
+    update(template)
+    saved = _save(template.fig, path)
+    templates[key] = template
+    while len(templates) > TEMPLATES_PER_THREAD:
+        templates.popitem(last=False)
+    return saved
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -71,15 +261,36 @@ def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def _log_y(ax: Axes) -> None:
+def _log_y(ax: Axes, *series: Sequence[float] | np.ndarray) -> None:
     """Log y axis with plain tick labels (``0.01``, not mathtext ``10^-2``) and no minor ticks:
-    both are slow to draw and say little here."""
+    both are slow to draw and say little here. Labels at 1, 2, 5 times the powers of ten over a
+    narrow span, 1 and 3 over a wider one, the powers alone beyond (about ``LOG_TICKS`` labels)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    if ax.get_yscale() != "log":
+        ax.set_yscale("log")
+    values = _finite(np.concatenate([_finite(s) for s in series])) if series else np.empty(0)
+    values = values[values > 0]
+    decades = math.log10(values.max() / values.min()) if values.size else 1.0
+    subs = next((s for s in ((1.0, 2.0, 5.0), (1.0, 3.0)) if decades * len(s) <= LOG_TICKS),
+                (1.0,))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=LOG_TICKS + 1))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _few_ticks(ax: Axes, x: bool = True, y: bool = True) -> None:
+    """At most ``LINEAR_TICKS`` intervals on the linear axes named."""
+    for axis, wanted in (("x", x), ("y", y)):
+        if wanted:
+            ax.locator_params(axis=axis, nbins=LINEAR_TICKS)
+
+
+def _rescale(ax: Axes) -> None:
+    """Data limits from the artists' current data, then the view (margins, sticky edges) from them,
+    as a fresh axes would have them."""
+    ax.relim()
+    ax.autoscale_view()
 
 
 def _log_scale_helps(*series: Sequence[float] | np.ndarray) -> bool:
@@ -101,6 +312,15 @@ def _no_data(ax: Axes, message: str) -> None:
     ax.set_yticks([])
 
 
+def _no_data_figure(width: float, height: float, message: str, title: str,
+                    path: str | Path) -> Path:
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    _no_data(ax, message)
+    _title(ax, title)
+    return _save(fig, path)
+
+
 def _weight_keys(parameters: Mapping[str, np.ndarray]) -> list[str]:
     keys = [k for k in parameters if k.startswith("W") and k[1:].isdigit()]
     return sorted(keys, key=lambda k: int(k[1:]))
@@ -116,53 +336,122 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 
 def cost_curve(result: TrainResult, path: str | Path) -> Path:
     """Train cost (and dev cost when recorded) against the iteration; log-y when it spans decades."""
-    fig = _figure(6, 4)
-    ax = fig.add_subplot()
     its = list(result.iterations)
     if not its:
-        _no_data(ax, "no cost recorded")
-    else:
-        ax.plot(its, result.costs, label="train cost", color="tab:blue")
-        dev = list(result.dev_costs)
-        if dev and len(dev) == len(its):
-            ax.plot(its, dev, label="dev cost", color="tab:orange")
-        if _log_scale_helps(result.costs, dev):
-            _log_y(ax)
+        return _no_data_figure(6, 4, "no cost recorded", "cost", path)
+    costs, dev = list(result.costs), list(result.dev_costs)
+    with_dev = bool(dev) and len(dev) == len(its)
+    log = _log_scale_helps(costs, dev)
+
+    def build() -> SimpleNamespace:
+        fig = _figure(6, 4, template=True)
+        ax = fig.add_subplot()
+        lines = [ax.plot([], [], label="train cost", color="tab:blue")[0]]
+        if with_dev:
+            lines.append(ax.plot([], [], label="dev cost", color="tab:orange")[0])
+        _few_ticks(ax, y=not log)
         ax.set_xlabel("iteration")
         ax.set_ylabel("cost")
         ax.grid(True, alpha=0.3)
         ax.legend()
-    _title(ax, "cost")
-    return _save(fig, path)
+        _title(ax, "cost")
+        return SimpleNamespace(fig=fig, ax=ax, lines=lines)
+
+    def update(t: SimpleNamespace) -> None:
+        for line, values in zip(t.lines, (costs, dev), strict=False):
+            line.set_data(its, values)
+        if log:
+            _log_y(t.ax, costs, dev if with_dev else [])
+        _rescale(t.ax)
+
+    return _draw_cached(("cost_curve", with_dev, log), build, update, path)
 
 
 def grad_norms(result: TrainResult, path: str | Path) -> Path:
     """Per-layer gradient norm ‖dWl‖ against the iteration, log-y: vanishing or exploding."""
-    fig = _figure(6, 4)
-    ax = fig.add_subplot()
     norms = np.asarray(result.grad_norms, dtype=float)
     if norms.ndim != 2 or norms.size == 0:
-        _no_data(ax, "no gradient norms recorded")
-    else:
-        its = np.asarray(result.iterations[: norms.shape[0]])
-        for layer in range(norms.shape[1]):
-            ax.plot(its, norms[:, layer], label=f"dW{layer + 1}")
-        if np.all(_finite(norms) > 0) and _finite(norms).size:
-            _log_y(ax)
+        return _no_data_figure(6, 4, "no gradient norms recorded", "gradient norm per layer", path)
+    its = np.asarray(result.iterations[: norms.shape[0]])
+    layers = norms.shape[1]
+    finite = _finite(norms)
+    log = bool(finite.size) and bool(np.all(finite > 0))
+
+    def build() -> SimpleNamespace:
+        fig = _figure(6, 4, template=True)
+        ax = fig.add_subplot()
+        lines = [ax.plot([], [], label=f"dW{layer + 1}")[0] for layer in range(layers)]
+        _few_ticks(ax, y=not log)
         ax.set_xlabel("iteration")
         ax.set_ylabel("‖dW‖ (Frobenius)")
         ax.grid(True, alpha=0.3)
-        ax.legend(ncols=min(norms.shape[1], 4), fontsize="small")
-    _title(ax, "gradient norm per layer")
-    return _save(fig, path)
+        ax.legend(ncols=min(layers, 4), fontsize="small")
+        _title(ax, "gradient norm per layer")
+        return SimpleNamespace(fig=fig, ax=ax, lines=lines)
+
+    def update(t: SimpleNamespace) -> None:
+        for layer, line in enumerate(t.lines):
+            line.set_data(its, norms[:, layer])
+        if log:
+            _log_y(t.ax, finite)
+        _rescale(t.ax)
+
+    return _draw_cached(("grad_norms", layers, log), build, update, path)
+
+
+def _step_outline(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The outline of a histogram as one closed polygon (what ``hist(histtype="stepfilled")``
+    draws): up the first edge, along each bar's top, down the last edge."""
+    x = np.repeat(edges, 2)
+    y = np.concatenate([[0.0], np.repeat(counts.astype(float), 2), [0.0]])
+    return np.column_stack([x, y])
 
 
 def weight_histograms(parameters: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """One histogram of the weights ``Wl`` per layer (biases left out)."""
     keys = _weight_keys(parameters)
+    weights = [_finite(parameters[k]) for k in keys]
+    if not keys or any(w.size == 0 for w in weights):
+        return _weight_histograms_fresh(parameters, keys, path)
+    rows, cols = _grid_shape(len(keys))
+
+    def build() -> SimpleNamespace:
+        from matplotlib.patches import Polygon
+
+        height = 2.6 * rows
+        fig = _figure(3.0 * cols, height, template=True, top=1 - 0.7 / height)  # suptitle room
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        outlines = []
+        for ax in axes[: len(keys)]:
+            # One polygon, not one rectangle per bin; resting on 0 like a histogram's bars.
+            outline = Polygon(np.zeros((2, 2)), closed=True, facecolor="tab:blue", alpha=0.8)
+            outline.sticky_edges.y.append(0)
+            ax.add_patch(outline)
+            outlines.append(outline)
+            ax.set_yticks([])  # counts say little; fewer tick labels also draw faster
+            ax.locator_params(axis="x", nbins=4)
+        for ax in axes[len(keys):]:
+            ax.set_visible(False)
+        fig.suptitle("weights per layer")
+        return SimpleNamespace(fig=fig, axes=axes[: len(keys)], outlines=outlines)
+
+    def update(t: SimpleNamespace) -> None:
+        for ax, outline, key, w in zip(t.axes, t.outlines, keys, weights, strict=True):
+            counts, edges = np.histogram(w, bins=min(50, max(5, int(math.sqrt(w.size)))))
+            outline.set_xy(_step_outline(counts, edges))
+            ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
+            _title(ax, f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
+            _rescale(ax)
+
+    return _draw_cached(("weight_histograms", len(keys)), build, update, path)
+
+
+def _weight_histograms_fresh(parameters: Mapping[str, np.ndarray], keys: list[str],
+                             path: str | Path) -> Path:
+    """No weights, or a layer without a finite one: a fresh figure saying so."""
     rows, cols = _grid_shape(len(keys))
     height = 2.6 * rows
-    fig = _figure(3.0 * cols, height, top=1 - 0.7 / height)  # room for the suptitle
+    fig = _figure(3.0 * cols, height, top=1 - 0.7 / height)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     if not keys:
         _no_data(axes[0], "no weights")
@@ -172,15 +461,49 @@ def weight_histograms(parameters: Mapping[str, np.ndarray], path: str | Path) ->
             _no_data(ax, "no finite weights")
         else:
             ax.hist(w, bins=min(50, max(5, int(math.sqrt(w.size)))), color="tab:blue", alpha=0.8,
-                    histtype="stepfilled")  # one polygon, not one rectangle per bin
+                    histtype="stepfilled")
             ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
-            ax.set_yticks([])  # counts say little; fewer tick labels also draw faster
+            ax.set_yticks([])
             ax.locator_params(axis="x", nbins=4)
         _title(ax, f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
     for ax in axes[len(keys) or 1 :]:
         ax.set_visible(False)
     fig.suptitle("weights per layer")
     return _save(fig, path)
+
+
+def _boundary_grid(
+    parameters: Mapping[str, np.ndarray], X: np.ndarray, hidden_activation: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``xs``, ``ys`` (the grid's axes, 10% beyond the data) and the predicted probabilities on the
+    grid, shape ``(len(ys), len(xs))``."""
+    from dlpractice.nn import forward_propagation
+
+    lo, hi = X.min(axis=1), X.max(axis=1)
+    pad = np.maximum((hi - lo) * 0.1, 1e-3)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_POINTS)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_POINTS)
+    xx, yy = np.meshgrid(xs, ys)
+    grid = np.vstack([xx.ravel(), yy.ravel()])
+    with np.errstate(over="ignore", invalid="ignore"):
+        probs = forward_propagation(dict(parameters), grid, hidden_activation).reshape(xx.shape)
+    return xs, ys, np.nan_to_num(probs, nan=0.5)
+
+
+# The probability image: one image, several times faster to draw than filled contours, interpolated
+# on the probabilities before the colour map ("data"), which draws faster than mapping then
+# interpolating the colours.
+_IMAGE_STYLE = {"origin": "lower", "aspect": "auto", "cmap": "RdBu_r", "vmin": 0.0, "vmax": 1.0,
+                "alpha": 0.45, "interpolation": "bilinear", "interpolation_stage": "data"}
+_POINT_STYLE = {"cmap": "RdBu_r", "vmin": 0, "vmax": 1, "s": 14, "edgecolors": "w",
+                "linewidths": 0.5}
+
+
+def _boundary_contour(ax: Axes, xs: np.ndarray, ys: np.ndarray, probs: np.ndarray) -> Any:
+    """The 0.5 contour, or None when the probabilities never cross 0.5."""
+    if probs.min() < 0.5 < probs.max():
+        return ax.contour(xs, ys, probs, levels=[0.5], colors="k", linewidths=1.0)
+    return None
 
 
 def _boundary_axes(
@@ -191,28 +514,14 @@ def _boundary_axes(
     hidden_activation: str,
     title: str,
 ) -> None:
-    from dlpractice.nn import forward_propagation
-
     X = np.asarray(X, dtype=float)
-    y = np.asarray(Y).ravel()
-    lo, hi = X.min(axis=1), X.max(axis=1)
-    pad = np.maximum((hi - lo) * 0.1, 1e-3)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], GRID_POINTS)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], GRID_POINTS)
-    xx, yy = np.meshgrid(xs, ys)
-    grid = np.vstack([xx.ravel(), yy.ravel()])
-    with np.errstate(over="ignore", invalid="ignore"):
-        probs = forward_propagation(dict(parameters), grid, hidden_activation).reshape(xx.shape)
-    probs = np.nan_to_num(probs, nan=0.5)
-    # One image of the probabilities (several times faster to draw than filled contours).
-    ax.imshow(probs, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), aspect="auto",
-              cmap="RdBu_r", vmin=0.0, vmax=1.0, alpha=0.45, interpolation="bilinear")
-    if probs.min() < 0.5 < probs.max():
-        ax.contour(xx, yy, probs, levels=[0.5], colors="k", linewidths=1.0)
-    ax.scatter(X[0], X[1], c=y, cmap="RdBu_r", vmin=0, vmax=1, s=14, edgecolors="w",
-               linewidths=0.5)
+    xs, ys, probs = _boundary_grid(parameters, X, hidden_activation)
+    ax.imshow(probs, extent=(xs[0], xs[-1], ys[0], ys[-1]), **_IMAGE_STYLE)
+    _boundary_contour(ax, xs, ys, probs)
+    ax.scatter(X[0], X[1], c=np.asarray(Y).ravel(), **_POINT_STYLE)
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
+    _few_ticks(ax)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     if title:
@@ -227,14 +536,37 @@ def decision_boundary(
     path: str | Path,
     title: str = "",
 ) -> Path | None:
-    """Predicted probability over a grid (filled contours, the 0.5 boundary as a line) with the
-    points on top. ``None`` (nothing written) when ``X`` does not have exactly 2 features."""
+    """Predicted probability over a grid (an image, the 0.5 boundary as a line) with the points on
+    top. ``None`` (nothing written) when ``X`` does not have exactly 2 features."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] != 2 or X.shape[1] == 0:
         return None
-    fig = _figure(5, 4.5)
-    _boundary_axes(fig.add_subplot(), parameters, X, Y, hidden_activation, title)
-    return _save(fig, path)
+    X = X.astype(float, copy=False)
+    xs, ys, probs = _boundary_grid(parameters, X, hidden_activation)
+
+    def build() -> SimpleNamespace:
+        fig = _figure(5, 4.5, template=True)
+        ax = fig.add_subplot()
+        image = ax.imshow(np.full((2, 2), 0.5), extent=(0, 1, 0, 1), **_IMAGE_STYLE)
+        points = ax.scatter(np.empty(0), np.empty(0), c=np.empty(0), **_POINT_STYLE)
+        _few_ticks(ax)
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+        return SimpleNamespace(fig=fig, ax=ax, image=image, points=points, contour=None)
+
+    def update(t: SimpleNamespace) -> None:
+        t.image.set_data(probs)
+        t.image.set_extent((xs[0], xs[-1], ys[0], ys[-1]))
+        if t.contour is not None:
+            t.contour.remove()
+        t.contour = _boundary_contour(t.ax, xs, ys, probs)
+        t.points.set_offsets(X.T)
+        t.points.set_array(np.asarray(Y, dtype=float).ravel())
+        t.ax.set_xlim(xs[0], xs[-1])
+        t.ax.set_ylim(ys[0], ys[-1])
+        _title(t.ax, title)
+
+    return _draw_cached(("decision_boundary",), build, update, path)
 
 
 def boundaries_side_by_side(
