@@ -69,6 +69,23 @@ def test_stacked_equals_separate_runs(course_compat, activation):
         assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
 
 
+@pytest.mark.parametrize("K", [1, 2, 3, 7, 8, 11, 16])
+def test_the_sweep_model_is_bit_identical_for_every_stack_size(K):
+    # the course's regularization model, as the launcher stacks its L2 sweep: every value equal,
+    # not only close (on long runs last-bit differences grow to 1e-3)
+    base = TrainConfig((2, 20, 3, 1), init="xavier", learning_rate=0.3, iterations=120,
+                       record_every=30, course_compat=True)
+    configs = [replace(base, lambd=0.05 * k) for k in range(K)]
+    if K > 2:
+        configs[1] = replace(configs[1], keep_prob=0.86, course_compat=False, seed=7)
+    for cfg, got in zip(configs, train_stacked(X, Y, configs, X_dev=X_DEV, Y_dev=Y_DEV)):
+        want = train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV)
+        for name, value in want.parameters.items():
+            assert np.array_equal(got.parameters[name], value), (name, cfg)
+        assert (got.costs, got.dev_costs, got.grad_norms, got.final_cost) == (
+            want.costs, want.dev_costs, want.grad_norms, want.final_cost)
+
+
 def test_mixed_modes_l1_per_layer_dropout_and_deeper_nets():
     base = TrainConfig((2, 6, 5, 3, 1), hidden_activation="leaky_relu", iterations=200,
                        record_every=40, augment_flip_axes=(0,))

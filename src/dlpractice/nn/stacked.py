@@ -16,13 +16,27 @@ overhead. Each configuration keeps everything :func:`dlpractice.nn.train` would 
 
 Layout. Layer l keeps ``[Wl | bl]`` for all K as a (K, n_l, n_{l-1} + 1) block of one flat ``theta``
 (layer-major, so a gradient step over every configuration is one call); activation buffers are
-(K, n_l + 1, m) with the ones row of the bias kept in place, so no call copies activations.
+(K, n_l + 1, m) with the ones row of the bias kept in place, so no call copies activations. With
+relu, a hidden layer's gradient is written over its activations once they are used, and relu' is a
+bool mask taken for every layer in one call: one float buffer per layer keeps the working set in
+L2 (at K = 16 this alone is ~1.3x). An iteration is a prebuilt list of argument-bound calls.
 
-Measured alternatives (benchmarks/bench_sweep.py, 2-20-3-1 net, m = 211, K = 16): one
-(K·n1, n0+1) @ (n0+1, m) GEMM for the shared-input first layer is no faster than K batched calls
-(the work is memory-bound) and changes the last bits for some K (other BLAS kernels); scipy's
-``expit`` is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory that
-crosses a relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
+Measured alternatives (2-20-3-1 net, m = 211, K = 8 and 16; µs per configuration-iteration): an
+elementwise pass over a (K, 21, 211) block costs ~0.15-0.25 ns per element whether or not it fits
+in L1, so cache-sized chunks of K only add calls; what counts is passes, buffers and calls. The
+relu mask: ``greater`` into a float buffer (bool→float cast, 0.32 ns/element) + multiply, bool
+``greater`` (0.09) + ``copyto`` to float (0.18) + multiply (0.15), and bool ``greater`` + multiply
+by the bool (0.47, a buffered cast) cost about the same; the last needs no second float buffer
+and wins at K = 16. ``np.where``, ``putmask`` and ``copyto(where=)`` are 10x slower; ``sign`` (the
+single run's) is 0.5 ns/element; int64 views (``minimum``/shift/``bitwise_and``) need as many
+passes. A broadcast ``multiply`` for the output layer's outer product runs inner loops with a
+stride-0 operand (~1 ns/element); ``einsum`` is ~1.5x faster (exact: no sum). Python floats as
+ufunc operands cost ~0.2 µs per call more than a 0-d array, broadcast (1, m) / (K, 1, 1) operands
+more than tiled copies. One (K·n1, n0+1) @ (n0+1, m) GEMM for the shared-input first layer is
+slower than K batched calls, and one (K·n1, m) @ (m, n0+1) GEMM for its gradient changes the
+last bits for most K (other BLAS kernels); scipy's ``expit`` (4 ns/element, a tenth of the time)
+is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory that crosses a
+relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
 
 Full batch only, with the same X for every configuration. Mini-batches, input dropout, input jitter
 and early stopping are per-run schedules: :func:`unstackable_reason` names them and the caller trains
@@ -37,6 +51,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import expit
@@ -135,7 +150,11 @@ class _Stack:
 
 
 class _StackedWorkspace:
-    """Buffers of one stacked forward/backward pass over ``m`` examples (cf. ``Workspace``)."""
+    """Buffers of one stacked forward/backward pass over ``m`` examples (cf. ``Workspace``).
+
+    A pass is a fixed list of argument-bound numpy calls (:meth:`forward_ops`,
+    :meth:`backward_ops`), built once: per iteration the trainer only calls them.
+    """
 
     def __init__(self, stack: _Stack, activation: str, X: np.ndarray, Y: np.ndarray | None):
         K, dims, L = stack.K, stack.dims, stack.L
@@ -147,79 +166,120 @@ class _StackedWorkspace:
         self.keeps_ones = activation in ("relu", "leaky_relu")  # act(1) == 1: the ones row survives
         self.A0 = np.ones((dims[0] + 1, m))
         self.A0[:-1] = X
-        self.Y = None if Y is None else np.array(Y, dtype=float).reshape(1, m)
-        self.A = [self.A0] + [np.ones((K, n + 1, m)) for n in dims[1:-1]]
+        # Y and the step scale repeated per configuration: broadcasting costs more than the copy
+        self.Y = None if Y is None else np.tile(np.asarray(Y, dtype=float).reshape(1, 1, m),
+                                                (K, 1, 1))
+        self.grad_scale = np.ones((K, 1, m))  # learning_rate / m per configuration
+        # hidden activations (K, n_l + 1, m), ones row last, and their relu masks, each kind in one
+        # buffer: one call computes every layer's mask
+        sizes = [K * (n + 1) * m for n in dims[1:-1]]
+        self._A_flat = np.ones(sum(sizes))
+        self._B_flat = np.empty(sum(sizes), dtype=bool) if self.relu else None
+        self.A, self._B = [self.A0], [None]
+        start = 0
+        for n, size in zip(dims[1:-1], sizes):
+            self.A.append(self._A_flat[start : start + size].reshape(K, n + 1, m))
+            self._B.append(None if self._B_flat is None
+                           else self._B_flat[start : start + size].reshape(K, n + 1, m))
+            start += size
         self.Z_out = np.empty((K, 1, m))
         self.A_out = np.empty((K, 1, m))
-        self.dZ = [None] + [np.zeros((K, n + 1, m)) for n in dims[1:-1]] + [np.empty((K, 1, m))]
-        # relu'(Z) as 0/1 floats: multiplying by a float mask is ~2x faster than by a bool one
-        self.positive = [None] + [np.empty((K, n + 1, m)) for n in dims[1:-1]]
+        # relu writes the hidden gradients over the activations (see backward_ops); other
+        # activations need A in the backward pass and get their own gradient buffers
+        self.dZ = [None] + [A if self.relu else np.zeros_like(A) for A in self.A[1:]]
+        self.dZ.append(np.empty((K, 1, m)))
         # dropout (set by train_stacked): masks[l] (K, n_l+1, m) bool; keep[l] (K, n_l+1, 1) divisors
         self.masks: list[np.ndarray | None] = [None] * L
         self.keep: list[np.ndarray | None] = [None] * L
-        self.grad_scale = np.ones((K, 1, 1))  # learning_rate / m per configuration
+        self._zero = np.zeros(())  # a 0-d operand is cheaper to pass than a Python float
         Wb = stack.Wb
         self._A_T = [A.T if A.ndim == 2 else A.transpose(0, 2, 1) for A in self.A]
         self._W_T = [None] + [Wb[l - 1][:, : dims[l], : dims[l - 1]].transpose(0, 2, 1)
                               for l in range(2, L + 1)]
+        self._forward_ops: dict[bool, list[Callable[[], object]]] = {}
 
-    def forward(self, dropout: bool = True) -> None:
-        st, A, L = self.stack, self.A, self.stack.L
+    def forward_ops(self, dropout: bool = True) -> list[Callable[[], object]]:
+        """The calls of one forward pass (``dropout``: apply ``masks``, which may change between
+        passes in place)."""
+        st, A, L, ops = self.stack, self.A, self.stack.L, []
         for l in range(1, L):
             # the real rows only (the ones row of A[l] stays): per configuration, the very BLAS
             # call of the single run, so the results are the same to the bit
             n = st.dims[l]
-            np.matmul(st.Wb[l - 1][:, :n, :], A[l - 1], out=A[l][:, :n, :])
-            self.act(A[l])
-            if not self.keeps_ones:
-                A[l][:, -1, :] = 1.0
+            ops.append(partial(np.matmul, st.Wb[l - 1][:, :n, :], A[l - 1], A[l][:, :n, :]))
+            if self.relu:
+                ops.append(partial(np.maximum, A[l], self._zero, out=A[l]))
+            else:
+                ops.append(partial(self.act, A[l]))
+                if not self.keeps_ones:
+                    ops.append(partial(A[l][:, -1, :].fill, 1.0))
             D = self.masks[l] if dropout else None
             if D is not None:
-                A[l] *= D
-                A[l] /= self.keep[l]
-        np.matmul(st.Wb[-1], A[-1], out=self.Z_out)
+                ops.append(partial(np.multiply, A[l], D, A[l]))
+                ops.append(partial(np.divide, A[l], self.keep[l], A[l]))
+        ops.append(partial(np.matmul, st.Wb[-1], A[-1], self.Z_out))
         # scipy's expit, as the single run: 1/(1 + e^-z) would be ~3x faster here but differs in
         # the last bit, and on a sensitive trajectory (a relu kink crossed) last bits grow
-        expit(self.Z_out, out=self.A_out)
+        ops.append(partial(expit, self.Z_out, self.A_out))
+        return ops
 
-    def backward(self, grad_views: list[np.ndarray]) -> None:
-        """``grad = learning_rate/m · m · ∂J/∂theta`` per configuration (no penalty), like
-        ``Workspace.backward(grad, learning_rate / m)``."""
-        A, dZ, L, dims = self.A, self.dZ, self.stack.L, self.stack.dims
+    def forward(self, dropout: bool = True) -> None:
+        if dropout not in self._forward_ops:
+            self._forward_ops[dropout] = self.forward_ops(dropout)
+        for op in self._forward_ops[dropout]:
+            op()
+
+    def backward_ops(self, grad_views: list[np.ndarray]) -> list[Callable[[], object]]:
+        """The calls of one backward pass, after a forward pass: ``grad = learning_rate/m · m ·
+        ∂J/∂theta`` per configuration (no penalty), like ``Workspace.backward(grad,
+        learning_rate / m)``.
+
+        Relu: every layer's mask ``A > 0`` is taken first (bool, one call); each hidden gradient
+        is then written over its activations once ``dW`` has used them, and multiplied by the
+        mask. The ones rows stay (1 · True), the next forward pass rewrites the rest."""
+        A, dZ, L, dims, ops = self.A, self.dZ, self.stack.L, self.stack.dims, []
+        if self.relu and L > 1:
+            ops.append(partial(np.greater, self._A_flat, self._zero, self._B_flat))
         dZl = dZ[L]
-        np.subtract(self.A_out, self.Y, out=dZl)
-        dZl *= self.grad_scale
+        ops.append(partial(np.subtract, self.A_out, self.Y, dZl))
+        ops.append(partial(np.multiply, dZl, self.grad_scale, dZl))
         derivative = DERIVATIVES[self.activation]
         for l in range(L, 0, -1):
             n, n_prev = dims[l], dims[l - 1]
-            np.matmul(dZl[:, :n, :], self._A_T[l - 1], out=grad_views[l - 1][:, :n, :])
+            ops.append(partial(np.matmul, dZl[:, :n, :], self._A_T[l - 1],
+                               grad_views[l - 1][:, :n, :]))
             if l == 1:
                 break
             dA = dZ[l - 1]
             dA_rows = dA[:, :n_prev, :]
-            if n == 1:  # an outer product: exactly what the single run's matmul computes
-                np.multiply(self._W_T[l - 1], dZl[:, :1, :], out=dA_rows)
+            if n == 1:  # an outer product: exact products, as the single run's matmul computes
+                ops.append(partial(np.einsum, "ki,km->kim", self._W_T[l - 1][:, :, 0],
+                                   dZl[:, 0, :], out=dA_rows))
             else:
-                np.matmul(self._W_T[l - 1], dZl[:, :n, :], out=dA_rows)
+                ops.append(partial(np.matmul, self._W_T[l - 1], dZl[:, :n, :], dA_rows))
             D = self.masks[l - 1]
-            A_hidden = A[l - 1]
             if D is not None:
-                dA *= D
-                dA /= self.keep[l - 1]
-                if not self.keeps_ones:
-                    A_hidden = A_hidden * self.keep[l - 1]
+                ops.append(partial(np.multiply, dA, D, dA))
+                ops.append(partial(np.divide, dA, self.keep[l - 1], dA))
             if self.relu:
-                P = self.positive[l - 1]
-                np.greater(A_hidden, 0.0, out=P, casting="unsafe")
-                dA *= P
+                ops.append(partial(np.multiply, dA, self._B[l - 1], dA))
+            elif D is not None and not self.keeps_ones:
+                # the derivative needs the activation before dropout
+                ops.append(partial(_derivative_undropped, derivative, dA, A[l - 1],
+                                   self.keep[l - 1]))
             else:
-                derivative(dA, A_hidden)
+                ops.append(partial(derivative, dA, A[l - 1]))
             dZl = dA
+        return ops
 
     def cross_entropy(self, k: int) -> float:
         """``Workspace.cross_entropy`` of configuration ``k``."""
         Z = self.Z_out[k]
-        return float(np.sum(np.logaddexp(0.0, Z) - self.Y * Z)) / self.m
+        return float(np.sum(np.logaddexp(0.0, Z) - self.Y[k] * Z)) / self.m
+
+
+def _derivative_undropped(derivative, dA: np.ndarray, A: np.ndarray, keep: np.ndarray) -> None:
+    derivative(dA, A * keep)
 
 
 def train_stacked(
@@ -271,7 +331,7 @@ def train_stacked(
               if X_dev is not None else None)
 
     lrs = [float(cfg.learning_rate) for cfg in configs]
-    ws.grad_scale[:, 0, 0] = [lr / m for lr in lrs]
+    ws.grad_scale[...] = np.array([lr / m for lr in lrs]).reshape(K, 1, 1)
     # penalty gradient: scale · (lambd/m · W + l1/(2m) · sign(W)), W_mask folded into per-entry scales
     l2_scale = l1_scale = None
     if any(cfg.lambd for cfg in configs):
@@ -336,33 +396,34 @@ def train_stacked(
             sums = sum(v.reshape(K, -1).sum(axis=1) for v in stack.views(flat))
         return [bool(math.isfinite(s)) for s in sums]
 
+    # one iteration as a flat list of argument-bound numpy calls: the per-iteration Python work
+    # is one call each (dropout draws, forward, backward, penalty gradient)
+    step = [partial(rng.random, out=u) for rng, outs in draws for u in outs]
+    step += [partial(np.less, uniforms[l], keep_cols[l], ws.masks[l][:, : dims[l], :])
+             for l in dropout_layers]
+    step += ws.forward_ops() + ws.backward_ops(gviews)
+    if l2_scale is not None:
+        step += [partial(np.multiply, theta, l2_scale, tmp), partial(np.add, grad, tmp, grad)]
+    if l1_scale is not None:
+        step += [partial(np.sign, theta, tmp), partial(np.multiply, tmp, l1_scale, tmp),
+                 partial(np.add, grad, tmp, grad)]
+    subtract, add_reduce, isfinite = np.subtract, np.add.reduce, math.isfinite
+
     start_time = time.perf_counter()
     caller_errstate = np.geterr()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(int(base.iterations)):
-            for rng, outs in draws:
-                for u in outs:
-                    rng.random(out=u)
-            for l in dropout_layers:
-                np.less(uniforms[l], keep_cols[l], out=ws.masks[l][:, : dims[l], :])
-            ws.forward()
-            ws.backward(gviews)
-            if l2_scale is not None:
-                np.multiply(theta, l2_scale, out=tmp)
-                grad += tmp
-            if l1_scale is not None:
-                np.sign(theta, out=tmp)
-                tmp *= l1_scale
-                grad += tmp
+            for op in step:
+                op()
             if i % record_every == 0:
-                if not math.isfinite(float(np.add.reduce(grad))):
+                if not isfinite(add_reduce(grad)):
                     for k, ok in enumerate(finite_per_config(grad)):
                         if alive[k] and not ok:
                             kill(k, i)
                 _record(i, stack, ws, dev_ws, gviews, configs, lrs, results, alive, callbacks,
                         caller_errstate, kill)
-            np.subtract(theta, grad, out=theta)
-            if not math.isfinite(float(np.add.reduce(theta))):
+            subtract(theta, grad, theta)
+            if not isfinite(add_reduce(theta)):
                 for k, ok in enumerate(finite_per_config(theta)):
                     if alive[k] and not ok:
                         kill(k, i)
