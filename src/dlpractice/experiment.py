@@ -171,6 +171,14 @@ def _stacked_share(future: Any, k: int) -> Any:
     return result if isinstance(result, TrainResult) else None
 
 
+def before_fork() -> None:
+    """Import what a job needs (plots, gradient check, MLflow) once, before worker processes
+    are forked, so that they inherit it instead of importing it again each."""
+    from dlpractice import gradcheck, plots, report, tracking  # noqa: F401
+
+    plots.warm_up()
+
+
 def after_fork() -> None:
     """In a forked worker process: reopen what must not be shared with the parent."""
     from dlpractice import tracking

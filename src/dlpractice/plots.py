@@ -12,8 +12,8 @@ Every run draws the same four figures (``cost_curve``, ``grad_norms``, ``weight_
 renderer) costs about as much as drawing it. So each thread keeps them as templates, one per kind and
 layout (number of layers, dev cost or not, log or linear y): a later call sets the new data, titles
 and labels into the template, recomputes the data limits (``relim``/``autoscale_view``, so limits
-and ticks are those of a fresh figure) and draws it again. Their canvas also keeps the pixels of the
-texts it drew (``_text_caching_canvas``), and PNGs are written by ``_png`` rather than ``savefig``.
+and ticks are those of a fresh figure) and draws it again. PNGs are written by ``_png`` rather
+than ``savefig`` (half the encoding time).
 A call that fails drops its template; ``clear_figure_cache()`` drops them all. Rare layouts
 (nothing recorded, no weights) are drawn on a fresh figure, as are the multi-run figures.
 
@@ -65,13 +65,13 @@ __all__ = [
 
 def _figure(width: float, height: float, *, template: bool = False, **adjust: float) -> Figure:
     """A figure with fixed margins (an automatic layout engine would double the drawing time), on
-    its own Agg canvas, which keeps its renderer: a figure drawn again reuses the text metrics.
-    A ``template`` (drawn again for every run) gets a canvas that also keeps the text pixels."""
+    its own Agg canvas, which keeps its renderer: a figure drawn again (a ``template``, reused for
+    every run) reuses the text metrics."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI)
-    (_text_caching_canvas() if template else FigureCanvasAgg)(fig)
+    FigureCanvasAgg(fig)
     margins = {"left": 0.8 / width, "right": 1 - 0.2 / width, "bottom": 0.55 / height,
                "top": 1 - 0.4 / height, "wspace": 0.3, "hspace": 0.45}
     margins.update(adjust)
@@ -119,123 +119,19 @@ def _png(rgba: np.ndarray) -> bytes:
     ])
 
 
-_TEXT_CANVAS: type | None = None
-TEXT_IMAGES_PER_THREAD = 1000  # a text image is a few kB
-TEXT_POSITION_STEPS = 1  # text origins rounded to 1/steps pixel (see _text_caching_canvas)
-
-
-def _text_caching_canvas() -> type:
-    """The Agg canvas class of the templates, defined on first use (matplotlib is imported lazily).
-
-    Rasterizing text is about 40% of drawing these figures: FreeType lays out and renders every
-    glyph of every title, label, legend entry and tick label at every draw, and most of them come
-    back at the next run: the same titles, labels and legend entries, tick labels with the same
-    strings. So the renderer keeps the pixels of each text it drew (per thread, shared by the
-    templates), keyed by everything that shapes them (string, font, size, angle, colour,
-    antialiasing, hinting, dpi, the origin's fraction of a pixel), and pastes them with
-    ``draw_image``. Origins are rounded to ``TEXT_POSITION_STEPS`` per pixel: 1 (whole pixels, where
-    matplotlib placed text before 3.11) lets a tick label such as ``0.5`` be reused wherever it
-    sits, a text moving at most half a pixel from where 3.11 puts it; 64 (FreeType's own precision)
-    gives Agg's figure but for 8-bit rounding where two glyphs overlap. Both are tested. Text that
-    needs more (mathtext, transparency, a clip path, pixels at the canvas's edge) is drawn as usual.
-    """
-    global _TEXT_CANVAS
-    if _TEXT_CANVAS is not None:
-        return _TEXT_CANVAS
-
-    import matplotlib as mpl
-    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
-    from matplotlib.font_manager import findfont
-
-    class TextCachingRenderer(RendererAgg):
-        def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
-                      ismath: Any = False, mtext: Any = None) -> None:
-            if ismath or gc.get_alpha() != 1.0 or gc.get_clip_path()[0] is not None:
-                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
-                return
-            # The origin (y downwards, as Agg's draw_text has it) in whole pixels and steps.
-            steps = TEXT_POSITION_STEPS
-            col, fx = divmod(round(x * steps), steps)
-            row, fy = divmod(round(y * steps), steps)
-            key = (s, hash(prop), findfont(prop), angle, fx, fy, tuple(gc.get_rgb()),
-                   gc.get_antialiased(), get_hinting_flag(), mpl.rcParams["text.hinting_factor"],
-                   self.dpi, getattr(mtext, "get_fontfeatures", lambda: None)(),
-                   getattr(mtext, "get_language", lambda: None)())
-            images = _text_images()
-            if key in images:
-                images.move_to_end(key)
-                entry = images[key]
-            else:
-                entry = self._rasterize(gc, fx / steps, fy / steps, s, prop, angle, mtext)
-                images[key] = entry
-                if len(images) > TEXT_IMAGES_PER_THREAD:
-                    images.popitem(last=False)
-            if entry is None:  # could not be cut out cleanly
-                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
-                return
-            image, left, top = entry
-            left, top = col + left, row + top
-            if left < 0 or top < 0 or left + image.shape[1] > self.width or \
-                    top + image.shape[0] > self.height:
-                super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
-                return
-            # draw_image takes the bottom-left corner (y upwards) and the rows bottom first.
-            self.draw_image(gc, left, int(self.height) - top - image.shape[0], image)
-
-        def _rasterize(self, gc: Any, fx: float, fy: float, s: str, prop: Any, angle: float,
-                       mtext: Any) -> tuple[np.ndarray, int, int] | None:
-            """The text drawn alone on a transparent canvas around its origin, cropped to its
-            pixels: ``(rows bottom first, left, top)`` relative to the origin's pixel."""
-            width, height, descent = self.get_text_width_height_descent(s, prop, False)
-            a = math.radians(angle)
-            corners = [(u * math.cos(a) - v * math.sin(a), -(u * math.sin(a) + v * math.cos(a)))
-                       for u in (0.0, width) for v in (-descent, height - descent)]
-            pad = 4
-            left = math.floor(min(c[0] for c in corners)) - pad
-            top = math.floor(min(c[1] for c in corners)) - pad
-            w = math.ceil(max(c[0] for c in corners)) + pad - left
-            h = math.ceil(max(c[1] for c in corners)) + pad - top
-            scratch = RendererAgg(w, h, self.dpi)
-            gc2 = scratch.new_gc()
-            gc2.copy_properties(gc)
-            gc2.set_clip_rectangle(None)
-            scratch.draw_text(gc2, fx - left, fy - top, s, prop, angle, False, mtext)
-            gc2.restore()
-            pixels = np.asarray(scratch.buffer_rgba())
-            rows = np.flatnonzero(pixels[..., 3].any(axis=1))
-            cols = np.flatnonzero(pixels[..., 3].any(axis=0))
-            if rows.size == 0 or rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or \
-                    cols[-1] == w - 1:  # nothing drawn, or maybe more than fits: draw it directly
-                return None
-            image = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][::-1].copy()
-            return image, left + int(cols[0]), top + int(rows[0])
-
-    class TextCachingCanvas(FigureCanvasAgg):
-        def get_renderer(self) -> RendererAgg:
-            w, h = self.figure.bbox.size
-            key = w, h, self.figure.dpi
-            if self._lastKey != key or not isinstance(getattr(self, "renderer", None),
-                                                      TextCachingRenderer):
-                self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
-                self._lastKey = key
-            return self.renderer
-
-    _TEXT_CANVAS = TextCachingCanvas
-    return _TEXT_CANVAS
-
-
 _local = threading.local()  # .templates: OrderedDict key -> SimpleNamespace(fig=..., ...)
 
 
+def warm_up() -> None:
+    """Import matplotlib (figure, Agg canvas, fonts) now: before worker processes are forked, so
+    that they inherit it rather than each importing it again."""
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
 def clear_figure_cache() -> None:
-    """Drop the calling thread's reusable figures and text pixels (built again when needed)."""
+    """Drop the calling thread's reusable figures (built again when needed)."""
     _local.__dict__.pop("templates", None)
-    _local.__dict__.pop("text_images", None)
-
-
-def _text_images() -> OrderedDict[tuple, tuple[np.ndarray, int, int] | None]:
-    """This thread's text pixels, shared by its templates (see ``_text_caching_canvas``)."""
-    return _local.__dict__.setdefault("text_images", OrderedDict())
 
 
 def _draw_cached(key: Hashable, build: Callable[[], SimpleNamespace],

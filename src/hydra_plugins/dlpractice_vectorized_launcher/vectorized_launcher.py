@@ -113,6 +113,9 @@ class VectorizedLauncher(Launcher):
                   "fork" in multiprocessing.get_all_start_methods() and
                   threading.active_count() == 1)
         if forked:
+            warm_up = getattr(self.task_function, "__globals__", {}).get("before_fork")
+            if warm_up is not None:
+                warm_up()
             _FORKED_STATE.update(hydra_context=self.hydra_context,
                                  task_function=self.task_function)
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
