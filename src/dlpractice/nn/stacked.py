@@ -19,24 +19,26 @@ Layout. Layer l keeps ``[Wl | bl]`` for all K as a (K, n_l, n_{l-1} + 1) block o
 (K, n_l + 1, m) with the ones row of the bias kept in place, so no call copies activations. With
 relu, a hidden layer's gradient is written over its activations once they are used, and relu' is a
 bool mask taken for every layer in one call: one float buffer per layer keeps the working set in
-L2 (at K = 16 this alone is ~1.3x). An iteration is a prebuilt list of argument-bound calls.
+L2 (at K = 16 ~1.15-1.2x over two float buffers). An iteration is a prebuilt list of bound calls.
 
-Measured alternatives (2-20-3-1 net, m = 211, K = 8 and 16; µs per configuration-iteration): an
-elementwise pass over a (K, 21, 211) block costs ~0.15-0.25 ns per element whether or not it fits
-in L1, so cache-sized chunks of K only add calls; what counts is passes, buffers and calls. The
-relu mask: ``greater`` into a float buffer (bool→float cast, 0.32 ns/element) + multiply, bool
-``greater`` (0.09) + ``copyto`` to float (0.18) + multiply (0.15), and bool ``greater`` + multiply
-by the bool (0.47, a buffered cast) cost about the same; the last needs no second float buffer
-and wins at K = 16. ``np.where``, ``putmask`` and ``copyto(where=)`` are 10x slower; ``sign`` (the
-single run's) is 0.5 ns/element; int64 views (``minimum``/shift/``bitwise_and``) need as many
-passes. A broadcast ``multiply`` for the output layer's outer product runs inner loops with a
-stride-0 operand (~1 ns/element); ``einsum`` is ~1.5x faster (exact: no sum). Python floats as
-ufunc operands cost ~0.2 µs per call more than a 0-d array, broadcast (1, m) / (K, 1, 1) operands
-more than tiled copies. One (K·n1, n0+1) @ (n0+1, m) GEMM for the shared-input first layer is
-slower than K batched calls, and one (K·n1, m) @ (m, n0+1) GEMM for its gradient changes the
-last bits for most K (other BLAS kernels); scipy's ``expit`` (4 ns/element, a tenth of the time)
-is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory that crosses a
-relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
+Measured alternatives (2-20-3-1 net, m = 211, K = 8 and 16, bit-identical ones only): an elementwise
+pass over a (K, 21, 211) block costs ~0.15-0.25 ns per element whether or not it fits in L1, so
+cache-sized chunks of K only add calls; what counts is passes, buffers and calls. The relu mask:
+``greater`` into a float buffer (bool→float cast, 0.32 ns/element) + multiply, bool ``greater``
+(0.09) + ``copyto`` to float (0.18) + multiply (0.15), and bool ``greater`` + multiply by the bool
+(0.47, a buffered cast) cost about the same; the last needs no second float buffer and wins at K =
+16. ``np.where``, ``putmask`` and ``copyto(where=)`` are 10x slower; ``sign`` (the single run's) is
+0.5 ns/element; int64 views (``minimum``/shift/``bitwise_and``) need as many passes; a smaller
+``np.setbufsize`` speeds the cast ~2% (global state: not kept). A broadcast ``multiply`` for the
+output layer's outer product runs inner loops with a stride-0 operand (~1 ns/element); ``einsum``
+(exact: no sum) is as fast at K = 8 and ~1.2x faster at K = 16, and slower when it also takes the
+layer's mask. Python floats as ufunc operands cost ~0.2 µs per call more than a 0-d array, broadcast
+(1, m) / (K, 1, 1) operands more than tiled copies; relu's ``maximum`` is ~10% faster against zeros
+of one configuration's shape than against a 0-d zero. One (K·n1, n0+1) @ (n0+1, m) GEMM for the
+shared-input first layer is slower than K batched calls, and one (K·n1, m) @ (m, n0+1) GEMM for its
+gradient changes the last bits for most K (other BLAS kernels); scipy's ``expit`` (4 ns/element, a
+tenth of the time) is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory
+that crosses a relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
 
 Full batch only, with the same X for every configuration. Mini-batches, input dropout, input jitter
 and early stopping are per-run schedules: :func:`unstackable_reason` names them and the caller trains
@@ -207,8 +209,8 @@ class _StackedWorkspace:
             # call of the single run, so the results are the same to the bit
             n = st.dims[l]
             ops.append(partial(np.matmul, st.Wb[l - 1][:, :n, :], A[l - 1], A[l][:, :n, :]))
-            if self.relu:
-                ops.append(partial(np.maximum, A[l], self._zero, out=A[l]))
+            if self.relu:  # max with zeros of one configuration's shape: faster than with 0-d
+                ops.append(partial(np.maximum, A[l], np.zeros((1, *A[l].shape[1:])), out=A[l]))
             else:
                 ops.append(partial(self.act, A[l]))
                 if not self.keeps_ones:
