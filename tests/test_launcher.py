@@ -130,3 +130,30 @@ def test_a_bad_start_method_is_one_line(tmp_path):
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "start_method" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_a_finished_sweep_is_skipped_without_waiting_for_training(tmp_path):
+    """Its training processes start before the store is read; a re-run finds every job FINISHED,
+    stops them and records nothing new."""
+    from mlflow.tracking import MlflowClient
+
+    first = run_sweep(tmp_path, "again")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_sweep(tmp_path, "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = [json.loads((tmp_path / "again" / str(j) / "summary.json").read_text()) for j in range(4)]
+    assert [r["status"] for r in rows] == ["skipped (already finished)"] * 4
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/again.db")
+    runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
+    assert len([r for r in runs if "mlflow.parentRunId" in r.data.tags]) == 4
+    assert "4 of 4 jobs already finished: their training is not waited for" in (
+        again.stdout + again.stderr)
+
+
+def test_an_unusable_store_fails_before_any_output(tmp_path):
+    proc = run_sweep(tmp_path, "nostore", f"tracking.uri=file://{tmp_path}/folder")
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "plain folder" in lines[0], proc.stderr
+    assert not (tmp_path / "nostore").exists()

@@ -57,8 +57,7 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
     data = pipeline.prepare_data(cfg)  # validates data and model sizes before any run opens
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
     pretrained = _PRETRAINED.pop(config.config_hash(cfg), None)
-    # a pretrained job was looked up just before its stacked training
-    if cfg.tracking.enabled and not cfg.tracking.rerun and pretrained is None:
+    if cfg.tracking.enabled and not cfg.tracking.rerun:
         uri = tracking.resolve_uri(cfg.tracking.uri)
         done = tracking.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg), uri)
         if done is not None:
@@ -99,7 +98,8 @@ def use_pretrained(results: dict[str, Any]) -> None:
     _PRETRAINED.update(results)
 
 
-def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
+def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1, *,
+                     train_here: bool = True, skip_finished: bool = True,
                      ) -> list[tuple[str, Any] | None]:
     """Train a sweep's jobs that share a network shape and data in stacked passes
     (:func:`dlpractice.nn.stacked.train_stacked`); returns per job ``(config_hash, TrainResult)``,
@@ -108,11 +108,14 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
     diverged (its own run then reports where). With an ``executor`` (``concurrent.futures``), each
     group is split into ``parts`` sub-stacks: the first trained here, the others there — their
     jobs' entries are then ``(config_hash, wait)``, ``wait()`` returning the TrainResult (or None)
-    once the worker has it, so that this process can go on with its own jobs meanwhile."""
+    once the worker has it, so that this process can go on with its own jobs meanwhile.
+    ``train_here=False``: every share goes to the executor (this process has other work
+    meanwhile). ``skip_finished=False``: no look-up in the tracking store (it may not be open yet;
+    ``finished_jobs`` does it later)."""
     import functools
     import hashlib
 
-    from dlpractice import config, pipeline, tracking
+    from dlpractice import config, pipeline
     from dlpractice.nn import TrainResult
     from dlpractice.nn.stacked import stack_key, train_stacked, unstackable_reason
 
@@ -122,9 +125,7 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
         try:
             cfg = config.load(raw)
             digest = config.config_hash(cfg)
-            if cfg.tracking.enabled and not cfg.tracking.rerun and tracking.find_finished_run(
-                cfg.tracking.experiment, digest, tracking.resolve_uri(cfg.tracking.uri)
-            ):
+            if skip_finished and _finished(cfg, digest):
                 continue
             data = pipeline.prepare_data(cfg)
             splits, _ = pipeline.normalize(cfg, data.splits)
@@ -145,17 +146,41 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1,
         tcs = [m[2] for m in members]
         n = max(1, min(parts if executor is not None else 1, len(tcs) // 2))
         bounds = [len(tcs) * i // n for i in range(n + 1)]
+        here = train_here or executor is None
         # the workers' shares first (they start at once), then this process's share
-        for a, b in zip(bounds[1:-1], bounds[2:]):
+        for a, b in zip(bounds[1:-1] if here else bounds[:-1], bounds[2:] if here else bounds[1:]):
             future = executor.submit(train_stacked, s.X_train, s.Y_train, tcs[a:b],
                                      X_dev=s.X_dev, Y_dev=s.Y_dev)
             for k, (j, digest, _, _) in enumerate(members[a:b]):
                 out[j] = (digest, functools.partial(_stacked_share, future, k))
-        results = train_stacked(s.X_train, s.Y_train, tcs[: bounds[1]], X_dev=s.X_dev,
-                                Y_dev=s.Y_dev)
-        for (j, digest, _, _), result in zip(members, results):
-            if isinstance(result, TrainResult):
-                out[j] = (digest, result)
+        if here:
+            results = train_stacked(s.X_train, s.Y_train, tcs[: bounds[1]], X_dev=s.X_dev,
+                                    Y_dev=s.Y_dev)
+            for (j, digest, _, _), result in zip(members, results):
+                if isinstance(result, TrainResult):
+                    out[j] = (digest, result)
+    return out
+
+
+def _finished(cfg: Any, digest: str) -> bool:
+    """Is this configuration FINISHED in its tracking store (and not to be run again)?"""
+    from dlpractice import tracking
+
+    return bool(cfg.tracking.enabled and not cfg.tracking.rerun and tracking.find_finished_run(
+        cfg.tracking.experiment, digest, tracking.resolve_uri(cfg.tracking.uri)))
+
+
+def finished_jobs(raw_cfgs: list[Any]) -> list[bool]:
+    """Per job: will ``run_job`` skip it as already FINISHED? (False when it cannot tell.)"""
+    from dlpractice import config
+
+    out = []
+    for raw in raw_cfgs:
+        try:
+            cfg = config.load(raw)
+            out.append(_finished(cfg, config.config_hash(cfg)))
+        except Exception:
+            out.append(False)
     return out
 
 

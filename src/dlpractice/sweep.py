@@ -3,6 +3,9 @@
 Before the jobs start (main process): validate the base config, create or upgrade the tracking store
 once (parallel jobs must not race to create a fresh SQLite schema) and open a parent MLflow run whose
 id the jobs inherit through the environment (joblib's workers are started after this and inherit it).
+The ``vectorized`` launcher asks for the store and the parent run a little later
+(:meth:`SweepCallback.start_deferred`), once its training processes run, so that they train while
+this process imports MLflow.
 After the jobs: read every job's ``summary.json`` from the sweep folder — finished, skipped and failed
 alike — and log the table and the bias/variance chart to the parent run.
 """
@@ -26,6 +29,7 @@ class SweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.uri: str | None = None
+        self._deferred: dict[str, str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from dlpractice import config as cfg_mod
@@ -37,18 +41,41 @@ class SweepCallback(Callback):
             if not cfg.tracking.enabled:
                 return
             self.uri = tracking.resolve_uri(cfg.tracking.uri)
-            tracking.prepare_store(self.uri)
+            tracking.check_store(self.uri)  # the rest may wait (start_deferred), not the errors
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
         sweep_id = uuid.uuid4().hex[:12]
         os.environ[SWEEP_ID_ENV] = sweep_id
+        self._deferred = {"experiment": cfg.tracking.experiment, "sweep_id": sweep_id,
+                          "sweep_dir": str(config.hydra.sweep.dir)}
+        # The vectorized launcher first starts its training processes (they need no MLflow), then
+        # calls start_deferred(): the store is opened and MLflow imported while they train.
+        if not _launcher_starts_tracking(config):
+            self.start_deferred()
+
+    def start_deferred(self) -> None:
+        """Open the tracking store and the sweep's parent run (once)."""
+        from dlpractice import tracking
+        from dlpractice.errors import DlpracticeError
+
+        if self._deferred is None or self.uri is None:
+            return
+        info, self._deferred = self._deferred, None
+        try:
+            tracking.prepare_store(self.uri)
+        except DlpracticeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
         os.environ["MLFLOW_TRACKING_URI"] = self.uri
         self.parent_run_id = tracking.start_sweep_run(
-            cfg.tracking.experiment, f"sweep-{sweep_id}", self.uri,
-            tags={"sweep_id": sweep_id, "sweep_dir": str(config.hydra.sweep.dir)},
+            info["experiment"], f"sweep-{info['sweep_id']}", self.uri,
+            tags={"sweep_id": info["sweep_id"], "sweep_dir": info["sweep_dir"]},
         )
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.start_deferred()  # in case a launcher did not
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from dlpractice import plots, report, tracking
@@ -73,6 +100,12 @@ class SweepCallback(Callback):
             )
         for env in (SWEEP_ID_ENV, PARENT_RUN_ENV):
             os.environ.pop(env, None)
+
+
+def _launcher_starts_tracking(config: DictConfig) -> bool:
+    """Does the sweep's launcher call :meth:`SweepCallback.start_deferred` itself?"""
+    target = str(config.hydra.launcher.get("_target_", "") if "launcher" in config.hydra else "")
+    return target.endswith(".VectorizedLauncher")
 
 
 def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -141,6 +141,19 @@ def prepare_store(uri: str) -> None:
     Raises :class:`DlpracticeError` with one line. Cheap after the first call in a process."""
     if uri in _prepared:
         return
+    check_store(uri)
+    scheme = _scheme(uri)
+    if scheme == "sqlite":
+        _prepare_sqlite(uri)
+    elif scheme not in ("http", "https"):  # postgresql, mysql, ...: let MLflow open it once
+        _open_store(uri)
+    _prepared.add(uri)
+
+
+def check_store(uri: str) -> None:
+    """The checks of :func:`prepare_store` that need no MLflow (fast, e.g. before a sweep's
+    training starts): a usable scheme, a tracking server that answers, a SQLite folder that can be
+    created. Raises :class:`DlpracticeError` with one line."""
     scheme = _scheme(uri)
     if scheme in ("", "file"):
         raise DlpracticeError(
@@ -149,11 +162,13 @@ def prepare_store(uri: str) -> None:
         )
     if scheme in ("http", "https"):
         _check_server(uri)
-    elif scheme == "sqlite":
-        _prepare_sqlite(uri)
-    else:  # postgresql, mysql, databricks, ...: let MLflow open it once, up front
-        _open_store(uri)
-    _prepared.add(uri)
+    path = _sqlite_path(uri) if scheme == "sqlite" else None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DlpracticeError(
+                f"cannot create the folder of the MLflow store {uri}: {exc}") from None
 
 
 def _check_server(uri: str) -> None:
@@ -183,10 +198,6 @@ def _prepare_sqlite(uri: str) -> None:
     if path is None:  # in-memory: nothing to share or lock
         _open_store(uri)
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DlpracticeError(f"cannot create the folder of the MLflow store {uri}: {exc}") from None
     with _file_lock(Path(f"{path}-init.lock")):
         try:
             _open_store(uri)

@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
@@ -70,7 +69,6 @@ class VectorizedLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None
         assert self.task_function is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(job_overrides)} jobs, stacked where they share a network")
         configs = []
         for i, overrides in enumerate(job_overrides):
@@ -85,16 +83,50 @@ class VectorizedLauncher(Launcher):
             configs.append(sweep_config)
 
         workers = self._workers(len(configs))
-        pool, forked = self._start_workers(workers) if workers else (None, False)
+        forking = self._can_fork()
+        trainers = _ForkedTrainers() if workers and forking else None
+        pool = None
         try:
-            pretrained = self._pretrain(configs, pool, workers + 1)
-            return self._run(configs, pretrained, pool, workers, forked)
+            if trainers is not None:
+                # every core trains (forked now: no MLflow import, no tracking store in them)
+                # while this process opens the tracking store and the sweep's parent run
+                pretrained = self._pretrain(configs, trainers, workers + 1, train_here=False,
+                                            skip_finished=False)
+                self._start_deferred_callbacks()
+                finished = self._hook("finished_jobs")
+                if finished is not None:  # don't wait for what run_job will skip
+                    done = finished(configs)
+                    pretrained = [None if d else p for p, d in zip(pretrained, done)]
+                    if any(done):
+                        log.info(f"{sum(done)} of {len(done)} jobs already finished: their "
+                                 "training is not waited for")
+            else:
+                self._start_deferred_callbacks()
+            Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+            if workers:
+                pool = self._start_workers(workers, forking)
+            if trainers is None:
+                pretrained = self._pretrain(configs, pool, workers + 1)
+            return self._run(configs, pretrained, pool, workers, forking)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            if trainers is not None:
+                trainers.close()
             _FORKED_STATE.clear()
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _hook(self, name: str) -> Any:
+        """A function of the task's module (``dlpractice.experiment``) this launcher uses."""
+        return getattr(self.task_function, "__globals__", {}).get(name)
+
+    def _start_deferred_callbacks(self) -> None:
+        assert self.hydra_context is not None
+        for callback in getattr(self.hydra_context.callbacks, "callbacks", []):
+            start = getattr(callback, "start_deferred", None)
+            if start is not None:
+                start()
 
     def _workers(self, jobs: int) -> int:
         n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
@@ -102,41 +134,47 @@ class VectorizedLauncher(Launcher):
             return 0
         return max(0, min(n, jobs) - 1)
 
-    def _start_workers(self, workers: int) -> tuple[Any, bool]:
+    def _can_fork(self) -> bool:
+        """Fork when this process has no other thread (a forked child of a threaded process may
+        inherit a held lock): the children inherit every import and need no start-up."""
+        import multiprocessing
+
+        if self.start_method is not None:
+            return self.start_method == "fork"
+        return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+    def _start_workers(self, workers: int, forked: bool) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         assert self.hydra_context is not None and self.task_function is not None
-        # Fork when this process has no other thread (a forked child of a threaded process may
-        # inherit a held lock): the workers inherit every import and need no start-up.
-        forked = (self.start_method == "fork" or self.start_method is None and
-                  "fork" in multiprocessing.get_all_start_methods() and
-                  threading.active_count() == 1)
         if forked:
-            warm_up = getattr(self.task_function, "__globals__", {}).get("before_fork")
+            warm_up = self._hook("before_fork")
             if warm_up is not None:
                 warm_up()
             _FORKED_STATE.update(hydra_context=self.hydra_context,
                                  task_function=self.task_function)
+            _flush_std()
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_after_fork)
         else:
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        log.info(f"{workers} {'forked' if forked else 'spawned'} worker process(es)")
-        return pool, forked
+        log.info(f"{workers} {'forked' if forked else 'spawned'} worker process(es) for the jobs")
+        return pool
 
-    def _pretrain(self, configs: list[DictConfig], pool: Any, parts: int) -> list[Any]:
-        assert self.task_function is not None
-        pretrain = getattr(self.task_function, "__globals__", {}).get("pretrain_stacked")
+    def _pretrain(self, configs: list[DictConfig], executor: Any, parts: int, **options: Any
+                  ) -> list[Any]:
+        pretrain = self._hook("pretrain_stacked")
         if pretrain is None:
             log.warning("the task module has no pretrain_stacked(): every job trains on its own")
             return [None] * len(configs)
         start = time.perf_counter()
-        pretrained = pretrain(configs, executor=pool, parts=parts) if pool else pretrain(configs)
+        pretrained = (pretrain(configs, executor=executor, parts=parts, **options) if executor
+                      else pretrain(configs))
         stacked = sum(p is not None for p in pretrained)
-        log.info(f"{stacked} of {len(configs)} jobs train in stacked passes ({parts} process(es); "
-                 f"this one's share took {time.perf_counter() - start:.2f} s); the others train "
-                 "on their own")
+        where = f"{parts} process(es)" if executor else "1 process(es)"
+        log.info(f"{stacked} of {len(configs)} jobs train in stacked passes ({where}; "
+                 f"{time.perf_counter() - start:.2f} s here); the others train on their own")
         return pretrained
 
     def _run(self, configs: list[DictConfig], pretrained: list[Any], pool: Any, workers: int,
@@ -191,6 +229,82 @@ class VectorizedLauncher(Launcher):
         return returns  # type: ignore[return-value]
 
 
+class _ForkedTrainers:
+    """Training shares in forked processes, each sending its result back through a pipe — with no
+    executor thread in this process, which forks its job workers later (``submit`` and
+    ``result()`` as in ``concurrent.futures``)."""
+
+    def __init__(self) -> None:
+        self._shares: list[_Share] = []
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> _Share:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        _flush_std()
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_send_result, args=(send, fn, args, kwargs), daemon=True)
+        process.start()
+        send.close()
+        share = _Share(receive, process)
+        self._shares.append(share)
+        return share
+
+    def close(self) -> None:
+        """Stop the shares still training (their jobs were skipped or the sweep stopped)."""
+        for share in self._shares:
+            share.close()
+
+
+class _Share:
+    def __init__(self, conn: Any, process: Any) -> None:
+        self._conn, self._process = conn, process
+        self._lock = threading.Lock()
+        self._outcome: tuple[bool, Any] | None = None
+
+    def result(self) -> Any:
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = self._conn.recv()
+                except (EOFError, OSError) as exc:  # the process died
+                    self._outcome = (False, f"{type(exc).__name__}: {exc}")
+                self._conn.close()
+                self._process.join()
+        ok, value = self._outcome
+        if not ok:
+            raise RuntimeError(f"a training process failed: {value}")
+        return value
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def _flush_std() -> None:
+    """Before a fork: a child flushes what it inherited in the buffers when it ends."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+def _send_result(conn: Any, fn: Any, args: tuple, kwargs: dict) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+    except BaseException as exc:
+        outcome = (False, f"{type(exc).__name__}: {exc}")
+    conn.send(outcome)
+    conn.close()
+
+
 # what a forked worker inherits instead of a pickled copy (set just before the fork)
 _FORKED_STATE: dict[str, Any] = {}
 
@@ -227,7 +341,7 @@ def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
     use = getattr(task_function, "__globals__", {}).get("use_pretrained")
     if pretrained is not None and use is not None:
         use({pretrained[0]: pretrained[1]})
-    HydraConfig.instance().set_config(sweep_config)
+    # run_job sets HydraConfig to sweep_config first
     return run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
 
