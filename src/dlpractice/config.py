@@ -9,6 +9,7 @@ the key, the value and what is allowed — before anything is written or any run
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -138,13 +139,25 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
-    try:
-        merged = OmegaConf.merge(_schema(), raw)
-        cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line(exc)) from None
+    # A sweep loads each job's config several times (planning, look-ups, the job): the schema
+    # merge (~6 ms) is done once per distinct content; the checks below run every time.
+    key = repr(raw)
+    typed = _TYPED.get(key)
+    if typed is None:
+        try:
+            merged = OmegaConf.merge(_schema(), raw)
+            typed = OmegaConf.to_object(merged)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_one_line(exc)) from None
+        if len(_TYPED) >= 256:
+            _TYPED.clear()
+        _TYPED[key] = typed
+    cfg: Config = copy.deepcopy(typed)  # type: ignore[assignment]
     validate(cfg, check_files=check_files)
     return cfg
+
+
+_TYPED: dict[str, Any] = {}  # load(): repr of the plain config -> its typed Config
 
 
 @lru_cache(maxsize=1)
