@@ -377,15 +377,18 @@ def runs_url(experiment: str, uri: str, host: str = "127.0.0.1", port: int = 500
 
 def find_finished_run(experiment: str, config_hash: str, uri: str) -> str | None:
     """The id of the latest FINISHED run of ``experiment`` tagged ``config_hash``, else None."""
-    prepare_store(uri)
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None or exp.lifecycle_stage == "deleted":
-        return None
     if not re.fullmatch(r"[0-9A-Za-z_-]+", config_hash):
         raise ValueError(f"config_hash {config_hash!r} must be a hex digest")
+    prepare_store(uri)
+    client = _client(uri)
+    exp_id = _experiment_ids.get((uri, experiment))  # known to exist (this process made sure)
+    if exp_id is None:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return None
+        exp_id = exp.experiment_id
     runs = client.search_runs(
-        [exp.experiment_id],
+        [exp_id],
         filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
@@ -756,7 +759,10 @@ def _write_run_artifacts(outcome: Outcome, out: Path, given: dict[str, str | Pat
             shutil.copytree(src, dest, dirs_exist_ok=True)
         elif src.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)
+            try:  # a staging folder for MLflow's own copy: a link will do
+                os.link(src, dest)
+            except OSError:  # another filesystem, or no hard links there
+                shutil.copy2(src, dest)
         else:
             _log.warning("artifact %s: %s does not exist; skipped", label, src)
 
