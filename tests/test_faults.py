@@ -83,6 +83,10 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _app(tmp_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "dlpractice.experiment", *args,
             f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"]
@@ -94,7 +98,9 @@ def _app(tmp_path: Path, *args: str) -> list[str]:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_mid_training_ends_the_run_killed_with_its_history(tmp_path, signum):
     db = tmp_path / "mlflow.db"
+    # preexec: a suite started in the background (`cmd &`) hands its children SIGINT ignored
     proc = subprocess.Popen(_app(tmp_path, *LONG), cwd=ROOT, env=_env(db), text=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: [r for r in runs(db) if r["status"] == "RUNNING"], 120,
