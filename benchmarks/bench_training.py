@@ -7,7 +7,10 @@ machine's noise; the median of the repeats is reported), in µs per gradient-des
   recording every 1000 iterations as the course does;
 * ``course loop`` — the course's plain code (:func:`benchmarks.course_reference.model`);
 * ``scikit-learn`` — ``MLPClassifier`` set up as the same model: relu, plain SGD at lr 0.3 without
-  momentum or L2, one full batch per epoch (so one epoch is one step), no shuffling, no early exit.
+  momentum or L2, one full batch per epoch (so one epoch is one step), no shuffling, no early exit;
+* ``PyTorch CPU`` (only when ``torch`` is installed; not a dependency of the project) — the same
+  model in float64 (``nn.Sequential``, ``BCEWithLogitsLoss``, ``optim.SGD`` at lr 0.3), one thread
+  as in the others' single-threaded case, a plain training loop (forward, backward, step).
 
 Data: the course's ``football.mat`` when present next to the repository, else a random 2-D set of
 the same size. Targets: ≥ 1.5x faster than the course loop and ≥ 3x faster than scikit-learn.
@@ -81,12 +84,43 @@ def contenders(X: np.ndarray, Y: np.ndarray, iterations: int) -> dict[str, Calla
         assert clf.n_iter_ == iterations, clf.n_iter_
         return clf
 
-    return {
+    runs = {
         "dlpractice": ours(False),
         "dlpractice (course_compat)": ours(True),
         "course loop": course,
         "scikit-learn": sklearn,
     }
+    torch_run = _torch_contender(X, Y, iterations)
+    if torch_run is not None:
+        runs["PyTorch CPU"] = torch_run
+    return runs
+
+
+def _torch_contender(X: np.ndarray, Y: np.ndarray, iterations: int) -> Callable[[], object] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    xs = torch.tensor(X.T, dtype=torch.float64)
+    ys = torch.tensor(Y.T, dtype=torch.float64)
+
+    def fit() -> object:
+        torch.manual_seed(0)
+        layers: list = []
+        for n_in, n_out in zip(LAYER_DIMS[:-1], LAYER_DIMS[1:]):
+            layers += [torch.nn.Linear(n_in, n_out, dtype=torch.float64), torch.nn.ReLU()]
+        net = torch.nn.Sequential(*layers[:-1])  # logits out; the loss applies the sigmoid
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        opt = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        for _ in range(iterations):
+            opt.zero_grad()
+            loss = loss_fn(net(xs), ys)
+            loss.backward()
+            opt.step()
+        return net
+
+    return fit
 
 
 def measure(repeats: int = 5, iterations: int = ITERATIONS) -> tuple[dict[str, float], str]:
@@ -109,11 +143,14 @@ def rows_from(us: dict[str, float]) -> list[dict]:
     """Rows ``{name, value, target, ok}``: µs/iteration of each contender, then our speedups."""
     rows = [{"name": f"{name} µs/iter", "value": value, "target": None, "ok": True}
             for name, value in us.items()]
+    others = [("course loop", TARGET_VS_COURSE), ("scikit-learn", TARGET_VS_SKLEARN)]
+    if "PyTorch CPU" in us:
+        others.append(("PyTorch CPU", None))
     for ours in ("dlpractice", "dlpractice (course_compat)"):
-        for other, target in (("course loop", TARGET_VS_COURSE), ("scikit-learn", TARGET_VS_SKLEARN)):
+        for other, target in others:
             speedup = us[other] / us[ours]
             rows.append({"name": f"{ours} speedup vs {other}", "value": speedup,
-                         "target": target, "ok": speedup >= target})
+                         "target": target, "ok": target is None or speedup >= target})
     return rows
 
 
@@ -128,10 +165,8 @@ def main(repeats: int = 5) -> None:
           f"{repeats} interleaved repeats of {ITERATIONS} iterations")
     print(f"{'measure':<52} {'value':>9}  {'target':>7}  ok")
     for row in rows_from(us):
-        if row["target"] is None:
-            value, target = f"{row['value']:.1f}", ""
-        else:
-            value, target = f"{row['value']:.2f}x", f">= {row['target']:g}x"
+        value = f"{row['value']:.2f}x" if "speedup" in row["name"] else f"{row['value']:.1f}"
+        target = "" if row["target"] is None else f">= {row['target']:g}x"
         print(f"{row['name']:<52} {value:>9}  {target:>7}  {'yes' if row['ok'] else 'NO'}")
 
 
