@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -141,7 +142,9 @@ class VectorizedLauncher(Launcher):
 
         if self.start_method is not None:
             return self.start_method == "fork"
-        return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        # macOS lists fork too, but its system libraries are not fork-safe: spawn there
+        return (sys.platform.startswith("linux") and threading.active_count() == 1
+                and "fork" in multiprocessing.get_all_start_methods())
 
     def _start_workers(self, workers: int, forked: bool) -> Any:
         import multiprocessing
@@ -284,8 +287,6 @@ class _Share:
 
 def _flush_std() -> None:
     """Before a fork: a child flushes what it inherited in the buffers when it ends."""
-    import sys
-
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
