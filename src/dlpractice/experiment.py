@@ -56,10 +56,11 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
     cfg = config.load(raw_cfg)
     data = pipeline.prepare_data(cfg)  # validates data and model sizes before any run opens
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
-    pretrained = _PRETRAINED.pop(config.config_hash(cfg), None)
+    digest = config.config_hash(cfg)
+    pretrained = _PRETRAINED.pop(digest, None)
     if cfg.tracking.enabled and not cfg.tracking.rerun:
         uri = tracking.resolve_uri(cfg.tracking.uri)
-        done = tracking.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg), uri)
+        done = tracking.find_finished_run(cfg.tracking.experiment, digest, uri)
         if done is not None:
             row.update(tracking.run_summary(done, uri), status="skipped (already finished)")
             return row

@@ -63,9 +63,9 @@ __all__ = [
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float, *, template: bool = False, **adjust: float) -> Figure:
+def _figure(width: float, height: float, **adjust: float) -> Figure:
     """A figure with fixed margins (an automatic layout engine would double the drawing time), on
-    its own Agg canvas, which keeps its renderer: a figure drawn again (a ``template``, reused for
+    its own Agg canvas, which keeps its renderer: a figure drawn again (a template, reused for
     every run) reuses the text metrics."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -240,7 +240,7 @@ def cost_curve(result: TrainResult, path: str | Path) -> Path:
     log = _log_scale_helps(costs, dev)
 
     def build() -> SimpleNamespace:
-        fig = _figure(6, 4, template=True)
+        fig = _figure(6, 4)
         ax = fig.add_subplot()
         lines = [ax.plot([], [], label="train cost", color="tab:blue")[0]]
         if with_dev:
@@ -274,7 +274,7 @@ def grad_norms(result: TrainResult, path: str | Path) -> Path:
     log = bool(finite.size) and bool(np.all(finite > 0))
 
     def build() -> SimpleNamespace:
-        fig = _figure(6, 4, template=True)
+        fig = _figure(6, 4)
         ax = fig.add_subplot()
         lines = [ax.plot([], [], label=f"dW{layer + 1}")[0] for layer in range(layers)]
         _few_ticks(ax, y=not log)
@@ -315,7 +315,7 @@ def weight_histograms(parameters: Mapping[str, np.ndarray], path: str | Path) ->
         from matplotlib.patches import Polygon
 
         height = 2.6 * rows
-        fig = _figure(3.0 * cols, height, template=True, top=1 - 0.7 / height)  # suptitle room
+        fig = _figure(3.0 * cols, height, top=1 - 0.7 / height)  # suptitle room
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         outlines = []
         for ax in axes[: len(keys)]:
@@ -441,7 +441,7 @@ def decision_boundary(
     xs, ys, probs = _boundary_grid(parameters, X, hidden_activation)
 
     def build() -> SimpleNamespace:
-        fig = _figure(5, 4.5, template=True)
+        fig = _figure(5, 4.5)
         ax = fig.add_subplot()
         image = ax.imshow(np.full((2, 2), 0.5), extent=(0, 1, 0, 1), **_IMAGE_STYLE)
         points = ax.scatter(np.empty(0), np.empty(0), c=np.empty(0), **_POINT_STYLE)

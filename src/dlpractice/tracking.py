@@ -154,6 +154,8 @@ def check_store(uri: str) -> None:
     """The checks of :func:`prepare_store` that need no MLflow (fast, e.g. before a sweep's
     training starts): a usable scheme, a tracking server that answers, a SQLite folder that can be
     created. Raises :class:`DlpracticeError` with one line."""
+    if uri in _checked:
+        return
     scheme = _scheme(uri)
     if scheme in ("", "file"):
         raise DlpracticeError(
@@ -169,6 +171,10 @@ def check_store(uri: str) -> None:
         except OSError as exc:
             raise DlpracticeError(
                 f"cannot create the folder of the MLflow store {uri}: {exc}") from None
+    _checked.add(uri)
+
+
+_checked: set[str] = set()  # URIs check_store passed in this process
 
 
 def _check_server(uri: str) -> None:

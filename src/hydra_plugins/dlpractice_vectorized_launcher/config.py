@@ -15,14 +15,13 @@ class VectorizedLauncherConf:
     _target_: str = (
         "hydra_plugins.dlpractice_vectorized_launcher.vectorized_launcher.VectorizedLauncher"
     )
-    # processes: this one plus n_jobs - 1 workers, which train a share of every stack and then
-    # finish jobs (gradient check, evaluation, files, MLflow run); -1 (default): one per CPU.
-    # Workers are forked (no start-up cost) unless fork is unavailable or threads are running.
+    # processes: n_jobs train the stacks (-1, the default: one per CPU), then this one and
+    # n_jobs - 1 workers finish the jobs (gradient check, evaluation, files, MLflow run).
     n_jobs: int = -1
     # use workers only for sweeps of at least this many jobs
     min_jobs_for_workers: int = 2
-    # how workers start: null (auto: fork where available and no other thread runs, else
-    # spawn), fork or spawn (a spawned worker imports everything again: ~2-3 s)
+    # how workers start: null (auto: fork on Linux when no other thread runs, else spawn), fork
+    # or spawn (a spawned worker imports everything again: ~2-3 s)
     start_method: Optional[StartMethod] = None  # noqa: UP045 (OmegaConf 2.3 wants Optional)
 
 

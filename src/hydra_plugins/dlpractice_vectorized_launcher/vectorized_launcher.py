@@ -14,12 +14,14 @@ exactly as Hydra's basic launcher would finish it.
    run, the same callbacks (``on_job_start``/``on_job_end``; the sweep callback's parent run and
    summary) and the same status; a stacked job's training is simply taken from step 2.
 
-With ``n_jobs`` > 1 (-1, the default: one per CPU) and at least ``min_jobs_for_workers`` jobs,
-``n_jobs - 1`` worker processes train a share of every stack (sub-stacks) while this process trains
-the first share; each process then finishes jobs as soon as their training is done — this one from
-the front of the queue, the workers from the back. Workers are forked (they inherit the imported
-modules and the composed configs: no start-up cost; the tracking store's connections are reopened
-in the child), or spawned where fork is unavailable or other threads are running.
+With ``n_jobs`` > 1 (-1, the default: one per CPU) and at least ``min_jobs_for_workers`` jobs, every
+core trains: one forked process per share of each stack, started before this process imports
+MLflow (it opens the tracking store and the sweep's parent run meanwhile, see
+``SweepCallback.start_deferred``). Then ``n_jobs - 1`` job workers, forked after MLflow and
+matplotlib are imported, take jobs from the back of the queue while this process takes them from
+the front, each as soon as its training is done. Where forking is not safe (not Linux, other
+threads running, ``start_method=spawn``) the workers are spawned instead: they train a share of every
+stack, then take jobs.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class VectorizedLauncher(Launcher):
                 self._start_deferred_callbacks()
             Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
             if workers:
+                # MLflow is imported by now: fork only if it started no thread
+                forking = forking and (self.start_method == "fork" or self._can_fork())
                 pool = self._start_workers(workers, forking)
             if trainers is None:
                 pretrained = self._pretrain(configs, pool, workers + 1)
