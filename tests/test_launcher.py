@@ -90,10 +90,25 @@ SWEEP = ["regularizer=l2", "regularizer.lambd=0,0.1,0.3,0.7", "train.iterations=
          "train.record_every=50", "data.n_samples=200"]
 
 
-def run_sweep(tmp_path: Path, name: str, *launcher: str) -> subprocess.CompletedProcess:
+# runs the app after registering a fork hook that notes which thread each fork comes from
+RECORD_FORKS = """
+import os, runpy, threading
+def note():
+    with open(os.environ["FORKS_LOG"], "a") as f:
+        f.write(threading.current_thread().name + "\\n")
+os.register_at_fork(before=note)
+runpy.run_module("dlpractice.experiment", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_sweep(tmp_path: Path, name: str, *launcher: str, forks_log: Path | None = None
+              ) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/{name}.db"}
+    app = ["-m", "dlpractice.experiment"]
+    if forks_log is not None:
+        app, env["FORKS_LOG"] = ["-c", RECORD_FORKS], str(forks_log)
     return subprocess.run(
-        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=vectorized",
+        [sys.executable, *app, "-m", "hydra/launcher=vectorized",
          *launcher, *SWEEP, f"hydra.sweep.dir={tmp_path}/{name}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
@@ -105,9 +120,14 @@ def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
 
     results = {}
     for method in ("fork", "spawn"):
+        forks = tmp_path / f"{method}-forks.txt"
         proc = run_sweep(tmp_path, method, "hydra.launcher.n_jobs=2",
-                         f"hydra.launcher.start_method={method}")
+                         f"hydra.launcher.start_method={method}", forks_log=forks)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        if method == "fork":
+            # every fork (2 training shares, 1 job worker) from the main thread before it runs
+            # a job: a fork while another thread draws a plot hands matplotlib's lock held
+            assert forks.read_text().splitlines() == ["MainThread"] * 3
         log = proc.stdout + proc.stderr
         assert f"1 {'forked' if method == 'fork' else 'spawned'} worker process" in log
         assert "4 of 4 jobs train in stacked passes (2 process(es)" in log

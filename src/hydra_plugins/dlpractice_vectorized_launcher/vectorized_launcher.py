@@ -164,6 +164,10 @@ class VectorizedLauncher(Launcher):
             _flush_std()
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                        initializer=_after_fork)
+            # Fork them now, from this thread: the pool forks on its first submit, and a fork
+            # from a feeding thread while this one draws a plot hands the child matplotlib's
+            # render lock held (a figure's draw then waits forever).
+            pool.submit(_ready).result()
         else:
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         log.info(f"{workers} {'forked' if forked else 'spawned'} worker process(es) for the jobs")
@@ -312,6 +316,10 @@ def _send_result(conn: Any, fn: Any, args: tuple, kwargs: dict) -> None:
 
 # what a forked worker inherits instead of a pickled copy (set just before the fork)
 _FORKED_STATE: dict[str, Any] = {}
+
+
+def _ready() -> bool:
+    return True
 
 
 def _after_fork() -> None:
