@@ -129,11 +129,10 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
 
     if isinstance(raw, DictConfig):
         # Hydra's own node holds ${hydra:...} values that only resolve inside a job: leave it out
-        # (and don't spend time converting it).
-        raw = OmegaConf.to_container(OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"]),
-                                     resolve=False)
+        # (and don't spend time converting it). Each section is resolved where it is, so its
+        # interpolations see the whole config; no copy of the config is made.
         try:  # e.g. train.iterations='${oops}'
-            raw = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+            raw = {k: _plain(raw, k) for k in raw if k != "hydra"}
         except OmegaConfBaseException as exc:
             raise ConfigError(_one_line(exc)) from None
     if not isinstance(raw, dict):
@@ -158,6 +157,19 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
 
 
 _TYPED: dict[str, Any] = {}  # load(): repr of the plain config -> its typed Config
+
+
+def _plain(cfg: Any, key: str) -> Any:
+    """``cfg[key]`` resolved, as plain Python (a missing ``???`` value stays ``'???'``, as
+    ``OmegaConf.to_container`` leaves it, for the schema to report)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        value = cfg[key]
+    except MissingMandatoryValue:
+        return "???"
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 @lru_cache(maxsize=1)

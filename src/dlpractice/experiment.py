@@ -58,7 +58,8 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
     digest = config.config_hash(cfg)
     pretrained = _PRETRAINED.pop(digest, None)
-    if cfg.tracking.enabled and not cfg.tracking.rerun:
+    # a stacked job was looked up when its sweep started (pretrain_stacked, finished_jobs)
+    if cfg.tracking.enabled and not cfg.tracking.rerun and pretrained is None:
         uri = tracking.resolve_uri(cfg.tracking.uri)
         done = tracking.find_finished_run(cfg.tracking.experiment, digest, uri)
         if done is not None:

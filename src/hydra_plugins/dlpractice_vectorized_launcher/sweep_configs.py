@@ -33,9 +33,19 @@ class SweepConfigCache:
         self._group_exists = group_exists
         self._parser = OverridesParser.create()
         self._bases: dict[tuple[Any, ...], DictConfig] = {}
+        self._loaded: dict[tuple[Any, ...], DictConfig] = {}
         self.composed = 0  # configs Hydra composed (the rest were derived)
 
     def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        # Hydra's sweeper validates a batch by loading every job's config and dropping it, then
+        # the launcher loads the same: that second load takes the object the first one made.
+        once = (id(master_config), tuple(sweep_overrides))
+        cfg = self._loaded.pop(once, None)
+        if cfg is None:
+            cfg = self._loaded[once] = self._derive(master_config, sweep_overrides)
+        return cfg
+
+    def _derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         try:
             parsed = self._parser.parse_overrides(list(sweep_overrides))
         except Exception:  # let Hydra report it
