@@ -90,13 +90,22 @@ SWEEP = ["regularizer=l2", "regularizer.lambd=0,0.1,0.3,0.7", "train.iterations=
          "train.record_every=50", "data.n_samples=200"]
 
 
-# runs the app after registering a fork hook that notes which thread each fork comes from
+# runs the app after registering a fork hook that notes which thread each fork comes from and
+# how many threads the process has; with EMULATE_TELEMETRY, MLflow's tracked calls start a
+# lasting thread, as its usage telemetry does when it is enabled (without network here)
 RECORD_FORKS = """
-import os, runpy, threading
+import os, runpy, threading, time
 def note():
     with open(os.environ["FORKS_LOG"], "a") as f:
-        f.write(threading.current_thread().name + "\\n")
+        f.write(f"{threading.current_thread().name} {threading.active_count()}\\n")
 os.register_at_fork(before=note)
+if os.environ.get("EMULATE_TELEMETRY"):
+    import mlflow.telemetry.track as track
+    def record(*args, **kwargs):
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    track.is_telemetry_disabled = lambda: False
+    track._is_telemetry_disabled_for_event = lambda event: False
+    track._add_telemetry_record = record
 runpy.run_module("dlpractice.experiment", run_name="__main__", alter_sys=True)
 """
 
@@ -127,7 +136,7 @@ def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
         if method == "fork":
             # every fork (2 training shares, 1 job worker) from the main thread before it runs
             # a job: a fork while another thread draws a plot hands matplotlib's lock held
-            assert forks.read_text().splitlines() == ["MainThread"] * 3
+            assert forks.read_text().splitlines() == ["MainThread 1"] * 3
         log = proc.stdout + proc.stderr
         assert f"1 {'forked' if method == 'fork' else 'spawned'} worker process" in log
         assert "4 of 4 jobs train in stacked passes (2 process(es)" in log
@@ -143,6 +152,28 @@ def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
         assert all(r["status"] == "finished" for r in rows)
         results[method] = [(r["train_accuracy"], r["dev_accuracy"], r["final_cost"]) for r in rows]
     assert results["fork"] == results["spawn"]
+
+
+@pytest.mark.slow
+def test_threads_started_by_mlflow_calls_do_not_stop_the_workers_forking(tmp_path, monkeypatch):
+    """MLflow's usage telemetry (on by default outside CI) starts threads at the first tracked
+    call: the job workers are forked before any (after the store is prepared), and they record
+    their runs under the sweep's one parent run."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("EMULATE_TELEMETRY", "1")
+    forks = tmp_path / "forks.txt"
+    proc = run_sweep(tmp_path, "telemetry", "hydra.launcher.n_jobs=2", forks_log=forks)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 forked worker process" in proc.stdout + proc.stderr
+    assert forks.read_text().splitlines() == ["MainThread 1"] * 3
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/telemetry.db")
+    runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert all(r.info.status == "FINISHED" for r in runs)
 
 
 def test_a_bad_start_method_is_one_line(tmp_path):

@@ -201,7 +201,7 @@ def _stacked_share(future: Any, k: int) -> Any:
 def before_fork() -> None:
     """Import what a job needs (plots, gradient check, MLflow) once, before worker processes
     are forked, so that they inherit it instead of importing it again each."""
-    from dlpractice import gradcheck, plots, report, tracking  # noqa: F401
+    from dlpractice import gradcheck, pipeline, plots, report, tracking  # noqa: F401
 
     plots.warm_up()
 

@@ -4,8 +4,8 @@ Before the jobs start (main process): validate the base config, create or upgrad
 once (parallel jobs must not race to create a fresh SQLite schema) and open a parent MLflow run whose
 id the jobs inherit through the environment (joblib's workers are started after this and inherit it).
 The ``vectorized`` launcher asks for the store and the parent run a little later
-(:meth:`SweepCallback.start_deferred`), once its training processes run, so that they train while
-this process imports MLflow.
+(:meth:`SweepCallback.prepare_deferred`, :meth:`SweepCallback.start_deferred`), once its training
+processes run, so that they train while this process imports MLflow.
 After the jobs: read every job's ``summary.json`` from the sweep folder — finished, skipped and failed
 alike — and log the table and the bias/variance chart to the parent run.
 """
@@ -54,25 +54,41 @@ class SweepCallback(Callback):
         if not _launcher_starts_tracking(config):
             self.start_deferred()
 
-    def start_deferred(self) -> None:
-        """Open the tracking store and the sweep's parent run (once)."""
+    def prepare_deferred(self) -> None:
+        """Create or upgrade the tracking store (once), with no MLflow call that starts a thread:
+        the vectorized launcher forks its job workers after this, before :meth:`start_deferred`
+        (MLflow's usage telemetry starts threads at the first tracked call, and a process with
+        other threads must not fork)."""
         from dlpractice import tracking
         from dlpractice.errors import DlpracticeError
 
         if self._deferred is None or self.uri is None:
             return
-        info, self._deferred = self._deferred, None
         try:
             tracking.prepare_store(self.uri)
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
         os.environ["MLFLOW_TRACKING_URI"] = self.uri
+
+    def start_deferred(self) -> None:
+        """Open the tracking store and the sweep's parent run (once)."""
+        from dlpractice import tracking
+
+        if self._deferred is None or self.uri is None:
+            return
+        self.prepare_deferred()
+        info, self._deferred = self._deferred, None
         self.parent_run_id = tracking.start_sweep_run(
             info["experiment"], f"sweep-{info['sweep_id']}", self.uri,
             tags={"sweep_id": info["sweep_id"], "sweep_dir": info["sweep_dir"]},
         )
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+
+    def in_worker(self) -> None:
+        """In a job worker forked before :meth:`start_deferred`: the launching process opens the
+        parent run (its id reaches the jobs through the environment), not this one."""
+        self._deferred = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.start_deferred()  # in case a launcher did not

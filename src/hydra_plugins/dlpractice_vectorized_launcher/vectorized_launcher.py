@@ -16,12 +16,14 @@ exactly as Hydra's basic launcher would finish it.
 
 With ``n_jobs`` > 1 (-1, the default: one per CPU) and at least ``min_jobs_for_workers`` jobs, every
 core trains: one forked process per share of each stack, started before this process imports
-MLflow (it opens the tracking store and the sweep's parent run meanwhile, see
-``SweepCallback.start_deferred``). Then ``n_jobs - 1`` job workers, forked after MLflow and
-matplotlib are imported, take jobs from the back of the queue while this process takes them from
-the front, each as soon as its training is done. Where forking is not safe (not Linux, other
-threads running, ``start_method=spawn``) the workers are spawned instead: they train a share of every
-stack, then take jobs.
+MLflow. Meanwhile this process imports MLflow and matplotlib, prepares the tracking store
+(``SweepCallback.prepare_deferred``), forks ``n_jobs - 1`` job workers — all from its main thread,
+before any MLflow call that starts a thread (its usage telemetry does) — and only then opens the
+sweep's parent run (``SweepCallback.start_deferred``; the workers get its id with each job). The
+workers take jobs from the back of the queue while this process takes them from the front, each as
+soon as its training is done. Where forking is not safe (not Linux, other threads running,
+``start_method=spawn``) the workers are spawned instead: they train a share of every stack, then
+take jobs.
 """
 
 from __future__ import annotations
@@ -92,10 +94,17 @@ class VectorizedLauncher(Launcher):
         try:
             if trainers is not None:
                 # every core trains (forked now: no MLflow import, no tracking store in them)
-                # while this process opens the tracking store and the sweep's parent run
+                # while this process imports MLflow, opens the tracking store, forks the job
+                # workers (before any MLflow call that starts a thread) and opens the parent run
                 pretrained = self._pretrain(configs, trainers, workers + 1, train_here=False,
                                             skip_finished=False)
-                self._start_deferred_callbacks()
+                warm_up = self._hook("before_fork")
+                if warm_up is not None:
+                    warm_up()
+                self._call_callbacks("prepare_deferred")
+                forking = self.start_method == "fork" or self._can_fork()
+                pool = self._start_workers(workers, forking, warmed=True)
+                self._call_callbacks("start_deferred")
                 finished = self._hook("finished_jobs")
                 if finished is not None:  # don't wait for what run_job will skip
                     done = finished(configs)
@@ -103,14 +112,14 @@ class VectorizedLauncher(Launcher):
                     if any(done):
                         log.info(f"{sum(done)} of {len(done)} jobs already finished: their "
                                  "training is not waited for")
+                Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
             else:
-                self._start_deferred_callbacks()
-            Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-            if workers:
-                # MLflow is imported by now: fork only if it started no thread
-                forking = forking and (self.start_method == "fork" or self._can_fork())
-                pool = self._start_workers(workers, forking)
-            if trainers is None:
+                self._call_callbacks("start_deferred")
+                Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+                if workers:
+                    # MLflow is imported by now: fork only if it started no thread
+                    forking = forking and (self.start_method == "fork" or self._can_fork())
+                    pool = self._start_workers(workers, forking)
                 pretrained = self._pretrain(configs, pool, workers + 1)
             return self._run(configs, pretrained, pool, workers, forking)
         finally:
@@ -126,12 +135,14 @@ class VectorizedLauncher(Launcher):
         """A function of the task's module (``dlpractice.experiment``) this launcher uses."""
         return getattr(self.task_function, "__globals__", {}).get(name)
 
-    def _start_deferred_callbacks(self) -> None:
+    def _call_callbacks(self, method: str) -> None:
+        """``prepare_deferred`` / ``start_deferred`` of the callbacks that have it (the sweep's
+        tracking: :class:`dlpractice.sweep.SweepCallback`)."""
         assert self.hydra_context is not None
         for callback in getattr(self.hydra_context.callbacks, "callbacks", []):
-            start = getattr(callback, "start_deferred", None)
-            if start is not None:
-                start()
+            call = getattr(callback, method, None)
+            if call is not None:
+                call()
 
     def _workers(self, jobs: int) -> int:
         n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
@@ -150,13 +161,14 @@ class VectorizedLauncher(Launcher):
         return (sys.platform.startswith("linux") and threading.active_count() == 1
                 and "fork" in multiprocessing.get_all_start_methods())
 
-    def _start_workers(self, workers: int, forked: bool) -> Any:
+    def _start_workers(self, workers: int, forked: bool, warmed: bool = False) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         assert self.hydra_context is not None and self.task_function is not None
+        self._environ = dict(os.environ)  # what a worker has; later changes go with each job
         if forked:
-            warm_up = self._hook("before_fork")
+            warm_up = None if warmed else self._hook("before_fork")
             if warm_up is not None:
                 warm_up()
             _FORKED_STATE.update(hydra_context=self.hydra_context,
@@ -188,6 +200,12 @@ class VectorizedLauncher(Launcher):
                  f"{time.perf_counter() - start:.2f} s here); the others train on their own")
         return pretrained
 
+    def _changed_environ(self) -> dict[str, str]:
+        """Environment variables set since the workers started (the sweep's parent run id, the
+        tracking URI): each job in a worker gets them."""
+        base = getattr(self, "_environ", {})
+        return {k: v for k, v in os.environ.items() if base.get(k) != v}
+
     def _run(self, configs: list[DictConfig], pretrained: list[Any], pool: Any, workers: int,
              forked: bool) -> list[JobReturn]:
         assert self.hydra_context is not None and self.task_function is not None
@@ -213,7 +231,8 @@ class VectorizedLauncher(Launcher):
             while (j := take(front=False)) is not None:
                 try:
                     job = _resolve(pretrained[j])  # waits for the worker's own training share
-                    future = pool.submit(_execute_in_worker, shared, configs[j], job)
+                    future = pool.submit(_execute_in_worker, shared, self._changed_environ(),
+                                         configs[j], job)
                     returns[j] = _cloudpickle().loads(future.result())
                 except BaseException as exc:  # the worker died: this process runs what is left
                     log.warning(f"worker failed ({type(exc).__name__}: {exc}); job #{j} and "
@@ -331,6 +350,11 @@ def _after_fork() -> None:
     reset = getattr(_FORKED_STATE.get("task_function"), "__globals__", {}).get("after_fork")
     if reset is not None:
         reset()
+    hydra_context = _FORKED_STATE.get("hydra_context")
+    for callback in getattr(getattr(hydra_context, "callbacks", None), "callbacks", []):
+        in_worker = getattr(callback, "in_worker", None)
+        if in_worker is not None:
+            in_worker()
 
 
 def _resolve(entry: Any) -> Any:
@@ -359,9 +383,12 @@ def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
 
 
-def _execute_in_worker(shared: bytes, sweep_config: DictConfig, pretrained: Any) -> bytes:
-    """:func:`_execute` in a worker; the JobReturn goes back cloudpickled (Hydra's plugin scan
+def _execute_in_worker(shared: bytes, environ: dict[str, str], sweep_config: DictConfig,
+                       pretrained: Any) -> bytes:
+    """:func:`_execute` in a worker, with the environment variables the launching process set
+    since it started the worker; the JobReturn goes back cloudpickled (Hydra's plugin scan
     re-executes plugin modules, so its config classes need not pickle by reference)."""
+    os.environ.update(environ)
     if shared:
         hydra_context, task_function, singleton_state = _cloudpickle().loads(shared)
     else:  # forked
