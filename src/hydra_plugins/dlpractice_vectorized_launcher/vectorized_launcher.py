@@ -69,6 +69,9 @@ class VectorizedLauncher(Launcher):
         self.task_function = task_function
         # before the sweeper validates the batch (it composes every job too)
         sweep_configs.install(hydra_context.config_loader)
+        # The sweep's set-up (job configs, stacks, MLflow's import) makes many objects that live
+        # as long as the process: no collector pass over them until they are frozen (launch).
+        _pause_gc()
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
@@ -117,6 +120,7 @@ class VectorizedLauncher(Launcher):
                                  "training is not waited for")
                 Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
             else:
+                _resume_gc(freeze=False)
                 self._call_callbacks("start_deferred")
                 Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
                 if workers:
@@ -126,6 +130,7 @@ class VectorizedLauncher(Launcher):
                 pretrained = self._pretrain(configs, pool, workers + 1)
             return self._run(configs, pretrained, pool, workers, forking)
         finally:
+            _resume_gc(freeze=False)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             if trainers is not None:
@@ -322,13 +327,30 @@ def _imports_kept() -> Iterator[None]:
     walks those ~400k objects again and again — during the imports (~0.35 s) and in every
     process's full passes between jobs (~0.12 s each) — and touches the pages the forked workers
     share with this process."""
-    enabled = gc.isenabled()
-    gc.disable()
+    _pause_gc()
     try:
         yield
     finally:
+        _resume_gc(freeze=True)
+
+
+_GC = {"paused": False, "was_enabled": True}
+
+
+def _pause_gc() -> None:
+    if not _GC["paused"]:
+        _GC.update(paused=True, was_enabled=gc.isenabled())
+        gc.disable()
+
+
+def _resume_gc(freeze: bool) -> None:
+    """End :func:`_pause_gc` (``freeze``: what exists now is never collected); also in a process
+    forked meanwhile, which inherits the pause."""
+    if freeze:
         gc.freeze()
-        if enabled:
+    if _GC["paused"]:
+        _GC["paused"] = False
+        if _GC["was_enabled"]:
             gc.enable()
 
 
@@ -345,6 +367,7 @@ def _send_result(conn: Any, fn: Any, args: tuple, kwargs: dict) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _resume_gc(freeze=True)
     try:
         outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
     except BaseException as exc:
