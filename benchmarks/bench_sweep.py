@@ -212,8 +212,10 @@ def rows_from(sweeps: dict[str, float], trainer: dict[str, float]) -> list[dict]
     for name in LAUNCHERS:
         if name != "basic":
             speedup = sweeps["basic"] / sweeps[name]
+            # the target is the default launcher's (every core); n_jobs=1 shows stacking alone
+            target = TARGET if name == "vectorized" else None
             rows.append({"name": f"{name} sweep speedup end to end", "value": speedup,
-                         "target": TARGET, "ok": speedup >= TARGET})
+                         "target": target, "ok": target is None or speedup >= target})
     single = trainer["single-run trainer"]
     for name, value in trainer.items():
         if "trainer" in name or "stacked" in name:
