@@ -14,6 +14,7 @@ through Hydra's own ``load_sweep_config`` (and so fails with Hydra's own error).
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ class SweepConfigCache:
         self._load = load_sweep_config
         self._group_exists = group_exists
         self._parser = OverridesParser.create()
-        self._bases: dict[tuple[Any, ...], DictConfig] = {}
+        self._bases: dict[tuple[Any, ...], bytes | DictConfig] = {}  # pickled if it can be
         self._loaded: dict[tuple[Any, ...], DictConfig] = {}
         self.composed = 0  # configs Hydra composed (the rest were derived)
 
@@ -57,9 +58,12 @@ class SweepConfigCache:
         if base is None or not values:
             cfg = self._compose(master_config, sweep_overrides)
             if values:
-                self._bases[key] = copy.deepcopy(cfg)
+                try:  # copies are unpickled: ~2x faster than copy.deepcopy of a DictConfig
+                    self._bases[key] = pickle.dumps(cfg, pickle.HIGHEST_PROTOCOL)
+                except Exception:  # something in it does not pickle (by reference)
+                    self._bases[key] = copy.deepcopy(cfg)
             return cfg
-        cfg = copy.deepcopy(base)
+        cfg = pickle.loads(base) if isinstance(base, bytes) else copy.deepcopy(base)
         for o in values:
             if OmegaConf.select(cfg, o.key_or_group, default=_MISSING) is _MISSING:
                 return self._compose(master_config, sweep_overrides)
