@@ -67,6 +67,7 @@ def _figure(width: float, height: float, **adjust: float) -> Figure:
     """A figure with fixed margins (an automatic layout engine would double the drawing time), on
     its own Agg canvas, which keeps its renderer: a figure drawn again (a template, reused for
     every run) reuses the text metrics."""
+    warm_up()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -123,10 +124,20 @@ _local = threading.local()  # .templates: OrderedDict key -> SimpleNamespace(fig
 
 
 def warm_up() -> None:
-    """Import matplotlib (figure, Agg canvas, fonts) now: before worker processes are forked, so
-    that they inherit it rather than each importing it again."""
-    from matplotlib.backends import backend_agg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
+    """Import matplotlib (figure, Agg canvas, fonts, the tick and patch helpers) now: before worker
+    processes are forked, so that they inherit it rather than each importing it again (and, in an
+    entry point's process, out of the collector's sight: :mod:`dlpractice._exit`)."""
+    import sys
+
+    if "matplotlib.backends.backend_agg" in sys.modules:
+        return
+    from dlpractice._exit import long_lived_imports
+
+    with long_lived_imports():
+        import matplotlib.patches  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+        from matplotlib.backends import backend_agg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
 
 
 def clear_figure_cache() -> None:

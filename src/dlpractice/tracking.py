@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -141,6 +142,7 @@ def prepare_store(uri: str) -> None:
     Raises :class:`DlpracticeError` with one line. Cheap after the first call in a process."""
     if uri in _prepared:
         return
+    _import_mlflow()
     check_store(uri)
     scheme = _scheme(uri)
     if scheme == "sqlite":
@@ -295,9 +297,21 @@ class _file_lock:
             self._fd.close()
 
 
+def _import_mlflow() -> None:
+    """MLflow and its SQL store, imported once (see :func:`dlpractice._exit.long_lived_imports`)."""
+    if "mlflow.store.tracking.sqlalchemy_store" in sys.modules:
+        return
+    from dlpractice._exit import long_lived_imports
+
+    with long_lived_imports():
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import mlflow.tracking  # noqa: F401
+
+
 def _client(uri: str) -> MlflowClient:
     # MLflow prints a "View run ... at" line per run ended through a server: noise in a sweep.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    _import_mlflow()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
