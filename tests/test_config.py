@@ -102,3 +102,41 @@ def test_flatten_gives_dotted_param_names():
     flat = config.flatten(composed().to_dict())
     assert flat["train.learning_rate"] == 0.0075 and flat["regularizer.keep_prob"] == 1.0
     assert "data.ratios" in flat and "seed" in flat
+
+
+def test_a_config_like_the_last_one_loads_as_a_full_merge_would():
+    """Sweep jobs differ in a few values: load() assigns them to a copy of the last merged config
+    instead of merging again; the result and the errors are the full merge's."""
+    import copy
+
+    with initialize_config_dir(str(CONF), version_base=None):
+        raw = compose("config", overrides=["experiment=regularization", "regularizer=l2"])
+    base = config.load(raw, check_files=False).to_dict()
+
+    def fresh(d):
+        config._TYPED.clear()
+        config._LAST.update(raw=None, merged=None)
+        return config.load(d, check_files=False)
+
+    variants = [("regularizer", "lambd", 0.05), ("regularizer", "lambd", 1), ("seed", None, 7),
+                ("train", "learning_rate", "0.25"), ("model", "hidden", [4, 4]),
+                ("init", "name", "he")]
+    for section, key, value in variants:
+        d = copy.deepcopy(base)
+        if key is None:
+            d[section] = value
+        else:
+            d[section][key] = value
+        config._TYPED.clear()
+        config.load(base, check_files=False)  # the last merged: the base
+        assert config.load(d, check_files=False) == fresh(d), (section, key, value)
+    for section, key, value in [("regularizer", "lambd", "much"), ("train", "iterations", -3)]:
+        d = copy.deepcopy(base)
+        d[section][key] = value
+        config._TYPED.clear()
+        config.load(base, check_files=False)
+        with pytest.raises(ConfigError) as like_last:
+            config.load(d, check_files=False)
+        with pytest.raises(ConfigError) as merged:
+            fresh(d)
+        assert str(like_last.value) == str(merged.value)

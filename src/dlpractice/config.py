@@ -143,11 +143,14 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     key = repr(raw)
     typed = _TYPED.get(key)
     if typed is None:
-        try:
-            merged = OmegaConf.merge(_schema(), raw)
-            typed = OmegaConf.to_object(merged)
-        except OmegaConfBaseException as exc:
-            raise ConfigError(_one_line(exc)) from None
+        typed = _typed_like_last(raw)
+        if typed is None:
+            try:
+                merged = OmegaConf.merge(_schema(), raw)
+                typed = OmegaConf.to_object(merged)
+            except OmegaConfBaseException as exc:
+                raise ConfigError(_one_line(exc)) from None
+            _LAST.update(raw=copy.deepcopy(raw), merged=merged)
         if len(_TYPED) >= 256:
             _TYPED.clear()
         _TYPED[key] = typed
@@ -157,6 +160,45 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
 
 
 _TYPED: dict[str, Any] = {}  # load(): repr of the plain config -> its typed Config
+_LAST: dict[str, Any] = {"raw": None, "merged": None}  # the last config merged into the schema
+
+
+def _typed_like_last(raw: dict[str, Any]) -> Any:
+    """The typed config of ``raw`` from a copy of the last one merged, when the two differ only in
+    a few values (a sweep's jobs): each is assigned to its typed node, which validates it as the
+    merge would (~1 ms instead of ~6). None when that does not apply or a value is refused: the
+    full merge then decides (and words the error)."""
+    from omegaconf import OmegaConf
+
+    if _LAST["merged"] is None:
+        return None
+    changes: list[tuple[str, Any]] = []
+    if not _leaf_changes(_LAST["raw"], raw, "", changes) or len(changes) > 8:
+        return None
+    try:
+        merged = copy.deepcopy(_LAST["merged"])
+        for path, value in changes:
+            OmegaConf.update(merged, path, value, merge=False)
+        return OmegaConf.to_object(merged)
+    except Exception:
+        return None
+
+
+def _leaf_changes(old: Any, new: Any, path: str, out: list[tuple[str, Any]]) -> bool:
+    """Collect the values of ``new`` that differ from ``old`` (same keys at every mapping level:
+    else False). Lists and other values are leaves."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if old.keys() != new.keys():
+            return False
+        return all(_leaf_changes(old[k], new[k], f"{path}.{k}" if path else str(k), out)
+                   for k in new)
+    if isinstance(old, dict) or isinstance(new, dict):
+        return False
+    if type(old) is not type(new) or old != new:
+        if not path:
+            return False
+        out.append((path, copy.deepcopy(new)))
+    return True
 
 
 def _plain(cfg: Any, key: str) -> Any:
