@@ -148,6 +148,16 @@ def test_find_finished_run(store, outcome, finished):
     assert tracking.find_finished_run("no-such-experiment", h, store) is None
 
 
+def test_has_finished_runs(client, store, finished):
+    assert tracking.has_finished_runs("t", store)
+    assert not tracking.has_finished_runs("no-such-experiment", store)
+    client.create_experiment("only-running")
+    tracking.get_experiment_id("only-running", store)
+    with tracking.RunTracker(make_cfg(store, experiment="only-running")):
+        assert not tracking.has_finished_runs("only-running", store)  # one RUNNING run only
+    assert tracking.has_finished_runs("only-running", store)
+
+
 # -- failed, killed, nested --------------------------------------------------------------------
 
 

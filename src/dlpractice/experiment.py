@@ -123,11 +123,12 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1, 
 
     out: list[tuple[str, Any] | None] = [None] * len(raw_cfgs)
     groups: dict[tuple, list[tuple[int, str, Any, Any]]] = {}
+    none_yet: dict[tuple[str, str], bool] = {}
     for j, raw in enumerate(raw_cfgs):
         try:
             cfg = config.load(raw)
             digest = config.config_hash(cfg)
-            if skip_finished and _finished(cfg, digest):
+            if skip_finished and _finished(cfg, digest, none_yet):
                 continue
             data = pipeline.prepare_data(cfg)
             splits, _ = pipeline.normalize(cfg, data.splits)
@@ -164,12 +165,23 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1, 
     return out
 
 
-def _finished(cfg: Any, digest: str) -> bool:
-    """Is this configuration FINISHED in its tracking store (and not to be run again)?"""
+def _finished(cfg: Any, digest: str, none_yet: dict[tuple[str, str], bool] | None = None
+              ) -> bool:
+    """Is this configuration FINISHED in its tracking store (and not to be run again)?
+    ``none_yet``: a sweep's memo of the experiments that have no FINISHED run at all — one query
+    each instead of one per job (a first sweep)."""
     from dlpractice import tracking
 
-    return bool(cfg.tracking.enabled and not cfg.tracking.rerun and tracking.find_finished_run(
-        cfg.tracking.experiment, digest, tracking.resolve_uri(cfg.tracking.uri)))
+    if not cfg.tracking.enabled or cfg.tracking.rerun:
+        return False
+    uri = tracking.resolve_uri(cfg.tracking.uri)
+    if none_yet is not None:
+        key = (uri, cfg.tracking.experiment)
+        if key not in none_yet:
+            none_yet[key] = not tracking.has_finished_runs(cfg.tracking.experiment, uri)
+        if none_yet[key]:
+            return False
+    return bool(tracking.find_finished_run(cfg.tracking.experiment, digest, uri))
 
 
 def finished_jobs(raw_cfgs: list[Any]) -> list[bool]:
@@ -177,10 +189,11 @@ def finished_jobs(raw_cfgs: list[Any]) -> list[bool]:
     from dlpractice import config
 
     out = []
+    none_yet: dict[tuple[str, str], bool] = {}
     for raw in raw_cfgs:
         try:
             cfg = config.load(raw)
-            out.append(_finished(cfg, config.config_hash(cfg)))
+            out.append(_finished(cfg, config.config_hash(cfg), none_yet))
         except Exception:
             out.append(False)
     return out

@@ -395,6 +395,20 @@ def runs_url(experiment: str, uri: str, host: str = "127.0.0.1", port: int = 500
     return f"{base}/#/experiments/{exp_id}/runs"
 
 
+def has_finished_runs(experiment: str, uri: str) -> bool:
+    """Does ``experiment`` hold any FINISHED run (False when it does not exist)?"""
+    prepare_store(uri)
+    client = _client(uri)
+    exp_id = _experiment_ids.get((uri, experiment))
+    if exp_id is None:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return False
+        exp_id = exp.experiment_id
+    return bool(client.search_runs([exp_id], filter_string="attributes.status = 'FINISHED'",
+                                   max_results=1))
+
+
 def find_finished_run(experiment: str, config_hash: str, uri: str) -> str | None:
     """The id of the latest FINISHED run of ``experiment`` tagged ``config_hash``, else None."""
     if not re.fullmatch(r"[0-9A-Za-z_-]+", config_hash):
