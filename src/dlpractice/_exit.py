@@ -12,12 +12,20 @@ process; the collector's full passes walk them again and again — during the im
 every few runs of a sweep (~0.12 s each). In an entry point's process, :func:`long_lived_imports`
 imports them with the collector off and freezes what exists then. A library user (a notebook) is
 left alone: nothing happens unless :func:`skip_gc_at_exit` was called.
+
+Tearing the interpreter down (freeing every module's objects, one by one) takes another ~0.09 s
+once the entry point's work is done: :func:`exit_fast` runs a script's ``main``, the exit handlers,
+flushes the standard streams and leaves with ``os._exit``.
 """
 
 import atexit
 import gc
-from collections.abc import Iterator
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 _registered = False
 
@@ -46,3 +54,31 @@ def long_lived_imports() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+def exit_fast(main: Callable[[], int | None]) -> NoReturn:
+    """``sys.exit(main())`` for a module run as a script, without the interpreter's teardown: the
+    other threads are waited for and the exit handlers run as at a normal exit (logging flushed
+    and closed, MLflow runs ended, the collector frozen), then the standard streams are flushed
+    and the process ends with ``main``'s exit status. Any exception but ``SystemExit`` takes
+    Python's usual way out (its traceback, its status)."""
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    shutdown = getattr(threading, "_shutdown", None)  # what Py_FinalizeEx calls first
+    if shutdown is None:
+        sys.exit(code)
+    shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code)

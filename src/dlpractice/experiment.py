@@ -430,4 +430,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from dlpractice._exit import exit_fast
+
+    exit_fast(main)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,4 +184,6 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "evaluate")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dlpractice._exit import exit_fast
+
+    exit_fast(main)

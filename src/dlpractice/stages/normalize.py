@@ -7,8 +7,6 @@ and std, or ``normalized: false``).
 
 from __future__ import annotations
 
-import sys
-
 from dlpractice import pipeline
 from dlpractice.config import Config
 from dlpractice.stages import NORM_STATS, NORMALIZED_DIR, SPLIT_DIR
@@ -31,4 +29,6 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "normalize")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dlpractice._exit import exit_fast
+
+    exit_fast(main)

@@ -6,8 +6,6 @@ data's fingerprint, the split sizes, the number of features).
 
 from __future__ import annotations
 
-import sys
-
 from dlpractice import pipeline
 from dlpractice.config import Config
 from dlpractice.stages import SPLIT_DIR, SPLIT_META
@@ -33,4 +31,6 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "split")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dlpractice._exit import exit_fast
+
+    exit_fast(main)

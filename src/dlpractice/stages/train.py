@@ -9,8 +9,6 @@ iterations_run, ...); plots ``models/history.csv`` (iteration, cost, dev_cost) a
 
 from __future__ import annotations
 
-import sys
-
 from dlpractice import pipeline, report
 from dlpractice.config import Config
 from dlpractice.stages import (
@@ -60,4 +58,6 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "train")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dlpractice._exit import exit_fast
+
+    exit_fast(main)
