@@ -142,8 +142,8 @@ def prepare_store(uri: str) -> None:
     Raises :class:`DlpracticeError` with one line. Cheap after the first call in a process."""
     if uri in _prepared:
         return
-    _import_mlflow()
     check_store(uri)
+    _import_mlflow()
     scheme = _scheme(uri)
     if scheme == "sqlite":
         _prepare_sqlite(uri)
@@ -395,18 +395,24 @@ def runs_url(experiment: str, uri: str, host: str = "127.0.0.1", port: int = 500
     return f"{base}/#/experiments/{exp_id}/runs"
 
 
+def _existing_experiment_id(client: MlflowClient, experiment: str, uri: str) -> str | None:
+    """The id of ``experiment`` (None when it does not exist or is deleted)."""
+    exp_id = _experiment_ids.get((uri, experiment))  # known to exist (this process made sure)
+    if exp_id is None:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return None
+        exp_id = exp.experiment_id
+    return exp_id
+
+
 def has_finished_runs(experiment: str, uri: str) -> bool:
     """Does ``experiment`` hold any FINISHED run (False when it does not exist)?"""
     prepare_store(uri)
     client = _client(uri)
-    exp_id = _experiment_ids.get((uri, experiment))
-    if exp_id is None:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None or exp.lifecycle_stage == "deleted":
-            return False
-        exp_id = exp.experiment_id
-    return bool(client.search_runs([exp_id], filter_string="attributes.status = 'FINISHED'",
-                                   max_results=1))
+    exp_id = _existing_experiment_id(client, experiment, uri)
+    return exp_id is not None and bool(client.search_runs(
+        [exp_id], filter_string="attributes.status = 'FINISHED'", max_results=1))
 
 
 def find_finished_run(experiment: str, config_hash: str, uri: str) -> str | None:
@@ -415,12 +421,9 @@ def find_finished_run(experiment: str, config_hash: str, uri: str) -> str | None
         raise ValueError(f"config_hash {config_hash!r} must be a hex digest")
     prepare_store(uri)
     client = _client(uri)
-    exp_id = _experiment_ids.get((uri, experiment))  # known to exist (this process made sure)
+    exp_id = _existing_experiment_id(client, experiment, uri)
     if exp_id is None:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None or exp.lifecycle_stage == "deleted":
-            return None
-        exp_id = exp.experiment_id
+        return None
     runs = client.search_runs(
         [exp_id],
         filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
