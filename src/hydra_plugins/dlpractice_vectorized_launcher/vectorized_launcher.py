@@ -61,6 +61,7 @@ class VectorizedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        self._environ: dict[str, str] = {}  # os.environ when the job workers started
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -211,8 +212,7 @@ class VectorizedLauncher(Launcher):
     def _changed_environ(self) -> dict[str, str]:
         """Environment variables set since the workers started (the sweep's parent run id, the
         tracking URI): each job in a worker gets them."""
-        base = getattr(self, "_environ", {})
-        return {k: v for k, v in os.environ.items() if base.get(k) != v}
+        return {k: v for k, v in os.environ.items() if self._environ.get(k) != v}
 
     def _run(self, configs: list[DictConfig], pretrained: list[Any], pool: Any, workers: int,
              forked: bool) -> list[JobReturn]:
