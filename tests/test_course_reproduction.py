@@ -6,16 +6,12 @@ assignments); accuracies must match exactly, costs to 1e-9 relative.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import scipy.io
-import sklearn.datasets
 
 from dlpractice.nn import TrainConfig, accuracy, train
+from tests import reference
 
-FOOTBALL = Path(__file__).resolve().parents[2] / "shared/datasets/football.mat"
 COST_RTOL = 1e-9
 
 
@@ -27,12 +23,7 @@ def course_costs(result, every: int) -> dict[int, float]:
 # -- Initialization assignment: circles, [2, 10, 5, 1], lr 0.01, 15000 iterations ----------------
 @pytest.fixture(scope="module")
 def circles():
-    np.random.seed(1)
-    X_train, y_train = sklearn.datasets.make_circles(n_samples=300, noise=0.05)
-    np.random.seed(2)
-    X_test, y_test = sklearn.datasets.make_circles(n_samples=100, noise=0.05)
-    return (X_train.T, y_train.reshape(1, -1).astype(float),
-            X_test.T, y_test.reshape(1, -1).astype(float))
+    return reference.course_circles()
 
 
 def train_circles(circles, init: str):
@@ -62,9 +53,7 @@ def test_initialization_accuracies(circles, init, train_accuracy, test_accuracy)
 # -- Regularization assignment: football.mat, [2, 20, 3, 1], lr 0.3, 30000 iterations ------------
 @pytest.fixture(scope="module")
 def football():
-    if not FOOTBALL.is_file():
-        pytest.skip(f"course dataset not found at {FOOTBALL}")
-    d = scipy.io.loadmat(FOOTBALL)
+    d = scipy.io.loadmat(reference.require_course_file())
     return d["X"].T, d["y"].T.astype(float), d["Xval"].T, d["yval"].T.astype(float)
 
 

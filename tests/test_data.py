@@ -32,9 +32,9 @@ from dlpractice.data import (
 )
 from dlpractice.data.generators import DEFAULTS
 from dlpractice.errors import ConfigError, DataError
+from tests import reference
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-FOOTBALL = REPO.parent / "shared" / "datasets" / "football.mat"
 
 
 @pytest.fixture
@@ -340,13 +340,12 @@ def test_validate_xy_accepts_good_data_and_checks_classes_on_request():
 
 
 def test_course_football_file():
-    if not FOOTBALL.is_file():
-        pytest.skip(f"course data not present at {FOOTBALL}")
-    data = load_file(FOOTBALL)
+    football = reference.require_course_file()
+    data = load_file(football)
     assert data.X.shape == (2, 211) and data.Y.shape == (1, 211)
     assert data.X_val.shape == (2, 200) and data.Y_val.shape == (1, 200)
     assert set(np.unique(data.Y)) == {0.0, 1.0}
-    splits, fingerprint = load_dataset("file", path=FOOTBALL)
+    splits, fingerprint = load_dataset("file", path=football)
     assert splits.sizes() == {"train": 211, "dev": 200, "test": 200}
     assert fingerprint == data.fingerprint
 

@@ -8,17 +8,18 @@ one leaves the workspace on the baseline (params.yaml with ``train.iterations=30
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from benchmarks.scratch import BIN, copy_project, environment
+from tests import reference as ref
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,6 +32,9 @@ BASE_OVERRIDES = (f"train.iterations={ITERATIONS}",)
 
 KEEP_PROB_ERROR = ("regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none "
                    "(choose regularizer=dropout)")
+SPLITS = ("train", "dev", "test")
+EVALUATION = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+              "test_error", "avoidable_bias", "variance")
 TRAIN_OUTS = ("models/parameters.npz", "models/init_parameters.npz", "models/history.csv",
               "models/grad_norms.csv", "models/train_metrics.json")
 
@@ -39,8 +43,8 @@ class Project:
     def __init__(self, root: Path, store: Path):
         self.root = root
         self.uri = f"sqlite:///{store}"
-        env = environment(root, self.uri, who="test")
-        self.env = env
+        self.env = environment(root, self.uri, who="test")
+        self.exp_run: tuple[str, object] | None = None  # (name, MLflow run) of `dvc exp run -S`
 
     def run(self, *cmd: str | Path, check: bool = True, timeout: float = 600,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,51 +117,168 @@ def first_repro(project: Project) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def test_repro_writes_outs_metrics_and_one_mlflow_run(project, first_repro):
+def test_repro_runs_every_stage_and_logs_one_run(project, first_repro):
     for stage in ("split", "normalize", "train", "gradcheck", "evaluate"):
         assert f"Running stage '{stage}'" in first_repro.stdout
-    root = project.root
-    for rel in ("data/split/train.npz", "data/split/meta.json", "data/normalized/test.npz",
-                "data/normalized/stats.json", *TRAIN_OUTS, "reports/gradcheck.json",
-                "reports/metrics.json", "reports/diagnosis.json",
-                "reports/plots/cost_curve.png", "reports/plots/decision_boundary.png"):
-        assert (root / rel).is_file(), rel
-    assert not (root / ".stage-tmp").exists()
+    assert not (project.root / ".stage-tmp").exists()
+    (run,) = project.runs()
+    assert run.info.status == "FINISHED"
+    assert (run.data.tags["runner"], run.data.tags["dvc_stage"]) == ("dvc", "evaluate")
+    assert "dvc_experiment" not in run.data.tags  # plain `dvc repro`
+    # the params are params.yaml, flattened, every key
+    assert run.data.params == {k: str(v) for k, v in ref.flatten(project.read_params()).items()}
 
+
+def test_split_and_normalize_outputs_are_the_data(project, first_repro):
+    root, params = project.root, project.read_params()
+    data, fingerprint = ref.dataset(params)
+    meta = project.json("data/split/meta.json")
+    assert meta["fingerprint"] == fingerprint
+    assert meta["sizes"] == {p: data[f"Y_{p}"].shape[1] for p in SPLITS}
+    assert meta["n_features"] == data["X_train"].shape[0]
+    mean, std = ref.normalizer(data["X_train"])
+    stats = project.json("data/normalized/stats.json")
+    assert stats["normalized"] is True
+    np.testing.assert_allclose(np.reshape(stats["mean"], (-1, 1)), mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(np.reshape(stats["std"], (-1, 1)), std, rtol=1e-14)
+    for part in SPLITS:
+        raw = ref.load_npz(root / f"data/split/{part}.npz")
+        np.testing.assert_array_equal(raw["X"], data[f"X_{part}"])
+        np.testing.assert_array_equal(raw["Y"], data[f"Y_{part}"])
+        normalized = ref.load_npz(root / f"data/normalized/{part}.npz")
+        np.testing.assert_allclose(normalized["X"], (data[f"X_{part}"] - mean) / std,
+                                   rtol=1e-13, atol=1e-14)
+        np.testing.assert_array_equal(normalized["Y"], data[f"Y_{part}"])
+
+
+def _normalized(project: Project) -> dict[str, np.ndarray]:
+    out = {}
+    for part in SPLITS:
+        arrays = ref.load_npz(project.root / f"data/normalized/{part}.npz")
+        out[f"X_{part}"], out[f"Y_{part}"] = arrays["X"], arrays["Y"]
+    return out
+
+
+def test_train_and_evaluate_outputs_equal_recomputed_values(project, first_repro):
+    root, params = project.root, project.read_params()
+    data = _normalized(project)
+    init = ref.load_npz(root / "models/init_parameters.npz")
+    trained = ref.load_npz(root / "models/parameters.npz")
+    history = ref.read_csv(root / "models/history.csv")
+    assert list(history[0]) == ["iteration", "cost", "dev_cost"]
+    every = params["train"]["record_every"]
+    assert [int(r["iteration"]) for r in history] == list(range(0, ITERATIONS, every))
+    # iteration 0 records the cost of the initial parameters, before the first step
+    assert float(history[0]["cost"]) == pytest.approx(
+        ref.cost(init, data["X_train"], data["Y_train"]), rel=1e-12)
+    assert float(history[0]["dev_cost"]) == pytest.approx(
+        ref.cost(init, data["X_dev"], data["Y_dev"]), rel=1e-12)
+    train_metrics = project.json("models/train_metrics.json")
+    assert train_metrics["final_cost"] == pytest.approx(
+        ref.cost(trained, data["X_train"], data["Y_train"]), rel=1e-12)
+    assert train_metrics["iterations_run"] == ITERATIONS
+    assert train_metrics["stopped_early"] is False
+
+    expected = ref.evaluate(trained, params)
+    metrics = project.json("reports/metrics.json")
+    for name in EVALUATION:
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert metrics["diagnosis"] == expected["diagnosis"]
+    gradcheck = project.json("reports/gradcheck.json")
+    assert metrics["gradcheck_difference"] == gradcheck["gradcheck_difference"] == max(
+        gradcheck["at_init"]["difference"], gradcheck["at_trained"]["difference"])
+    assert gradcheck["threshold"] == params["gradcheck"]["threshold"]
+    assert metrics["gradcheck_passed"] is gradcheck["passed"] is True
+    assert gradcheck["gradcheck_difference"] < gradcheck["threshold"]
+    diagnosis = project.json("reports/diagnosis.json")
+    assert diagnosis["label"] == expected["diagnosis"]
+    assert (diagnosis["train_error"], diagnosis["dev_error"]) == pytest.approx(
+        (expected["train_error"], expected["dev_error"]), abs=1e-12)
+    assert (diagnosis["avoidable_bias"], diagnosis["variance"]) == pytest.approx(
+        (expected["avoidable_bias"], expected["variance"]), abs=1e-12)
+    assert diagnosis["recommendation"] == "; ".join(diagnosis["recommendations"])
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def test_dvc_metrics_and_plots_show_the_files(project, first_repro):
+    root = project.root
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     files = next(iter(shown.values()))["data"]
-    metrics = files["reports/metrics.json"]["data"]
-    for key in ("train_accuracy", "dev_accuracy", "test_accuracy"):
-        assert 0.0 <= metrics[key] <= 1.0
-        assert metrics[key.replace("accuracy", "error")] == pytest.approx(1 - metrics[key])
-    assert metrics["diagnosis"] in ("high_bias", "high_variance", "high_bias_high_variance",
-                                    "good_fit")
-    gradcheck = files["reports/gradcheck.json"]["data"]
-    assert gradcheck["passed"] is True
-    assert gradcheck["gradcheck_difference"] < gradcheck["threshold"]
-    assert metrics["gradcheck_difference"] == gradcheck["gradcheck_difference"]
-    assert files["models/train_metrics.json"]["data"]["iterations_run"] == ITERATIONS
-    with (root / "models/history.csv").open() as f:
-        history = list(csv.DictReader(f))
-    assert list(history[0]) == ["iteration", "cost", "dev_cost"]
-    assert len(history) == ITERATIONS // project.read_params()["train"]["record_every"]
+    assert set(files) == {"reports/metrics.json", "reports/gradcheck.json",
+                          "models/train_metrics.json"}
+    for name, content in files.items():
+        assert "error" not in content, (name, content)
+        # DVC leaves out null values (e.g. best_iteration without early stopping)
+        assert content["data"] == _without_nulls(project.json(name)), name
 
     plots = json.loads(project.dvc("plots", "show", "--json").stdout)["data"]
-    assert {"cost", "gradient norms", "reports/plots/cost_curve.png"} <= set(plots)
+    assert {"cost", "gradient norms", "reports/plots/cost_curve.png",
+            "reports/plots/decision_boundary.png"} <= set(plots)
+    history = ref.read_csv(root / "models/history.csv")
+    values = plots["cost"][0]["content"]["data"]["values"]
+    for field in ("cost", "dev_cost"):
+        points = [(int(v["iteration"]), float(v["dvc_inferred_y_value"]))
+                  for v in values if v["field"] == field]
+        assert points == [(int(r["iteration"]), float(r[field])) for r in history], field
+    norms = plots["gradient norms"][0]["content"]["data"]["values"]
+    assert [(int(v["iteration"]), v["layer"], float(v["grad_norm"])) for v in norms] == [
+        (int(r["iteration"]), r["layer"], float(r["grad_norm"]))
+        for r in ref.read_csv(root / "models/grad_norms.csv")]
+    assert len(norms) == 3 * len(history)
 
-    runs = project.runs()
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.info.status == "FINISHED"
-    for key in ("train_accuracy", "dev_accuracy", "test_accuracy", "gradcheck_difference",
-                "cost", "final_cost"):
-        assert key in run.data.metrics, key
-    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
-    assert run.data.tags["runner"] == "dvc"
-    assert run.data.tags["dvc_stage"] == "evaluate"
+
+def test_the_mlflow_run_holds_the_stage_outputs(project, first_repro, tmp_path):
+    root = project.root
+    (run,) = project.runs()
+    client, run_id = project.client(), run.info.run_id
+    metrics = project.json("reports/metrics.json")
+    train_metrics = project.json("models/train_metrics.json")
+    assert set(run.data.metrics) == {*EVALUATION, "gradcheck_difference", "cost", "dev_cost",
+                                     "grad_norm_W1", "grad_norm_W2", "grad_norm_W3",
+                                     "train_seconds", "final_cost", "iterations_run"}
+    for name in (*EVALUATION, "gradcheck_difference"):
+        assert run.data.metrics[name] == metrics[name], name
+    for name in ("final_cost", "iterations_run", "train_seconds"):
+        assert run.data.metrics[name] == train_metrics[name], name
     assert run.data.tags["diagnosis"] == metrics["diagnosis"]
-    assert "dvc_experiment" not in run.data.tags  # plain `dvc repro`
-    assert run.data.params["train.iterations"] == str(ITERATIONS)
+    assert run.data.tags["gradcheck"] == "passed"
+    assert run.data.tags["dataset_fingerprint"] == project.json("data/split/meta.json")[
+        "fingerprint"]
+    assert run.data.tags["config_hash"] == ref.config_hash(project.read_params())
+    assert run.data.tags["recommendation"] == project.json("reports/diagnosis.json")[
+        "recommendation"]
+
+    history = ref.read_csv(root / "models/history.csv")
+    for field in ("cost", "dev_cost"):
+        assert ref.mlflow_history(client, run_id, field) == [
+            (int(r["iteration"]), float(r[field])) for r in history], field
+    norms = ref.read_csv(root / "models/grad_norms.csv")
+    for layer in ("W1", "W2", "W3"):
+        assert ref.mlflow_history(client, run_id, f"grad_norm_{layer}") == [
+            (int(r["iteration"]), float(r["grad_norm"])) for r in norms if r["layer"] == layer]
+
+    got = Path(client.download_artifacts(run_id, "", str(tmp_path)))
+    assert {p.name for p in got.iterdir()} == {
+        "config.yaml", "parameters.npz", "normalizer.npz", "history.csv", "grad_norms.csv",
+        "metrics.json", "diagnosis.json", "gradcheck.json", "cost_curve.png", "grad_norms.png",
+        "weight_histograms.png", "decision_boundary.png"}
+    for name, path in (("parameters.npz", "models/parameters.npz"),
+                       ("history.csv", "models/history.csv"),
+                       ("grad_norms.csv", "models/grad_norms.csv"),
+                       ("metrics.json", "reports/metrics.json"),
+                       ("diagnosis.json", "reports/diagnosis.json"),
+                       ("gradcheck.json", "reports/gradcheck.json")):
+        assert (got / name).read_bytes() == (root / path).read_bytes(), name
+    stats = project.json("data/normalized/stats.json")
+    normalizer = ref.load_npz(got / "normalizer.npz")
+    np.testing.assert_array_equal(normalizer["mean"].ravel(), stats["mean"])
+    np.testing.assert_array_equal(normalizer["std"].ravel(), stats["std"])
+    assert yaml.safe_load((got / "config.yaml").read_text()) == project.read_params()
 
 
 def test_second_repro_changes_nothing(project, first_repro):
@@ -280,19 +401,40 @@ def test_exp_run_set_params_composes_params_and_tags_the_run(project, first_repr
     assert params["regularizer"]["lambd"] == 0.7
     assert params["train"]["iterations"] == ITERATIONS
 
-    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    exps = [e for row in shown for e in (row.get("experiments") or [])]
-    found = [e for e in exps if names[0] in json.dumps(e)]
-    assert found, names
-
     tagged = [r for r in project.runs() if r.data.tags.get("dvc_experiment") == names[0]]
     assert len(tagged) == 1
     run = tagged[0]
     assert run.info.status == "FINISHED"
-    assert run.data.params["regularizer.name"] == "l2"
-    assert run.data.tags.get("dvc_baseline_rev")
+    assert run.data.params == {k: str(v) for k, v in ref.flatten(params).items()}
+    assert run.data.tags.get("dvc_baseline_rev") == project.git("rev-parse", "HEAD").stdout.strip()
+    # the experiment's results, applied to the workspace, are what its run logged
+    expected = ref.evaluate(ref.load_npz(project.root / "models/parameters.npz"), params)
+    for name in EVALUATION:
+        assert run.data.metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert project.json("reports/metrics.json")["dev_accuracy"] == run.data.metrics[
+        "dev_accuracy"]
+
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])
+            for r in e["revs"]}
+    assert names[0] in revs
+    shown_params = revs[names[0]]["data"]["params"]["params.yaml"]["data"]
+    assert shown_params["regularizer"]["lambd"] == 0.7
+    project.exp_run = (names[0], run)
     project.git("checkout", "-q", "--", ".")
     project.baseline()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: the metrics files are git-ignored, so an "
+                   "experiment's commit has none and `dvc exp show` shows '!' for every metric")
+def test_exp_show_shows_the_experiments_metrics(project, first_repro):
+    name, run = project.exp_run
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])
+            for r in e["revs"]}
+    metrics = revs[name]["data"]["metrics"]["reports/metrics.json"]
+    assert "error" not in metrics, metrics
+    assert metrics["data"]["dev_accuracy"] == run.data.metrics["dev_accuracy"]
 
 
 def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
@@ -322,42 +464,62 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
     new = [r for r in project.runs() if r.info.run_id not in before]
     assert sorted((r.data.params["init.name"], r.data.params["train.learning_rate"]) for r in new) == [
         ("xavier", "0.01"), ("xavier", "0.05"), ("zeros", "0.01"), ("zeros", "0.05")]
-    names = project.dvc("exp", "list", "--name-only").stdout.split()
-    shown = project.dvc("exp", "show", "--json").stdout
-    assert len(names) >= 4 and all(name in shown for name in names)
-    assert {r.data.tags["dvc_experiment"] for r in new} <= set(names)
-    assert all(r.info.status == "FINISHED" and r.data.tags.get("dvc_experiment") for r in new)
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])
+            for r in e["revs"]}
+    assert all(r.info.status == "FINISHED" for r in new)
     assert all(r.data.tags.get("dvc_root") == str(project.root) for r in new)
+    for run in new:  # each run is tagged with its experiment, whose params it logged
+        params = revs[run.data.tags["dvc_experiment"]]["data"]["params"]["params.yaml"]["data"]
+        assert (params["init"]["name"], str(params["train"]["learning_rate"])) == (
+            run.data.params["init.name"], run.data.params["train.learning_rate"])
+        assert run.data.params == {k: str(v) for k, v in ref.flatten(params).items()}
+
+
+# The course's Initialization notebook prints these train / test accuracies.
+COURSE_INITIALIZATION = {"zeros": (0.5, 0.5), "random": (0.83, 0.86), "he": (0.99333, 0.96)}
 
 
 def test_initialization_study_pipeline(project, first_repro):
+    """The study as shipped: its table's every cell is its runs' values, which are the course's."""
     folder = project.root / "pipelines" / "initialization"
-    params_file = folder / "params.yaml"
-    study = yaml.safe_load(params_file.read_text())
-    for setting in study["settings"].values():
-        setting["overrides"] += f" train.iterations={ITERATIONS}"
-    params_file.write_text(yaml.safe_dump(study, sort_keys=False))
+    settings = yaml.safe_load((folder / "params.yaml").read_text())["settings"]
     project.dvc("repro", "pipelines/initialization/dvc.yaml")
-
     results = folder / "results"
-    with (results / "table.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert [r["setting"] for r in rows] == ["zeros", "random", "he"]
-    for column in ("train_accuracy", "dev_accuracy", "test_accuracy", "diagnosis", "comment",
-                   "course_train_test"):
-        assert column in rows[0], column
-    for r in rows:
-        assert r["diagnosis"] in ("high_bias", "high_variance", "high_bias_high_variance",
-                                  "good_fit")
-        assert 0 <= float(r["train_accuracy"]) <= 1
-        assert r["comment"]
-    assert rows[0]["train_accuracy"] == "0.5"  # zeros never breaks symmetry
-    table = (results / "table.md").read_text()
-    assert "| setting |" in table and "| he |" in table
+    runs = {r.info.run_name: r for r in project.runs("initialization")
+            if r.data.tags.get("sweep") != "true"}
+    assert sorted(runs) == ["he", "random", "zeros"]
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+
+    X_train, Y_train, X_test, Y_test = ref.course_circles()
+    for name, run in runs.items():
+        parameters = ref.load_npz(results / name / "parameters.npz")
+        train_acc = ref.accuracy(parameters, X_train, Y_train)
+        test_acc = ref.accuracy(parameters, X_test, Y_test)
+        assert (train_acc, test_acc) == pytest.approx(COURSE_INITIALIZATION[name], abs=5e-6)
+        assert run.data.metrics["train_accuracy"] == train_acc
+        assert run.data.metrics["test_accuracy"] == test_acc
+        # the course holds out one set: it is both dev and test
+        assert run.data.metrics["dev_accuracy"] == test_acc
+        label, _, _ = ref.diagnosis(1 - train_acc, 1 - test_acc)
+        assert run.data.tags["diagnosis"] == label
+
+    csv_rows = ref.read_csv(results / "table.csv")
+    md_rows = ref.markdown_table((results / "table.md").read_text())
+    assert [r["setting"] for r in csv_rows] == [r["setting"] for r in md_rows] == list(settings)
+    assert list(csv_rows[0]) == ["setting", "train_accuracy", "dev_accuracy", "test_accuracy",
+                                 "course_train_test", "diagnosis", "comment"]
+    assert list(md_rows[0]) == list(csv_rows[0])
+    for csv_row, md_row in zip(csv_rows, md_rows, strict=True):
+        run = runs[csv_row["setting"]]
+        for column in ("train_accuracy", "dev_accuracy", "test_accuracy"):
+            assert float(csv_row[column]) == run.data.metrics[column], column
+            assert float(md_row[column]) == pytest.approx(run.data.metrics[column], abs=5e-5)
+        assert csv_row["diagnosis"] == md_row["diagnosis"] == run.data.tags["diagnosis"]
+        setting = settings[csv_row["setting"]]
+        assert csv_row["course_train_test"] == md_row["course_train_test"] == setting["course"]
+        assert csv_row["comment"] == md_row["comment"] == setting["comment"].strip()
     assert (results / "boundaries.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    runs = project.runs("initialization")
-    assert sorted(r.info.run_name for r in runs) == ["he", "random", "zeros"]
-    assert all(r.info.status == "FINISHED" for r in runs)
     again = project.dvc("repro", "pipelines/initialization/dvc.yaml").stdout
     assert "Running stage" not in again

@@ -133,6 +133,42 @@ def test_network_check_catches_and_names_a_wrong_array(monkeypatch, bug, wrong):
     assert "FAILED" in lines[-1] and f"worst array {wrong}" in lines[-1]
 
 
+def slightly_off_db1_badly_off_dW2(grads):
+    grads["db1"] = grads["db1"] * 1.01
+    grads["dW2"] = grads["dW2"] * 2.0
+
+
+def _blames_the_worst(result: GradientCheckResult) -> None:
+    """b1 (1% off) comes first and is over the threshold too; W2 (100% off) is the worst."""
+    expected = {name: float(np.linalg.norm(result.grad[name] - result.gradapprox[name])
+                            / (np.linalg.norm(result.grad[name])
+                               + np.linalg.norm(result.gradapprox[name])))
+                for name in result.per_array}
+    assert result.per_array == pytest.approx(expected, rel=1e-9, abs=1e-18)
+    assert expected["b1"] > result.threshold and expected["W2"] > 10 * expected["b1"]
+    assert result.worst_array == "W2" and not result.passed
+    flagged = [line.split()[0] for line in result.report().splitlines() if "<-- worst" in line]
+    assert flagged == ["W2"]
+    assert result.summary().endswith("worst array W2)")
+
+
+def test_generic_check_blames_the_worst_array_not_the_first_wrong_one():
+    X, Y = data()
+    _blames_the_worst(gradient_check(
+        *user_pair(X, Y, "tanh", break_with=slightly_off_db1_badly_off_dW2), params("xavier")))
+
+
+def test_network_check_blames_the_worst_array_not_the_first_wrong_one(monkeypatch):
+    def broken(*args, **kwargs):
+        cost, grads = cost_and_gradients(*args, **kwargs)
+        slightly_off_db1_badly_off_dW2(grads)
+        return cost, grads
+
+    monkeypatch.setattr(gradcheck, "cost_and_gradients", broken)
+    X, Y = data()
+    _blames_the_worst(check_network(params("he", random_biases=True), X, Y, "tanh"))
+
+
 def test_report_and_summary_layout():
     X, Y = data()
     result = check_network(params("he"), X, Y)
@@ -467,18 +503,17 @@ def test_generic_check_knows_no_kinks():
 def test_when_every_entry_is_skipped_nothing_was_checked():
     grad = {"W1": np.array([[1.0, 2.0]]), "b1": np.array([[3.0]])}
     approx = {"W1": np.array([[1.5, 2.5]]), "b1": np.array([[0.0]])}
-    mask = {k: np.ones(v.shape, dtype=bool) for k, v in grad.items()}
-    result = gradcheck._result(grad, approx, 1e-7, 2e-7, "central", mask)
-    assert result.difference == 0.0 and result.passed
-    assert result.checked == 0 and result.kinks == 3 and result.nothing_checked
-    assert result.per_array == {"W1": 0.0, "b1": 0.0}
-    assert "nothing could be checked" in result.summary()
-    assert "nothing could be checked" in result.report().splitlines()[-1]
-    # One entry left in: an ordinary verdict on it, and the two skipped are named.
-    mask["W1"][0, 0] = False
-    partial = gradcheck._result(grad, approx, 1e-7, 2e-7, "central", mask)
-    assert partial.checked == 1 and not partial.passed and partial.worst_array == "W1"
-    assert "2 entries skipped (W1 1, b1 1; 1 checked)" in partial.summary()
+    result = GradientCheckResult(
+        difference=0.0, passed=True, threshold=2e-7, epsilon=1e-7,
+        per_array={"W1": 0.0, "b1": 0.0}, grad=grad, gradapprox=approx, kinks=3,
+        kink_arrays={"W1": 2, "b1": 1}, checked=0,
+        kink_mask={k: np.ones(v.shape, dtype=bool) for k, v in grad.items()})
+    assert result.nothing_checked
+    assert result.summary() == (
+        "gradient check passed, but nothing could be checked: all 3 entries were skipped, their "
+        "perturbation crosses a relu kink, where finite differences are not a gradient (central "
+        "differences, epsilon 1e-07)")
+    assert result.report().splitlines()[-1] == result.summary()
     # Rebuilt from a saved report (no counts): no claim about kinks either way.
     rebuilt = GradientCheckResult(difference=0.0, passed=True, threshold=2e-7, epsilon=1e-7,
                                   per_array={"W1": 0.0})

@@ -1,0 +1,176 @@
+"""What a user would compute by hand from the files a run leaves: plain numpy and the lecture's
+rules, none of dlpractice's own code paths. The tests compare what the project shows (MLflow,
+DVC, tables, files) with these values."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FOOTBALL = SHARED / "football.mat"
+
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+}
+
+
+def logits(parameters: dict[str, np.ndarray], X: np.ndarray, activation: str) -> np.ndarray:
+    L = len(parameters) // 2
+    A = X
+    for l in range(1, L):
+        A = ACTIVATIONS[activation](parameters[f"W{l}"] @ A + parameters[f"b{l}"])
+    return parameters[f"W{L}"] @ A + parameters[f"b{L}"]
+
+
+def predict(parameters, X, activation="relu") -> np.ndarray:
+    """The course's rule: label 1 where sigmoid(z) > 0.5."""
+    return (1.0 / (1.0 + np.exp(-logits(parameters, X, activation))) > 0.5).astype(float)
+
+
+def accuracy(parameters, X, Y, activation="relu") -> float:
+    return float(np.mean(predict(parameters, X, activation) == Y))
+
+
+def cost(parameters, X, Y, activation="relu", lambd=0.0) -> float:
+    """Mean cross-entropy (a form exact for both labels) plus the L2 term lambd/(2m) Σ‖W‖²."""
+    z = logits(parameters, X, activation)
+    m = Y.shape[1]
+    ce = np.sum(np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z)))) / m
+    weights = [v for k, v in parameters.items() if k.startswith("W")]
+    return float(ce + lambd / (2 * m) * sum(np.sum(W * W) for W in weights))
+
+
+def diagnosis(train_error: float, dev_error: float, bayes_error: float = 0.0,
+              bias_threshold: float = 0.05, variance_threshold: float = 0.05
+              ) -> tuple[str, float, float]:
+    """The lecture's rule: avoidable bias = train − Bayes error, variance = dev − train error; each
+    is high above its threshold. Returns (label, avoidable_bias, variance)."""
+    avoidable_bias = train_error - bayes_error
+    variance = dev_error - train_error
+    high_bias, high_variance = avoidable_bias > bias_threshold, variance > variance_threshold
+    label = ("high_bias_high_variance" if high_bias and high_variance else "high_bias" if high_bias
+             else "high_variance" if high_variance else "good_fit")
+    return label, avoidable_bias, variance
+
+
+def normalizer(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over the training examples, (n, 1) each."""
+    return X_train.mean(axis=1, keepdims=True), X_train.std(axis=1, keepdims=True)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """The documented ``config_hash``: sha256 of the canonical JSON of the resolved config
+    without its ``tracking`` section."""
+    settings = {k: v for k, v in config.items() if k != "tracking"}
+    text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset(config: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+    """The raw train/dev/test arrays of a run (``X_train, Y_train, …``) and the data's
+    fingerprint, from the data section of its resolved config, through the core's public
+    ``load_dataset``."""
+    from dlpractice.data import load_dataset
+
+    d = config["data"]
+    course = bool(config["course_compat"]) and d["name"] in ("circles",)
+    generated = d["name"] not in ("file", "football_like")
+    s, fingerprint = load_dataset(
+        d["name"], path=d["path"] if d["name"] == "file" else None,
+        n_samples=None if course or d["name"] == "file" else d["n_samples"],
+        noise=d["noise"] if generated and not course else None, seed=config["seed"],
+        course_compat=course, split_ratios=tuple(d["ratios"]), dev_size=d["dev_size"],
+        test_size=d["test_size"], split_heldout=d["split_heldout"])
+    arrays = {f"{a}_{part}": getattr(s, f"{a}_{part}") for part in ("train", "dev", "test")
+              for a in ("X", "Y")}
+    scales = d.get("feature_scales")
+    if scales is not None:
+        for part in ("train", "dev", "test"):
+            arrays[f"X_{part}"] = arrays[f"X_{part}"] * np.asarray(scales).reshape(-1, 1)
+    return arrays, fingerprint
+
+
+def evaluate(parameters, config: dict[str, Any]) -> dict[str, float]:
+    """Accuracies, errors, avoidable bias and variance of ``parameters`` on the run's splits
+    (normalized with the train split's mean/std when ``data.normalize``)."""
+    data, _ = dataset(config)
+    if config["data"]["normalize"]:
+        mean, std = normalizer(data["X_train"])
+        for part in ("train", "dev", "test"):
+            data[f"X_{part}"] = (data[f"X_{part}"] - mean) / std
+    act = config["model"]["activation"]
+    out: dict[str, float] = {}
+    for part in ("train", "dev", "test"):
+        out[f"{part}_accuracy"] = accuracy(parameters, data[f"X_{part}"], data[f"Y_{part}"], act)
+        out[f"{part}_error"] = 1.0 - out[f"{part}_accuracy"]
+    dg = config["diagnosis"]
+    label, out["avoidable_bias"], out["variance"] = diagnosis(
+        out["train_error"], out["dev_error"], dg["bayes_error"], dg["bias_threshold"],
+        dg["variance_threshold"])
+    out["diagnosis"] = label  # type: ignore[assignment]
+    return out
+
+
+def course_circles() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Initialization notebook's data: make_circles(300) after seed 1, (100) after seed 2."""
+    import sklearn.datasets
+
+    np.random.seed(1)
+    X_train, y_train = sklearn.datasets.make_circles(n_samples=300, noise=0.05)
+    np.random.seed(2)
+    X_test, y_test = sklearn.datasets.make_circles(n_samples=100, noise=0.05)
+    return (X_train.T, y_train.reshape(1, -1).astype(float),
+            X_test.T, y_test.reshape(1, -1).astype(float))
+
+
+def require_course_file() -> Path:
+    """The course's football.mat: skipped when absent, but a failure in CI (CI=true)."""
+    if FOOTBALL.is_file():
+        return FOOTBALL
+    message = f"course dataset not found at {FOOTBALL}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: the course reproduction must run)")
+    pytest.skip(message)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def markdown_table(text: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table in ``text``, by column name."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True))
+            for ln in lines[2:]]
+
+
+def mlflow_history(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))

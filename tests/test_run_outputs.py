@@ -1,0 +1,290 @@
+"""What a user sees after `python -m dlpractice.experiment`, one run and a sweep: every MLflow
+metric, param, tag and artifact, the run folder, the printed lines and the sweep tables — each
+compared with a value computed independently (tests/reference.py) from the saved parameters and
+the run's data, or with the other place the same number is shown."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests import reference as ref
+
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["train.iterations=300", "train.record_every=50", "data.n_samples=200"]
+RUN_ARTIFACTS = {"config.yaml", "parameters.npz", "normalizer.npz", "history.csv", "metrics.json",
+                 "cost_curve.png", "grad_norms.png", "weight_histograms.png",
+                 "decision_boundary.png"}
+EVALUATION = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+              "test_error", "avoidable_bias", "variance")
+RUN_METRICS = {*EVALUATION, "cost", "dev_cost", "grad_norm_W1", "grad_norm_W2", "grad_norm_W3",
+               "train_seconds", "final_cost", "iterations_run", "gradcheck_difference"}
+
+
+def app(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", *args, f"hydra.run.dir={tmp_path}/run",
+         f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def client_for(tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def all_runs(client, experiment: str = "dlpractice") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+
+
+def read_config(folder: Path) -> dict:
+    return yaml.safe_load((folder / "config.yaml").read_text())
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("single")
+    proc = app(tmp, *QUICK, "init=he", "regularizer=l2", "regularizer.lambd=0.1")
+    client = client_for(tmp)
+    (run,) = all_runs(client)
+    folder = tmp / "run"
+    config = read_config(folder)
+    parameters = ref.load_npz(folder / "parameters.npz")
+    data, fingerprint = ref.dataset(config)
+    return {"proc": proc, "client": client, "run": run, "folder": folder, "config": config,
+            "parameters": parameters, "data": data, "fingerprint": fingerprint,
+            "expected": ref.evaluate(parameters, config), "tmp": tmp}
+
+
+def test_the_run_is_the_configuration_asked_for(single):
+    config, run = single["config"], single["run"]
+    assert run.info.status == "FINISHED" and run.info.run_name == "he-l2_0.1"
+    assert config["init"]["name"] == "he" and config["regularizer"] == {
+        **config["regularizer"], "name": "l2", "lambd": 0.1}
+    assert (config["train"]["iterations"], config["train"]["record_every"],
+            config["data"]["n_samples"]) == (300, 50, 200)
+    # the params are the resolved config, flattened, every key
+    expected = {key: str(value) for key, value in ref.flatten(config).items()}
+    assert run.data.params == expected
+
+
+def test_every_metric_value(single):
+    run, expected, config = single["run"], single["expected"], single["config"]
+    metrics = run.data.metrics
+    assert set(metrics) == RUN_METRICS
+    for name in EVALUATION:
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+    # the cost of the trained parameters on the (normalized) train split, with its L2 term
+    data = single["data"]
+    mean, std = ref.normalizer(data["X_train"])
+    final = ref.cost(single["parameters"], (data["X_train"] - mean) / std, data["Y_train"],
+                     "relu", lambd=0.1)
+    assert metrics["final_cost"] == pytest.approx(final, rel=1e-10)
+    assert metrics["iterations_run"] == config["train"]["iterations"]
+    assert 0 < metrics["train_seconds"] < 60
+    assert 0 <= metrics["gradcheck_difference"] < config["gradcheck"]["threshold"]
+
+
+def test_histories_equal_history_csv(single):
+    client, run = single["client"], single["run"]
+    rows = ref.read_csv(single["folder"] / "history.csv")
+    steps = [int(r["iteration"]) for r in rows]
+    assert steps == list(range(0, 300, 50))
+    for column in ("cost", "dev_cost", "grad_norm_W1", "grad_norm_W2", "grad_norm_W3"):
+        assert ref.mlflow_history(client, run.info.run_id, column) == [
+            (s, float(r[column])) for s, r in zip(steps, rows, strict=True)], column
+    # the last recorded cost precedes 50 more steps of descent on the same objective
+    assert float(rows[-1]["cost"]) > run.data.metrics["final_cost"] > 0
+    assert all(float(r["cost"]) > 0 and float(r["dev_cost"]) > 0 for r in rows)
+
+
+def test_tags(single):
+    from dlpractice.diagnose import diagnose
+
+    tags, expected, config = single["run"].data.tags, single["expected"], single["config"]
+    assert tags["diagnosis"] == expected["diagnosis"]
+    assert tags["recommendation"] == diagnose(expected["train_error"],
+                                              expected["dev_error"]).recommendation
+    assert tags["dataset_fingerprint"] == single["fingerprint"]
+    assert tags["config_hash"] == ref.config_hash(config)
+    assert tags["gradcheck"] == "passed"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+    assert tags.get("git_commit") == (head.stdout.strip() if head.returncode == 0 else None)
+    assert "failure_reason" not in tags and "mlflow.parentRunId" not in tags
+
+
+def test_artifacts_hold_the_run(single, tmp_path):
+    client, run, folder = single["client"], single["run"], single["folder"]
+    run_id = run.info.run_id
+    assert {a.path for a in client.list_artifacts(run_id)} == RUN_ARTIFACTS
+    got = Path(client.download_artifacts(run_id, "", str(tmp_path)))
+
+    params = ref.load_npz(got / "parameters.npz")
+    shapes = {k: v.shape for k, v in params.items()}
+    assert shapes == {"W1": (10, 2), "b1": (10, 1), "W2": (5, 10), "b2": (5, 1), "W3": (1, 5),
+                      "b3": (1, 1)}
+    for key, value in single["parameters"].items():
+        np.testing.assert_array_equal(params[key], value)
+
+    norm = ref.load_npz(got / "normalizer.npz")
+    mean, std = ref.normalizer(single["data"]["X_train"])
+    np.testing.assert_allclose(norm["mean"].reshape(-1, 1), mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(norm["std"].reshape(-1, 1), std, rtol=1e-14)
+
+    assert (got / "history.csv").read_bytes() == (folder / "history.csv").read_bytes()
+    assert yaml.safe_load((got / "config.yaml").read_text()) == single["config"]
+    logged = json.loads((got / "metrics.json").read_text())
+    for name, value in run.data.metrics.items():
+        if name in logged:
+            assert logged[name] == pytest.approx(value, rel=1e-12, abs=1e-15), name
+    assert logged["diagnosis"] == run.data.tags["diagnosis"]
+    for name in RUN_ARTIFACTS - {"config.yaml", "parameters.npz", "normalizer.npz",
+                                 "history.csv", "metrics.json"}:
+        assert (got / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_run_folder_and_printed_result(single):
+    run, expected, folder = single["run"], single["expected"], single["folder"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["run_id"] == run.info.run_id
+    assert summary["setting"] == "he-l2_0.1"
+    for name in EVALUATION:
+        assert summary[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert summary["diagnosis"] == expected["diagnosis"]
+    assert summary["final_cost"] == run.data.metrics["final_cost"]
+    assert summary["gradcheck_difference"] == run.data.metrics["gradcheck_difference"]
+    assert summary["config"] == single["config"]
+
+    out = single["proc"].stdout
+    line = re.search(r"^he-l2_0\.1: finished  accuracy train (\S+)  dev (\S+)  test (\S+)$", out,
+                     re.M)
+    assert line is not None, out
+    printed = [float(v) for v in line.groups()]
+    for value, name in zip(printed, ("train_accuracy", "dev_accuracy", "test_accuracy"),
+                           strict=True):
+        assert value == round(expected[name], 4), name
+    assert f"  diagnosis: {expected['diagnosis']} -> {run.data.tags['recommendation']}" in out
+    shown = re.search(r"gradient check difference: (\S+)", out)
+    assert shown is not None and float(shown.group(1)) == pytest.approx(
+        run.data.metrics["gradcheck_difference"], rel=1e-2)
+
+
+# -- a sweep ---------------------------------------------------------------------------------------
+
+SWEEP = ["-m", *QUICK, "init=zeros,he", "regularizer=l2", "regularizer.lambd=0,0.7"]
+SETTINGS = ["zeros-l2_0", "zeros-l2_0.7", "he-l2_0", "he-l2_0.7"]
+TABLE_COLUMNS = ["setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
+                 "train_error", "dev_error", "diagnosis", "gradcheck_difference",
+                 "recommendation"]
+NUMBERS = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+           "gradcheck_difference")
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> dict[str, dict]:
+    """The same sweep through the basic and the vectorized launcher."""
+    out = {}
+    for launcher in ("basic", "vectorized"):
+        tmp = tmp_path_factory.mktemp(f"sweep-{launcher}")
+        proc = app(tmp, *SWEEP, *(["hydra/launcher=vectorized"] if launcher == "vectorized"
+                                   else []))
+        client = client_for(tmp)
+        runs = all_runs(client)
+        out[launcher] = {
+            "proc": proc, "client": client, "dir": tmp / "sweep",
+            "parents": [r for r in runs if "mlflow.parentRunId" not in r.data.tags],
+            "children": {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags},
+        }
+    return out
+
+
+@pytest.fixture(params=["basic", "vectorized"])
+def sweep(request, sweeps) -> dict:
+    return sweeps[request.param]
+
+
+def _cell_matches(cell: str, value: float) -> bool:
+    """A Markdown cell shows 4 decimals (3 significant digits below 1e-3)."""
+    shown = float(cell)
+    if value != 0 and abs(value) < 1e-3:
+        return math.isclose(shown, value, rel_tol=5e-3)
+    return abs(shown - value) <= 5e-5 + 1e-12
+
+
+def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
+    (parent,) = sweep["parents"]
+    assert sorted(sweep["children"]) == sorted(SETTINGS)
+    for job, name in enumerate(SETTINGS):
+        run = sweep["children"][name]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["sweep_id"] == parent.data.tags["sweep_id"]
+        folder = sweep["dir"] / str(job)
+        config = read_config(folder)
+        assert run.data.params["regularizer.lambd"] == str(config["regularizer"]["lambd"])
+        expected = ref.evaluate(ref.load_npz(folder / "parameters.npz"), config)
+        for metric in EVALUATION:
+            assert run.data.metrics[metric] == pytest.approx(expected[metric], abs=1e-12), (
+                name, metric)
+        assert run.data.tags["diagnosis"] == expected["diagnosis"]
+        history = ref.read_csv(folder / "history.csv")
+        assert ref.mlflow_history(sweep["client"], run.info.run_id, "cost") == [
+            (int(r["iteration"]), float(r["cost"])) for r in history]
+
+
+def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):
+    (parent,) = sweep["parents"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["jobs"] == "4" and parent.data.tags["failed_jobs"] == "0"
+    client, children = sweep["client"], sweep["children"]
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep_summary.md", "sweep_summary.csv", "bias_variance.png"} <= names
+    got = Path(client.download_artifacts(parent.info.run_id, "", str(tmp_path)))
+    for name in ("sweep_summary.md", "sweep_summary.csv"):
+        assert (got / name).read_bytes() == (sweep["dir"] / name).read_bytes(), name
+
+    csv_rows = ref.read_csv(got / "sweep_summary.csv")
+    md_rows = ref.markdown_table((got / "sweep_summary.md").read_text())
+    assert list(csv_rows[0]) == TABLE_COLUMNS and list(md_rows[0]) == TABLE_COLUMNS
+    assert [r["setting"] for r in csv_rows] == SETTINGS == [r["setting"] for r in md_rows]
+    for csv_row, md_row in zip(csv_rows, md_rows, strict=True):
+        run = children[csv_row["setting"]]
+        assert csv_row["status"] == md_row["status"] == "finished"
+        for column in NUMBERS:
+            value = run.data.metrics[column]
+            assert float(csv_row[column]) == pytest.approx(value, rel=1e-12, abs=1e-15), column
+            assert _cell_matches(md_row[column], value), (column, md_row[column], value)
+        for column in ("diagnosis", "recommendation"):
+            assert csv_row[column] == run.data.tags[column]
+            assert md_row[column] == run.data.tags[column].replace("|", "/")
+    # the printed summary is the Markdown table
+    assert (got / "sweep_summary.md").read_text().strip() in sweep["proc"].stdout
+
+
+def test_both_launchers_give_the_same_children(sweeps):
+    """The vectorized launcher trains stacked; its results equal the basic launcher's."""
+    results = {launcher: {name: {k: run.data.metrics[k] for k in RUN_METRICS - {"train_seconds"}}
+                          for name, run in s["children"].items()}
+               for launcher, s in sweeps.items()}
+    assert results["basic"] == results["vectorized"]
