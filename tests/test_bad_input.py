@@ -84,9 +84,13 @@ DATA_FILES: dict[str, tuple[str, Callable[[Path], None] | None]] = {
 }
 
 
+def data_file_path(tmp: Path, name: str) -> Path:
+    return tmp / "data" / DATA_FILES[name][0]
+
+
 def data_file(tmp: Path, name: str) -> Path:
-    filename, make = DATA_FILES[name]
-    path = tmp / "data" / filename
+    _, make = DATA_FILES[name]
+    path = data_file_path(tmp, name)
     if make is not None:
         _write(path, make)
     return path
@@ -102,10 +106,10 @@ class Case:
     args: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # the app: before the overrides, as Hydra wants
     data: str | None = None  # a DATA_FILES entry: `{data}` in args is replaced by its path
-    params: dict | None = None  # stage cases: params.yaml content (None: no params.yaml)
+    params: dict | str | None = None  # params.yaml (stages), settings.yaml (studies)
     stage_inputs: bool = False
     subprocess: bool = False
-    needle: str = ""  # a word the one line must hold
+    error: str = ""  # the whole line on stderr ({tmp}, {data}: the case's paths)
     xfail: str | None = None
 
 
@@ -123,84 +127,104 @@ def _params_with(**sections) -> dict:
 
 CASES = [
     # --- configs through the Hydra app -------------------------------------------------------------
-    Case("app-unknown-group-option", "app", ["init=foo"], needle="init='foo'"),
-    Case("app-unknown-group-option-in-sweep", "app", ["init=he,foo"], ["-m"], needle="init='foo'"),
-    Case("app-unknown-key", "app", ["train.bogus=1"], needle="train.bogus"),
-    Case("app-unknown-top-level-key", "app", ["foo=bar"], needle="'foo'"),
-    Case("app-added-unknown-key", "app", ["+extra=1"], subprocess=True, needle="extra"),
+    Case("app-unknown-group-option", "app", ["init=foo"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
+    Case("app-unknown-group-option-in-sweep", "app", ["init=he,foo"], ["-m"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
+    Case("app-unknown-key", "app", ["train.bogus=1"], error="error: unknown config key 'train.bogus'; allowed keys in train: batch_size, iterations, learning_rate, record_every"),
+    Case("app-unknown-top-level-key", "app", ["foo=bar"], error="error: unknown config key 'foo'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, seed, study, tracking, train"),
+    Case("app-added-unknown-key", "app", ["+extra=1"], subprocess=True, error="error: unknown config key 'extra'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, seed, study, tracking, train"),
     Case("app-out-of-range", "app", ["train.iterations=0"], subprocess=True,
-         needle="train.iterations=0"),
+         error='error: train.iterations=0 is not allowed: must be >= 1'),
     Case("app-keep-prob-out-of-range", "app", ["regularizer=dropout", "regularizer.keep_prob=1.5"],
-         subprocess=True, needle="regularizer.keep_prob=1.5"),
+         subprocess=True, error='error: regularizer.keep_prob=1.5 is not allowed: must be a finite number in (0.0, 1.0]'),
     Case("app-wrong-type", "app", ["train.iterations=abc"], subprocess=True,
-         needle="train.iterations"),
+         error="error: train.iterations='abc' is not allowed: must be an integer"),
     Case("app-keep-prob-list-wrong-length", "app",
          ["regularizer=dropout", "regularizer.keep_prob=[0.5,0.5,0.5]"], subprocess=True,
-         needle="one value per hidden layer"),
-    Case("app-file-without-path", "app", ["data=file"], subprocess=True, needle="data.path"),
+         error='error: regularizer.keep_prob=[0.5, 0.5, 0.5] is not allowed: one value per hidden layer (2)'),
+    Case("app-file-without-path", "app", ["data=file"], subprocess=True, error='error: data.path=None is not allowed: data=file needs data.path (a .mat, .npz or .csv file)'),
     Case("app-missing-interpolation", "app", ["train.iterations=${oops}"], subprocess=True,
-         needle="oops"),
+         error="error: invalid config value for train.iterations: Interpolation key 'oops' not found"),
     Case("app-unknown-launcher", "app", ["hydra/launcher=nope", "init=he,xavier"], ["-m"],
-         subprocess=True, needle="hydra/launcher/nope"),
+         subprocess=True, error="error: In 'hydra/config': Could not find 'hydra/launcher/nope'"),
     Case("app-store-is-a-folder", "app", ["tracking.uri={tmp}/a_folder_store"], subprocess=True,
-         needle="plain folder"),
+         error="error: tracking store '{tmp}/a_folder_store' is a plain folder, which MLflow 3 refuses as a tracking store; use a database instead, e.g. tracking.uri=sqlite:///<absolute path>/mlflow.db"),
     # --- command-line misuse of the Hydra app --------------------------------------------------------
-    Case("app-malformed-override", "app", ["init=he,"], needle="cannot parse the override"),
-    Case("app-unknown-flag", "app", [], ["--bogus"], needle="--bogus"),
+    Case("app-malformed-override", "app", ["init=he,"], error="error: cannot parse the override 'init=he,': mismatched input '<EOF>' expecting {':', BRACKET_OPEN, BRACE_OPEN, FLOAT, INT, BOOL, NULL, UNQUOTED_CHAR, ID, ESC, WS, QUOTED_VALUE, INTERPOLATION}"),
+    Case("app-unknown-flag", "app", [], ["--bogus"], error='error: unrecognized arguments: --bogus (see --help)'),
     Case("app-overrides-unterminated-quote", "app", [], ["--overrides", "init=he 'oops"],
-         needle="No closing quotation"),
+         error='error: --overrides "init=he \'oops": No closing quotation'),
     Case("app-overrides-unterminated-quote-subprocess", "app", [], ["--overrides=init=he 'oops"],
-         subprocess=True, needle="No closing quotation"),
-    Case("app-conflicting-modes", "app", [], ["-m", "--cfg", "job"], needle="only one of"),
+         subprocess=True, error='error: --overrides "init=he \'oops": No closing quotation'),
+    Case("app-conflicting-modes", "app", [], ["-m", "--cfg", "job"], error='error: only one of --run, --multirun, --cfg, --info and --shell-completion can be given (see --help)'),
     # --- data files through the Hydra app (real processes) ---------------------------------------------
     *[Case(f"app-data-{name}", "app", ["data=file", "data.path={data}"], data=name,
-           subprocess=True, needle=needle)
-      for name, needle in (("missing", "no such file"), ("corrupt_mat", "cannot be read"),
-                           ("nan", "nan/inf"), ("one_class", "only one class"),
-                           ("pickled_object_array", "allow_pickle"))],
+           subprocess=True, error=error)
+      for name, error in (
+          ('missing', "error: data.path='{data}' is not allowed: no such file"),
+          ('corrupt_mat', "error: data file '{data}' cannot be read as a MATLAB .mat file: Unknown mat file type, version 121, 77"),
+          ('nan', "error: data file '{data}': X has 1 nan/inf value(s), first nan at feature 1, example 3; all values must be finite"),
+          ('one_class', "error: data file '{data}': only one class (0) among 12 examples; training needs 0 and 1"),
+          ('pickled_object_array', "error: data file '{data}' cannot be read as an .npz file: Object arrays cannot be loaded when allow_pickle=False"))],
     # --- data files through the split stage (in-process) ----------------------------------------------
-    *[Case(f"stage-data-{name}", "stage:split", data=name, needle=needle,
+    *[Case(f"stage-data-{name}", "stage:split", data=name, error=error,
            params=_params_with(data={"name": "file", "path": "{data}"}))
-      for name, needle in (
-          ("missing", "no such file"), ("corrupt_mat", "cannot be read as a MATLAB"),
-          ("corrupt_npz", "cannot be read as an .npz"), ("wrong_extension", "extension '.txt'"),
-          ("wrong_keys", "has no key 'X'"), ("no_labels", "has no key 'y'"),
-          ("nan", "nan/inf"), ("inf_csv", "nan/inf"), ("labels_not_binary", "allowed: 0 and 1"),
-          ("one_class", "only one class"), ("shapes_disagree", "7 labels"),
-          ("heldout_features_disagree", "same features"), ("empty_csv", "no data rows"),
-          ("empty_arrays", "empty"), ("csv_not_a_number", "'abc'"),
-          ("pickled_object_array", "allow_pickle"), ("directory", "no such file"))],
+      for name, error in (
+          ('missing', "error: split: data.path='{data}' is not allowed: no such file"),
+          ('corrupt_mat', "error: split: data file '{data}' cannot be read as a MATLAB .mat file: Unknown mat file type, version 121, 77"),
+          ('corrupt_npz', "error: split: data file '{data}' cannot be read as an .npz file: File is not a zip file"),
+          ('wrong_extension', "error: split: data file '{data}' has extension '.txt'; allowed: .csv, .mat, .npz"),
+          ('wrong_keys', "error: split: data file '{data}' has no key 'X' (keys: A, b)"),
+          ('no_labels', "error: split: data file '{data}' has no key 'y' (keys: X)"),
+          ('nan', "error: split: data file '{data}': X has 1 nan/inf value(s), first nan at feature 1, example 3; all values must be finite"),
+          ('inf_csv', "error: split: data file '{data}': X has 1 nan/inf value(s), first inf at feature 1, example 1; all values must be finite"),
+          ('labels_not_binary', "error: split: data file '{data}': labels are {0, 1, 2}; allowed: 0 and 1"),
+          ('one_class', "error: split: data file '{data}': only one class (0) among 12 examples; training needs 0 and 1"),
+          ('shapes_disagree', "error: split: data file '{data}' X/y: X has shape (12, 2) but there are 7 labels; X needs 7 rows or 7 columns"),
+          ('heldout_features_disagree', "error: split: data file '{data}': Xval has 3 features but X has 2; the held-out part needs the same features"),
+          ('empty_csv', "error: split: data file '{data}' has no data rows (empty)"),
+          ('empty_arrays', "error: split: data file '{data}' X/y: labels are empty (0 examples); need at least one example"),
+          ('csv_not_a_number', "error: split: data file '{data}' line 3 column 2 is 'abc'; allowed: a number"),
+          ('pickled_object_array', "error: split: data file '{data}' cannot be read as an .npz file: Object arrays cannot be loaded when allow_pickle=False"),
+          ('directory', "error: split: data.path='{data}' is not allowed: no such file"))],
     # --- params.yaml as the stages read it ----------------------------------------------------------
-    Case("stage-no-params-yaml", "stage:split", subprocess=True, needle="no params.yaml"),
-    Case("stage-no-params-yaml-in-process", "stage:evaluate", needle="no params.yaml"),
-    Case("stage-params-not-yaml", "stage:split", params="seed: [unclosed", needle="not valid YAML"),
-    Case("stage-params-not-a-mapping", "stage:split", params="- 1\n- 2\n", needle="mapping"),
+    Case("stage-no-params-yaml", "stage:split", subprocess=True, error='error: split: no params.yaml in {tmp}/work; write it with `python -m dlpractice.params [overrides]`'),
+    Case("stage-no-params-yaml-in-process", "stage:evaluate", error='error: evaluate: no params.yaml in {tmp}/work; write it with `python -m dlpractice.params [overrides]`'),
+    Case("stage-params-not-yaml", "stage:split", params="seed: [unclosed", error='error: split: params.yaml is not valid YAML (line 1): while parsing a flow sequence'),
+    Case("stage-params-not-a-mapping", "stage:split", params="- 1\n- 2\n", error='error: split: config must be a mapping, got list'),
     Case("stage-params-wrong-type", "stage:train", stage_inputs=True,
-         params=_params_with(train={"iterations": "many"}), needle="train.iterations"),
+         params=_params_with(train={"iterations": "many"}), error="error: train: train.iterations='many' is not allowed: must be an integer"),
     Case("stage-params-unknown-key", "stage:split", params=_params_with(colour="blue"),
-         needle="colour"),
+         error="error: split: unknown config key 'colour'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, seed, study, tracking, train"),
     Case("stage-params-ratios", "stage:split", params=_params_with(data={"ratios": [0.5, 0.6, 0.1]}),
-         needle="data.ratios"),
-    Case("stage-missing-inputs", "stage:train", params=_params_with(), needle="does not exist"),
-    Case("stage-unknown-flag", "stage:split", ["--bogus"], params=_params_with(), needle="--bogus"),
+         error='error: split: data.ratios=[0.5, 0.6, 0.1] is not allowed: three non-negative train/dev/test ratios summing to 1'),
+    Case("stage-missing-inputs", "stage:train", params=_params_with(), error='error: train: data/normalized/train.npz does not exist: run the stage that writes it first (`dvc repro`)'),
+    Case("stage-unknown-flag", "stage:split", ["--bogus"], params=_params_with(), error='error: python -m dlpractice.stages.split: unrecognized arguments: --bogus (see --help)'),
     Case("stage-unknown-flag-subprocess", "stage:normalize", ["--bogus"], params=_params_with(),
-         subprocess=True, needle="--bogus"),
+         subprocess=True, error='error: python -m dlpractice.stages.normalize: unrecognized arguments: --bogus (see --help)'),
     # --- python -m dlpractice.params -------------------------------------------------------------
-    Case("params-unknown-flag", "params", ["--bogus"], needle="--bogus"),
+    Case("params-unknown-flag", "params", ["--bogus"], error='error: python -m dlpractice.params: unrecognized arguments: --bogus (see --help)'),
     Case("params-unknown-flag-subprocess", "params", ["--bogus"], subprocess=True,
-         needle="--bogus"),
-    Case("params-unknown-group-option", "params", ["init=foo"], needle="init='foo'"),
-    Case("params-sweep", "params", ["init=he,xavier"], needle="sweep"),
-    Case("params-unknown-key", "params", ["train.bogus=1"], needle="train.bogus"),
-    Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], needle="keep_prob"),
+         error='error: python -m dlpractice.params: unrecognized arguments: --bogus (see --help)'),
+    Case("params-unknown-group-option", "params", ["init=foo"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
+    Case("params-sweep", "params", ["init=he,xavier"], error="error: init=he,xavier is a sweep, but params.yaml holds one config: queue one experiment per value with `dvc exp run --queue -S 'init=he,xavier'`"),
+    Case("params-unknown-key", "params", ["train.bogus=1"], error="error: unknown config key 'train.bogus'; allowed keys in train: batch_size, iterations, learning_rate, record_every"),
+    Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], error='error: regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none (choose regularizer=dropout)'),
     Case("params-output-folder-missing", "params", ["-o", "{tmp}/no/such/folder/params.yaml"],
-         needle="cannot write"),
+         error='error: cannot write {tmp}/no/such/folder/params.yaml: No such file or directory'),
     # --- python -m dlpractice.studies --------------------------------------------------------------
-    Case("studies-bad-subcommand", "studies", ["bogus"], subprocess=True, needle="bogus"),
+    Case("studies-bad-subcommand", "studies", ["bogus"], subprocess=True, error="error: python -m dlpractice.studies: argument command: invalid choice: 'bogus' (choose from 'compare', 'show', 'run') (see --help)"),
     Case("studies-bad-study", "studies", ["compare", "{tmp}/results", "--study", "nope"],
-         subprocess=True, needle="nope"),
+         subprocess=True, error="error: python -m dlpractice.studies compare: argument --study: invalid choice: 'nope' (choose from 'gradient_checking', 'initialization', 'input_normalization', 'regularization', 'vanishing_gradients') (see --help)"),
+    Case("studies-settings-missing", "studies",
+         ["compare", "{tmp}/results", "--study", "initialization", "--settings",
+          "{tmp}/missing.yaml"],
+         error="error: --settings {tmp}/missing.yaml does not exist: give the study's params.yaml"),
+    Case("studies-settings-without-settings", "studies",
+         ["compare", "{tmp}/results", "--study", "initialization", "--settings",
+          "{tmp}/settings.yaml"], params="zeros: {overrides: init=zeros}\n",
+         error="error: {tmp}/settings.yaml has no `settings:` mapping (name: {overrides, comment})"),
     Case("studies-show-unknown-study", "studies", ["show", "nope"], subprocess=True,
-         needle="nope"),
+         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
@@ -251,7 +275,13 @@ def _setup(case: Case, tmp: Path) -> tuple[list[str], Path]:
         if case.stage_inputs:  # a train stage with its inputs present: only the config is bad
             _make_normalized_inputs(work)
         return args, work
-    return args, work
+    # studies: a results folder with one run in it, which a refused command leaves alone
+    results = tmp / "results" / "zeros"
+    results.mkdir(parents=True)
+    (results / "summary.json").write_text('{"setting": "zeros", "status": "finished"}')
+    if case.params is not None:
+        (tmp / "settings.yaml").write_text(str(case.params))
+    return args, tmp / "results"
 
 
 def _make_normalized_inputs(work: Path) -> None:
@@ -367,8 +397,8 @@ def test_bad_input_fails_with_one_line_and_leaves_nothing(case: Case, tmp_path, 
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert case.needle in lines[0], lines[0]
+    data = data_file_path(result.tmp, case.data) if case.data else None
+    assert lines[0] == _fill([case.error], result.tmp, data)[0]
 
     # nothing written: the working/output folder is exactly as it was (params.yaml unchanged, no
     # Hydra run or sweep folder, no staged outs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -222,13 +223,21 @@ def _schema() -> Any:
     return OmegaConf.structured(Config)
 
 
+_TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
 def _one_line(exc: Exception) -> str:
     key = getattr(exc, "full_key", None) or ""
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
     if "not in" in msg and "Key" in msg:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
-        allowed = _schema_keys(parent)
-        return f"unknown config key {key!r}; allowed keys here: {', '.join(allowed)}"
+        where = f" in {parent}" if parent else ""
+        return (f"unknown config key {key!r}; allowed keys{where}: "
+                f"{', '.join(_schema_keys(parent))}")
+    wrong_type = re.fullmatch(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", msg)
+    if key and wrong_type:
+        value, wanted = wrong_type.groups()
+        return f"{key}={value!r} is not allowed: must be {_TYPE_NAMES.get(wanted, wanted)}"
     return f"invalid config value for {key}: {msg}" if key else f"invalid config: {msg}"
 
 

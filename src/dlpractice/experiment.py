@@ -265,6 +265,8 @@ def _task(cfg: Any) -> dict[str, Any] | None:
         row = {"setting": " ".join(hc.overrides.task), "status": "failed",
                "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
     row["overrides"] = list(hc.overrides.task)
+    if multirun:
+        row["sweep_id"] = os.environ.get(SWEEP_ID_ENV)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str))
     if not multirun:

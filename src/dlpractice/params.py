@@ -79,6 +79,18 @@ def check_group_choices(overrides: list[str], config_dir: Path) -> None:
                               f"{', '.join(options)}")
 
 
+def check_keys(overrides: list[str], config_dir: Path) -> None:
+    """``train.bogus=1`` -> one line naming the allowed keys, before Hydra's own error."""
+    from dlpractice.config import check_key
+
+    for arg in overrides:
+        key, sep, _ = arg.partition("=")
+        if not sep or key.startswith(("+", "~", "hydra")) or "@" in key or "/" in key:
+            continue
+        if not (config_dir / key).is_dir():
+            check_key(key)
+
+
 def compose(overrides: list[str], output: str | Path, root: Path | None = None) -> Path:
     """Compose ``conf/`` with ``overrides`` into ``output`` (validated, replaced atomically)."""
     from dvc.utils.hydra import compose_and_dump
@@ -92,6 +104,7 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
     settings = hydra_settings(root)
     if settings["config_dir"]:
         check_group_choices(overrides, Path(settings["config_dir"]))
+        check_keys(overrides, Path(settings["config_dir"]))
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=".params-", suffix=output.suffix or ".yaml",
                                         dir=output.parent if str(output.parent) else ".")

@@ -314,6 +314,8 @@ def layer_norms_figure(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 def read_settings(path: Path | None, results_dir: Path) -> dict[str, dict[str, Any]]:
     """``settings`` from the study's params.yaml (table order); without it, every run folder."""
     if path is not None:
+        if not path.is_file():
+            raise DataError(f"--settings {path} does not exist: give the study's params.yaml")
         data = _read_yaml(path) or {}
         settings = data.get("settings")
         if not isinstance(settings, dict) or not settings:

@@ -28,6 +28,7 @@ from dlpractice.experiment import PARENT_RUN_ENV, SUMMARY_FILE, SWEEP_ID_ENV
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
+        self.sweep_id: str | None = None
         self.uri: str | None = None
         self._deferred: dict[str, str] | None = None
 
@@ -36,6 +37,9 @@ class SweepCallback(Callback):
         from dlpractice import tracking
         from dlpractice.errors import DlpracticeError
 
+        # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
+        self.sweep_id = uuid.uuid4().hex[:12]
+        os.environ[SWEEP_ID_ENV] = self.sweep_id
         try:
             cfg = cfg_mod.load(config)
             if not cfg.tracking.enabled:
@@ -45,9 +49,7 @@ class SweepCallback(Callback):
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
-        sweep_id = uuid.uuid4().hex[:12]
-        os.environ[SWEEP_ID_ENV] = sweep_id
-        self._deferred = {"experiment": cfg.tracking.experiment, "sweep_id": sweep_id,
+        self._deferred = {"experiment": cfg.tracking.experiment, "sweep_id": self.sweep_id,
                           "sweep_dir": str(config.hydra.sweep.dir)}
         # The vectorized launcher first starts its training processes (they need no MLflow), then
         # calls start_deferred(): the store is opened and MLflow imported while they train.
@@ -97,7 +99,7 @@ class SweepCallback(Callback):
         from dlpractice import plots, report, tracking
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = collect_rows(sweep_dir)
+        rows = collect_rows(sweep_dir, self.sweep_id)
         if not rows:
             return
         md, csv_path = report.write_table(rows, sweep_dir, stem="sweep_summary")
@@ -124,11 +126,13 @@ def _launcher_starts_tracking(config: DictConfig) -> bool:
     return target.endswith(".VectorizedLauncher")
 
 
-def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Every job's summary row, in job order."""
+def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:
+    """Every job's summary row, in job order (only sweep ``sweep_id``'s, when given)."""
     rows = []
     for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}"), key=lambda p: _job_number(p.parent)):
-        rows.append(json.loads(path.read_text()))
+        row = json.loads(path.read_text())
+        if sweep_id is None or row.get("sweep_id") == sweep_id:
+            rows.append(row)
     return rows
 
 
