@@ -104,39 +104,42 @@ def test_flatten_gives_dotted_param_names():
     assert "data.ratios" in flat and "seed" in flat
 
 
-def test_a_config_like_the_last_one_loads_as_a_full_merge_would():
-    """Sweep jobs differ in a few values: load() assigns them to a copy of the last merged config
-    instead of merging again; the result and the errors are the full merge's."""
+def test_configs_loaded_one_after_another_are_each_what_they_say():
+    """A sweep loads many configs that differ in a few values, in any order: each loads as its
+    own values, and a refused value gives the same error whatever was loaded before."""
     import copy
 
     with initialize_config_dir(str(CONF), version_base=None):
         raw = compose("config", overrides=["experiment=regularization", "regularizer=l2"])
     base = config.load(raw, check_files=False).to_dict()
-
-    def fresh(d):
-        config._TYPED.clear()
-        config._LAST.update(raw=None, merged=None)
-        return config.load(d, check_files=False)
-
-    variants = [("regularizer", "lambd", 0.05), ("regularizer", "lambd", 1), ("seed", None, 7),
-                ("train", "learning_rate", "0.25"), ("model", "hidden", [4, 4]),
-                ("init", "name", "he")]
-    for section, key, value in variants:
-        d = copy.deepcopy(base)
-        if key is None:
-            d[section] = value
-        else:
-            d[section][key] = value
-        config._TYPED.clear()
-        config.load(base, check_files=False)  # the last merged: the base
-        assert config.load(d, check_files=False) == fresh(d), (section, key, value)
-    for section, key, value in [("regularizer", "lambd", "much"), ("train", "iterations", -3)]:
+    variants = [("regularizer", "lambd", 0.05, 0.05), ("regularizer", "lambd", 1, 1.0),
+                ("seed", None, 7, 7), ("train", "learning_rate", "0.25", 0.25),
+                ("model", "hidden", [4, 4], [4, 4]), ("init", "name", "he", "he")]
+    for order in (variants, variants[::-1]):
+        for section, key, value, loaded in order:
+            d = copy.deepcopy(base)
+            if key is None:
+                d[section] = value
+            else:
+                d[section][key] = value
+            config.load(base, check_files=False)
+            got = config.load(d, check_files=False).to_dict()
+            expected = copy.deepcopy(base)
+            if key is None:
+                expected[section] = loaded
+            else:
+                expected[section][key] = loaded
+            assert got == expected, (section, key, value)
+            assert type(got[section] if key is None else got[section][key]) is type(loaded)
+    refused = [("regularizer", "lambd", "much",
+                "regularizer.lambd='much' is not allowed: must be a number"),
+               ("train", "iterations", -3, "train.iterations=-3 is not allowed: must be >= 1")]
+    for section, key, value, message in refused:
         d = copy.deepcopy(base)
         d[section][key] = value
-        config._TYPED.clear()
-        config.load(base, check_files=False)
-        with pytest.raises(ConfigError) as like_last:
-            config.load(d, check_files=False)
-        with pytest.raises(ConfigError) as merged:
-            fresh(d)
-        assert str(like_last.value) == str(merged.value)
+        for before in (base, {}):
+            config.load(before, check_files=False)
+            for _ in range(2):  # and again right after itself
+                with pytest.raises(ConfigError) as error:
+                    config.load(d, check_files=False)
+                assert str(error.value) == message

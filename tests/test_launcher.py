@@ -10,80 +10,63 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def hydra_loader():
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.utils import setup_globals
-
-    setup_globals()  # Hydra's resolvers (${now:...})
-    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
-
-
-JOBS = [
-    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0"],
-    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0.05"],
-    ["experiment=regularization", "regularizer=l2", "regularizer.lambd=0.7"],
-    ["experiment=regularization", "regularizer=dropout", "regularizer.keep_prob=0.86"],
-    ["experiment=regularization", "regularizer=dropout", "regularizer.keep_prob=0.5"],
-    ["init=he", "train.learning_rate=0.1", "train.iterations=300"],
-    ["init=he", "train.learning_rate=0.5", "train.iterations=200"],
-    ["init=xavier", "train.learning_rate=0.5", "train.iterations=200"],
-    ["init=xavier", "train.learning_rate=0.5", "train.iterations=200", "seed=7"],
-    ["model.hidden=[4,4]", "train.iterations=10"],
-    ["model.hidden=[3]", "train.iterations=10"],
-    ["data=moons", "data.noise=0.3", "tracking.experiment=a b"],
-    ["data=moons", "data.noise=0.1", "tracking.experiment=other"],
-    ["data=moons", "data.noise=null", "tracking.experiment='quoted text'"],
-]
+def job_outputs(sweep_dir: Path) -> list[dict]:
+    """What each job folder says: its config, overrides, Hydra's override dirname, its result."""
+    out = []
+    for job in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+        hydra = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        summary = json.loads((job / "summary.json").read_text())
+        for key in ("train_seconds", "sweep_id", "run_id"):
+            summary.pop(key, None)
+        out.append({
+            "config": yaml.safe_load((job / ".hydra" / "config.yaml").read_text()),
+            "overrides": yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()),
+            "override_dirname": hydra["job"]["override_dirname"],
+            "task": hydra["overrides"]["task"],
+            "num": hydra["job"]["num"],
+            "summary": summary,
+        })
+    return out
 
 
-def test_derived_job_configs_equal_hydra_composition():
-    from hydra.types import RunMode
-
-    from hydra_plugins.dlpractice_vectorized_launcher.sweep_configs import install
-
-    loader = hydra_loader()
-    master = loader.load_configuration(
-        "config", overrides=["hydra.sweep.dir=/tmp/x", "hydra/launcher=vectorized"],
-        run_mode=RunMode.MULTIRUN)
-    compose = loader.load_sweep_config  # Hydra's own, kept before installing the cache
-    cache = install(loader)
-    assert cache is not None and loader.load_sweep_config is cache
-    assert install(loader) is cache  # installed once
-    for overrides in JOBS * 2:  # the second round: every one derived or composed again
-        want = compose(master, list(overrides))
-        got = loader.load_sweep_config(master, list(overrides))
-        assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want), overrides
-        assert OmegaConf.is_struct(got) and not OmegaConf.is_readonly(got.hydra)
-        assert got.hydra.overrides.task == want.hydra.overrides.task
-        assert got.hydra.job.override_dirname == want.hydra.job.override_dirname
-        assert got.hydra.run.dir == want.hydra.run.dir  # resolvers (${now:}) see the same cache
-    # one composition per distinct set of group choices and value keys (8 here; a list value
-    # counts as structural), not per job
-    assert cache.composed == 8
+# groups and values both vary; a list value, a quoted string and an invalid value (noise=null)
+JOBS = ["model.hidden=[4,4],[3]", "train.learning_rate=0.1,0.5", "data=moons,circles",
+        "data.noise=0.1,null", "tracking.experiment='a b'", "train.iterations=10",
+        "tracking.enabled=false"]
 
 
-@pytest.mark.parametrize("overrides", [
-    ["regularizer.bogus=1"],  # a key the config does not have
-    ["+regularizer.lambd=1"],  # appending an existing key
-])
-def test_what_hydra_rejects_is_still_rejected(overrides):
-    from hydra.errors import ConfigCompositionException
-    from hydra.types import RunMode
+@pytest.mark.slow
+def test_vectorized_jobs_get_the_configs_and_results_of_the_basic_launcher(tmp_path):
+    for launcher in ("basic", "vectorized"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m", f"hydra/launcher={launcher}",
+             *JOBS, f"hydra.sweep.dir={tmp_path / launcher}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    basic, vectorized = job_outputs(tmp_path / "basic"), job_outputs(tmp_path / "vectorized")
+    assert len(basic) == 16
+    assert [j["summary"]["status"] for j in basic].count("failed") == 8  # noise=null
+    assert vectorized == basic
 
-    from hydra_plugins.dlpractice_vectorized_launcher.sweep_configs import install
 
-    loader = hydra_loader()
-    master = loader.load_configuration("config", overrides=[], run_mode=RunMode.MULTIRUN)
-    install(loader)
-    loader.load_sweep_config(master, ["regularizer=l2", "regularizer.lambd=0.1"])
-    with pytest.raises(ConfigCompositionException):
-        loader.load_sweep_config(master, ["regularizer=l2", *overrides])
+def test_a_key_appended_twice_is_refused_before_the_sweep_starts(tmp_path):
+    for launcher in ("basic", "vectorized"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m", f"hydra/launcher={launcher}",
+             "+regularizer.lambd=0.1,0.2", f"hydra.sweep.dir={tmp_path / launcher}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+        assert proc.returncode != 0
+        assert proc.stderr.strip().splitlines() == [
+            "error: +regularizer.lambd=0.1,0.2: regularizer.lambd is already in the config; "
+            "set it without '+' (regularizer.lambd=0.1,0.2)"]
+        assert not (tmp_path / launcher).exists()
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 SWEEP = ["regularizer=l2", "regularizer.lambd=0,0.1,0.3,0.7", "train.iterations=300",
@@ -100,12 +83,17 @@ def note():
         f.write(f"{threading.current_thread().name} {threading.active_count()}\\n")
 os.register_at_fork(before=note)
 if os.environ.get("EMULATE_TELEMETRY"):
-    import mlflow.telemetry.track as track
-    def record(*args, **kwargs):
-        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
-    track.is_telemetry_disabled = lambda: False
-    track._is_telemetry_disabled_for_event = lambda event: False
-    track._add_telemetry_record = record
+    from mlflow.tracking import MlflowClient
+    def starting_a_thread(method):
+        def call(*args, **kwargs):
+            threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+            with open(os.environ["FORKS_LOG"] + ".threads", "a") as f:
+                f.write(f"{method.__name__}\\n")
+            return method(*args, **kwargs)
+        return call
+    for name in ("create_experiment", "get_experiment_by_name", "create_run", "log_batch",
+                 "set_terminated", "search_runs"):
+        setattr(MlflowClient, name, starting_a_thread(getattr(MlflowClient, name)))
 runpy.run_module("dlpractice.experiment", run_name="__main__", alter_sys=True)
 """
 
@@ -167,6 +155,8 @@ def test_threads_started_by_mlflow_calls_do_not_stop_the_workers_forking(tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 forked worker process" in proc.stdout + proc.stderr
     assert forks.read_text().splitlines() == ["MainThread 1"] * 3
+    # the emulation did start threads: at the parent run, in this process, after the forks
+    assert "create_run" in Path(f"{forks}.threads").read_text().split()
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/telemetry.db")
     runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

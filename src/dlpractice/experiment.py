@@ -331,12 +331,29 @@ def _check_keys(overrides: list[str]) -> None:
     from dlpractice.config import check_key
 
     for arg in overrides:
-        key, sep, _ = arg.partition("=")
+        key, sep, value = arg.partition("=")
+        if sep and key.startswith("+") and not key.startswith("++") and _in_schema(key[1:]):
+            # Hydra would find out only when it composes the first job, after a sweep started
+            raise DlpracticeError(f"{arg}: {key[1:]} is already in the config; set it without "
+                                  f"'+' ({key[1:]}={value})")
         if not sep or key.startswith(("+", "~")) or "@" in key or "/" in key:
             continue
         if key == "hydra" or key.startswith("hydra.") or (CONF_DIR / key).is_dir():
             continue
         check_key(key)
+
+
+def _in_schema(key: str) -> bool:
+    from dlpractice.config import check_key
+    from dlpractice.errors import ConfigError
+
+    if "@" in key or "/" in key or (CONF_DIR / key).is_dir():
+        return False
+    try:
+        check_key(key)
+    except ConfigError:
+        return False
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

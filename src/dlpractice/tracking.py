@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import csv
 import getpass
 import logging
 import os
@@ -53,7 +52,6 @@ __all__ = [
     "find_finished_run",
     "finish_sweep_run",
     "get_experiment_id",
-    "log_sweep_summary",
     "prepare_store",
     "project_root",
     "resolve_uri",
@@ -904,47 +902,3 @@ def run_summary(run_id: str, uri: str) -> dict[str, Any]:
         if key in run.data.tags:
             row[key] = run.data.tags[key]
     return row
-
-
-def _columns(rows: list[Mapping[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for row in rows:
-        cols += [str(k) for k in row if str(k) not in cols]
-    return cols
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return " ".join(map(str, value))
-    return _one_line(value, limit=500)
-
-
-def log_sweep_summary(
-    parent_run_id: str,
-    table_rows: list[Mapping[str, Any]],
-    figure_path: str | Path | None,
-    uri: str,
-) -> None:
-    """Log the sweep table (``sweep_summary.csv`` and ``sweep_summary.md``) and the bias/variance
-    chart (under its own file name) to the parent run, in one upload."""
-    rows = [dict(r) for r in table_rows]
-    cols = _columns(rows)
-    prepare_store(uri)
-    with tempfile.TemporaryDirectory(prefix="dlpractice-sweep-") as tmp:
-        out = Path(tmp)
-        with open(out / "sweep_summary.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        md += ["| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |"
-               for r in rows]
-        (out / "sweep_summary.md").write_text("\n".join(md) + "\n")
-        if figure_path is not None and Path(figure_path).is_file():
-            shutil.copy2(figure_path, out / Path(figure_path).name)
-        _client(uri).log_artifacts(parent_run_id, tmp)
