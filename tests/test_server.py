@@ -21,8 +21,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dlpractice.server import free_port, redact, running_server
+from tests import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ENV = "DLPRACTICE_TEST_PG_URI"
@@ -117,8 +119,9 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def check_sweep(uri: str, experiment: str) -> tuple[str, str, list]:
-    """Every run FINISHED, every cost point stored, one parent: (experiment id, parent id, children)."""
+def check_sweep(uri: str, experiment: str, downloads: Path) -> tuple[str, str, list]:
+    """Every run FINISHED, every cost point stored, its metrics those of its logged parameters,
+    one parent: (experiment id, parent id, children)."""
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     assert exp is not None, experiment
@@ -136,7 +139,13 @@ def check_sweep(uri: str, experiment: str) -> tuple[str, str, list]:
     for run in children:
         history = c.get_metric_history(run.info.run_id, "cost")
         assert sorted(p.step for p in history) == expected_steps, run.info.run_name
-        assert "test_accuracy" in run.data.metrics and "dev_cost" in run.data.metrics
+        got = Path(c.download_artifacts(run.info.run_id, "", str(downloads / run.info.run_id)))
+        config = yaml.safe_load((got / "config.yaml").read_text())
+        expected = ref.evaluate(ref.load_npz(got / "parameters.npz"), config)
+        for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "avoidable_bias"):
+            assert run.data.metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+        assert [float(r["cost"]) for r in ref.read_csv(got / "history.csv")] == [
+            p.value for p in sorted(history, key=lambda p: p.step)]
     artifacts = {f.path for f in c.list_artifacts(parent.info.run_id)}
     assert {"sweep_summary.csv", "sweep_summary.md"} <= artifacts
     return exp.experiment_id, parent.info.run_id, children
@@ -156,10 +165,10 @@ def pg_sweep(pg_server, tmp_path_factory):
     return proc, experiment
 
 
-def test_joblib_sweep_through_the_server_on_postgresql(pg_server, pg_sweep):
+def test_joblib_sweep_through_the_server_on_postgresql(pg_server, pg_sweep, tmp_path):
     proc, experiment = pg_sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
-    exp_id, parent_id, _ = check_sweep(pg_server.url, experiment)
+    exp_id, parent_id, _ = check_sweep(pg_server.url, experiment, tmp_path)
     # artifacts went through the server into its artifacts folder
     assert any((pg_server.artifacts / exp_id).rglob("parameters.npz"))
     assert (pg_server.artifacts / exp_id / parent_id / "artifacts" / "sweep_summary.csv").is_file()
@@ -173,7 +182,7 @@ def test_joblib_sweep_on_a_new_embedded_sqlite_store(tmp_path):
                           *SWEEP, *QUICK, f"tracking.uri={uri}", "tracking.experiment=sqlite-sweep")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "database is locked" not in proc.stderr + proc.stdout
-    check_sweep(uri, "sqlite-sweep")
+    check_sweep(uri, "sqlite-sweep", tmp_path / "downloads")
 
 
 # -- the server itself -----------------------------------------------------------------------------
@@ -304,7 +313,7 @@ def test_ui_shows_the_sweep(pg_server, pg_sweep, tmp_path):
         _unavailable(f"{CHROMIUM} is not installed (apt-get install chromium)")
     proc, experiment = pg_sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
-    exp_id, parent_id, children = check_sweep(pg_server.url, experiment)
+    exp_id, parent_id, children = check_sweep(pg_server.url, experiment, tmp_path / "runs")
     child_ids = [r.info.run_id for r in children]
     parent_name = client(pg_server.url).get_run(parent_id).info.run_name
     # the experiment's runs table: its name, the sweep's parent run (children nest under it)
