@@ -22,7 +22,11 @@ from tests import reference as ref
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["train.iterations=300", "train.record_every=50", "data.n_samples=200"]
+# A network that learns in a few seconds and whose train, dev and test errors all differ (so that
+# a swapped or misplaced number shows).
+SINGLE = ["data=moons", "data.n_samples=200", "data.noise=0.3", "model.hidden=[20,10]",
+          "train.iterations=2000", "train.record_every=250", "train.learning_rate=0.5",
+          "init=he", "regularizer=l2", "regularizer.lambd=0.1"]
 RUN_ARTIFACTS = {"config.yaml", "parameters.npz", "normalizer.npz", "history.csv", "metrics.json",
                  "cost_curve.png", "grad_norms.png", "weight_histograms.png",
                  "decision_boundary.png"}
@@ -64,7 +68,7 @@ def read_config(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("single")
-    proc = app(tmp, *QUICK, "init=he", "regularizer=l2", "regularizer.lambd=0.1")
+    proc = app(tmp, *SINGLE)
     client = client_for(tmp)
     (run,) = all_runs(client)
     folder = tmp / "run"
@@ -82,7 +86,7 @@ def test_the_run_is_the_configuration_asked_for(single):
     assert config["init"]["name"] == "he" and config["regularizer"] == {
         **config["regularizer"], "name": "l2", "lambd": 0.1}
     assert (config["train"]["iterations"], config["train"]["record_every"],
-            config["data"]["n_samples"]) == (300, 50, 200)
+            config["data"]["n_samples"], config["model"]["hidden"]) == (2000, 250, 200, [20, 10])
     # the params are the resolved config, flattened, every key
     expected = {key: str(value) for key, value in ref.flatten(config).items()}
     assert run.data.params == expected
@@ -92,6 +96,8 @@ def test_every_metric_value(single):
     run, expected, config = single["run"], single["expected"], single["config"]
     metrics = run.data.metrics
     assert set(metrics) == RUN_METRICS
+    # train, dev and test errors differ: a number shown in the wrong place would show
+    assert len({expected["train_error"], expected["dev_error"], expected["test_error"]}) == 3
     for name in EVALUATION:
         assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
     # the cost of the trained parameters on the (normalized) train split, with its L2 term
@@ -109,11 +115,11 @@ def test_histories_equal_history_csv(single):
     client, run = single["client"], single["run"]
     rows = ref.read_csv(single["folder"] / "history.csv")
     steps = [int(r["iteration"]) for r in rows]
-    assert steps == list(range(0, 300, 50))
+    assert steps == list(range(0, 2000, 250))
     for column in ("cost", "dev_cost", "grad_norm_W1", "grad_norm_W2", "grad_norm_W3"):
         assert ref.mlflow_history(client, run.info.run_id, column) == [
             (s, float(r[column])) for s, r in zip(steps, rows, strict=True)], column
-    # the last recorded cost precedes 50 more steps of descent on the same objective
+    # the last recorded cost precedes 250 more steps of descent on the same objective
     assert float(rows[-1]["cost"]) > run.data.metrics["final_cost"] > 0
     assert all(float(r["cost"]) > 0 and float(r["dev_cost"]) > 0 for r in rows)
 
@@ -142,7 +148,7 @@ def test_artifacts_hold_the_run(single, tmp_path):
 
     params = ref.load_npz(got / "parameters.npz")
     shapes = {k: v.shape for k, v in params.items()}
-    assert shapes == {"W1": (10, 2), "b1": (10, 1), "W2": (5, 10), "b2": (5, 1), "W3": (1, 5),
+    assert shapes == {"W1": (20, 2), "b1": (20, 1), "W2": (10, 20), "b2": (10, 1), "W3": (1, 10),
                       "b3": (1, 1)}
     for key, value in single["parameters"].items():
         np.testing.assert_array_equal(params[key], value)
@@ -192,8 +198,11 @@ def test_run_folder_and_printed_result(single):
 
 # -- a sweep ---------------------------------------------------------------------------------------
 
-SWEEP = ["-m", *QUICK, "init=zeros,he", "regularizer=l2", "regularizer.lambd=0,0.7"]
-SETTINGS = ["zeros-l2_0", "zeros-l2_0.7", "he-l2_0", "he-l2_0.7"]
+# Overfits a small, noisy set unless regularized: the jobs get three different diagnoses.
+SWEEP = ["-m", "data=moons", "data.n_samples=100", "data.noise=0.35", "model.hidden=[30,20]",
+         "train.iterations=1500", "train.record_every=250", "train.learning_rate=0.5",
+         "init=he,xavier", "regularizer=l2", "regularizer.lambd=0,0.7"]
+SETTINGS = ["he-l2_0", "he-l2_0.7", "xavier-l2_0", "xavier-l2_0.7"]
 TABLE_COLUMNS = ["setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
                  "train_error", "dev_error", "diagnosis", "gradcheck_difference",
                  "recommendation"]
@@ -235,6 +244,7 @@ def _cell_matches(cell: str, value: float) -> bool:
 def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
     (parent,) = sweep["parents"]
     assert sorted(sweep["children"]) == sorted(SETTINGS)
+    diagnoses = set()
     for job, name in enumerate(SETTINGS):
         run = sweep["children"][name]
         assert run.info.status == "FINISHED"
@@ -248,9 +258,11 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
             assert run.data.metrics[metric] == pytest.approx(expected[metric], abs=1e-12), (
                 name, metric)
         assert run.data.tags["diagnosis"] == expected["diagnosis"]
+        diagnoses.add(expected["diagnosis"])
         history = ref.read_csv(folder / "history.csv")
         assert ref.mlflow_history(sweep["client"], run.info.run_id, "cost") == [
             (int(r["iteration"]), float(r["cost"])) for r in history]
+    assert len(diagnoses) == 3
 
 
 def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):
@@ -283,8 +295,17 @@ def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):
 
 
 def test_both_launchers_give_the_same_children(sweeps):
-    """The vectorized launcher trains stacked; its results equal the basic launcher's."""
-    results = {launcher: {name: {k: run.data.metrics[k] for k in RUN_METRICS - {"train_seconds"}}
-                          for name, run in s["children"].items()}
-               for launcher, s in sweeps.items()}
-    assert results["basic"] == results["vectorized"]
+    """The vectorized launcher trains stacked; its results are the basic launcher's: the same
+    accuracies, the rest to rounding (the stacked matrix products may sum in another order)."""
+    basic, vectorized = (s["children"] for s in (sweeps["basic"], sweeps["vectorized"]))
+    assert sorted(basic) == sorted(vectorized) == sorted(SETTINGS)
+    for name, run in vectorized.items():
+        want = basic[name]
+        assert set(run.data.metrics) == set(want.data.metrics) == RUN_METRICS
+        assert run.data.tags["diagnosis"] == want.data.tags["diagnosis"]
+        for metric in RUN_METRICS - {"train_seconds"}:
+            if metric in EVALUATION:
+                assert run.data.metrics[metric] == want.data.metrics[metric], (name, metric)
+            else:
+                assert run.data.metrics[metric] == pytest.approx(
+                    want.data.metrics[metric], rel=1e-9, abs=1e-15), (name, metric)
