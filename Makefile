@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run ui server lint bench clean
+.PHONY: install test run ui server lint bench mutation clean
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 UI_PORT ?= 5000
 
@@ -50,6 +50,11 @@ server: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Mutation testing of one module with its own tests: make mutation MODULE=diagnose (the modules:
+# [tool.dlpractice.mutation] in pyproject.toml). Not part of `make test`.
+mutation: $(STAMP)
+	$(BIN)/python -m tests.mutation $(MODULE)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

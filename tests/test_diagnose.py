@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dlpractice.diagnose import diagnose, error_rate
+from dlpractice.diagnose import Diagnosis, diagnose, error_rate
 from dlpractice.errors import ConfigError, DataError
 
 
@@ -67,13 +67,35 @@ def test_recommendations_follow_the_basic_recipe():
 
 
 def test_recommendation_is_one_line_and_to_dict_is_json():
-    d = diagnose(0.15, 0.30)
+    d = diagnose(0.25, 0.5, 0.125)
     assert d.recommendation == "; ".join(d.recommendations)
     assert "\n" not in d.recommendation
-    data = json.loads(json.dumps(d.to_dict()))
-    assert data["label"] == "high_bias_high_variance"
-    assert data["recommendations"] == list(d.recommendations)
-    assert data["variance"] == pytest.approx(0.15)
+    assert json.loads(json.dumps(d.to_dict())) == {
+        "train_error": 0.25, "dev_error": 0.5, "bayes_error": 0.125, "avoidable_bias": 0.125,
+        "variance": 0.25, "label": "high_bias_high_variance",
+        "recommendations": ["bigger network (more layers/units)",
+                            "train longer / better optimizer", "try another architecture",
+                            "more data (or data augmentation)", "regularization (L2, dropout)"]}
+
+
+def test_the_diagnosis_keeps_the_errors_it_was_given():
+    assert diagnose(0.25, 0.375, 0.125, bias_threshold=0.5, variance_threshold=0.5) == Diagnosis(
+        train_error=0.25, dev_error=0.375, bayes_error=0.125, avoidable_bias=0.125,
+        variance=0.125, label="good_fit",
+        recommendations=("done: low bias and low variance; confirm on the test set",))
+
+
+def test_a_gap_equal_to_its_threshold_is_not_high():
+    """The gaps and thresholds are exact in binary: only "exceeds" decides."""
+    assert diagnose(0.25, 0.5, bias_threshold=0.25, variance_threshold=0.25).label == "good_fit"
+    assert diagnose(0.25, 0.5, bias_threshold=0.125, variance_threshold=0.25).label == "high_bias"
+    assert diagnose(0.25, 0.5, bias_threshold=0.25,
+                    variance_threshold=0.125).label == "high_variance"
+
+
+def test_the_ends_of_the_range_are_allowed():
+    assert diagnose(1.0, 1.0, 1.0, bias_threshold=1.0, variance_threshold=1.0).label == "good_fit"
+    assert diagnose(0.0, 0.0, 0.0, bias_threshold=0.0, variance_threshold=0.0).label == "good_fit"
 
 
 def test_numpy_scalars_are_accepted():
@@ -89,22 +111,36 @@ def test_numpy_scalars_are_accepted():
         ({"train_error": 0.1, "dev_error": float("inf")}, "dev_error is inf"),
         ({"train_error": "0.1", "dev_error": 0.1}, "train_error is '0.1'"),
         ({"train_error": None, "dev_error": 0.1}, "train_error is None"),
-        ({"train_error": 0.1, "dev_error": 0.1, "bayes_error": 2}, "bayes_error is 2"),
-        ({"train_error": 0.1, "dev_error": 0.1, "bias_threshold": -1}, "bias_threshold is -1"),
+        ({"train_error": 0.1, "dev_error": 0.1, "bayes_error": 2}, "bayes_error is 2.0"),
+        ({"train_error": 0.1, "dev_error": 0.1, "bias_threshold": -1}, "bias_threshold is -1.0"),
+        ({"train_error": 0.1, "dev_error": 0.1, "variance_threshold": 1.5},
+         "variance_threshold is 1.5"),
+        ({"train_error": 0.1, "dev_error": 0.1, "variance_threshold": True},
+         "variance_threshold is True"),
     ],
 )
 def test_invalid_inputs_raise_one_line_config_error(kwargs, fragment):
     with pytest.raises(ConfigError) as info:
         diagnose(**kwargs)
-    assert fragment in str(info.value)
-    assert "allowed: a number in [0, 1]" in str(info.value)
+    assert str(info.value) == f"{fragment}; allowed: a number in [0, 1]"
 
 
 def test_error_rate():
     Y = np.array([[1, 0, 1, 1]])
     assert error_rate(np.array([[1, 0, 0, 1]]), Y) == 0.25
     assert error_rate(Y, Y) == 0.0
-    with pytest.raises(DataError, match="same non-empty shape"):
+    assert error_rate(np.array([[1]]), np.array([[0]])) == 1.0  # one example is enough
+    with pytest.raises(DataError) as info:
         error_rate(np.array([[1, 0]]), Y)
-    with pytest.raises(DataError, match="predictions must be 0/1 labels"):
+    assert str(info.value) == ("predictions (1, 2) and labels (1, 4) must have the same "
+                               "non-empty shape")
+    with pytest.raises(DataError) as info:
+        error_rate(np.zeros((1, 0)), np.zeros((1, 0)))
+    assert str(info.value) == ("predictions (1, 0) and labels (1, 0) must have the same "
+                               "non-empty shape")
+    with pytest.raises(DataError) as info:
         error_rate(np.array([[0.9, 0.1, 0.2, 0.7]]), Y)
+    assert str(info.value) == "predictions must be 0/1 labels; got values [0.1, 0.2, 0.7, 0.9]"
+    with pytest.raises(DataError) as info:  # the first six distinct values are named
+        error_rate(np.zeros((1, 7)), np.array([[6, 5, 4, 3, 2, 1, 0]]))
+    assert str(info.value) == "labels must be 0/1 labels; got values [0, 1, 2, 3, 4, 5]"

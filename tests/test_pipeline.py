@@ -1,0 +1,227 @@
+"""The five steps as functions (dlpractice.pipeline), in process: each step's result against values
+computed independently (tests/reference.py) from the same config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlpractice import config, pipeline
+from dlpractice.errors import ConfigError, GradientCheckError
+from dlpractice.nn import TrainConfig, TrainResult
+from tests import reference as ref
+
+SMALL = {"data": {"name": "moons", "n_samples": 100, "noise": 0.3},
+         "train": {"iterations": 300, "record_every": 100, "learning_rate": 0.5},
+         "tracking": {"enabled": False}}
+
+
+def load(**sections) -> config.Config:
+    raw = {k: dict(v) for k, v in SMALL.items()}
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    return config.load(raw)
+
+
+def test_prepared_data_is_the_dataset():
+    cfg = load(data={"feature_scales": [1.0, 1000.0]}, seed=3)
+    prepared = pipeline.prepare_data(cfg)
+    data, fingerprint = ref.dataset(cfg.to_dict())
+    assert prepared.fingerprint == fingerprint and prepared.n_features == 2
+    for part in ("train", "dev", "test"):
+        np.testing.assert_array_equal(getattr(prepared.splits, f"X_{part}"), data[f"X_{part}"])
+        np.testing.assert_array_equal(getattr(prepared.splits, f"Y_{part}"), data[f"Y_{part}"])
+    assert np.ptp(prepared.splits.X_train[1]) > 100 * np.ptp(prepared.splits.X_train[0])
+    assert prepared.splits.sizes() == {"train": 60, "dev": 20, "test": 20}
+
+
+def test_course_and_held_out_data():
+    cfg = load(data={"name": "circles", "n_samples": 300, "normalize": False},
+               course_compat=True)
+    splits = pipeline.prepare_data(cfg).splits
+    X_train, Y_train, X_test, Y_test = ref.course_circles()
+    np.testing.assert_array_equal(splits.X_train, X_train)
+    np.testing.assert_array_equal(splits.Y_train, Y_train)
+    np.testing.assert_array_equal(splits.X_test, X_test)
+    np.testing.assert_array_equal(splits.X_dev, X_test)  # the course's one held-out set
+    football = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 300}))
+    assert football.splits.sizes() == {"train": 300, "dev": 200, "test": 200}
+    np.testing.assert_array_equal(football.splits.X_dev, football.splits.X_test)
+
+
+def test_data_that_does_not_fit_the_model_is_refused():
+    with pytest.raises(ConfigError) as info:
+        pipeline.prepare_data(load(regularizer={"flip_axes": [2]}))
+    assert str(info.value) == ("regularizer.flip_axes=[2] is not allowed: feature indices in "
+                               "0..1 (moons has 2)")
+    with pytest.raises(ConfigError) as info:
+        pipeline.prepare_data(load(data={"feature_scales": [1.0, 2.0, 3.0]}))
+    assert str(info.value) == ("data.feature_scales=[1.0, 2.0, 3.0] is not allowed: one scale "
+                               "per feature (moons has 2)")
+
+
+def test_normalize_fits_on_train_only():
+    cfg = load()
+    raw = pipeline.prepare_data(cfg).splits
+    splits, stats = pipeline.normalize(cfg, raw)
+    mean, std = ref.normalizer(raw.X_train)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    for part in ("train", "dev", "test"):
+        np.testing.assert_allclose(getattr(splits, f"X_{part}"),
+                                   (getattr(raw, f"X_{part}") - mean) / std, rtol=1e-13,
+                                   atol=1e-14)
+        np.testing.assert_array_equal(getattr(splits, f"Y_{part}"), getattr(raw, f"Y_{part}"))
+    off = load(data={"normalize": False})
+    same, none = pipeline.normalize(off, raw)
+    assert none is None and same is raw
+
+
+@pytest.mark.parametrize(("sections", "expected"), [
+    ({"regularizer": {"name": "l2", "lambd": 0.7}}, {"lambd": 0.7, "l1": 0.0}),
+    ({"regularizer": {"name": "l1", "lambd": 0.3}}, {"lambd": 0.0, "l1": 0.3}),
+    ({"regularizer": {"name": "dropout", "keep_prob": [0.9, 0.8], "input_keep_prob": 0.95}},
+     {"keep_prob": (0.9, 0.8), "input_keep_prob": 0.95}),
+    ({"regularizer": {"early_stopping_patience": 3, "early_stopping_min_delta": 0.01,
+                      "flip_axes": [0], "jitter": 0.1},
+      "train": {"batch_size": 32}},
+     {"early_stopping_patience": 3, "early_stopping_min_delta": 0.01, "augment_flip_axes": (0,),
+      "augment_jitter": 0.1, "batch_size": 32}),
+    ({"init": {"name": "random", "scale": 5.0}, "model": {"hidden": [7], "activation": "tanh"},
+      "seed": 11, "course_compat": True},
+     {"init": "random", "init_scale": 5.0, "layer_dims": (2, 7, 1), "hidden_activation": "tanh",
+      "seed": 11, "course_compat": True}),
+])
+def test_train_config_carries_every_setting(sections, expected):
+    tc = pipeline.train_config(load(**sections), 2)
+    defaults = {"layer_dims": (2, 10, 5, 1), "hidden_activation": "relu", "init": "he",
+                "init_scale": 10.0, "learning_rate": 0.5, "iterations": 300, "batch_size": None,
+                "lambd": 0.0, "l1": 0.0, "keep_prob": 1.0, "input_keep_prob": 1.0,
+                "early_stopping_patience": None, "early_stopping_min_delta": 0.0,
+                "augment_flip_axes": (), "augment_jitter": 0.0, "record_every": 100, "seed": 0,
+                "course_compat": False}
+    assert tc == TrainConfig(**{**defaults, **expected})
+
+
+def test_training_starts_from_the_initial_parameters():
+    cfg = load()
+    splits, _ = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    init = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+    assert {k: v.shape for k, v in init.items()} == {
+        "W1": (10, 2), "b1": (10, 1), "W2": (5, 10), "b2": (5, 1), "W3": (1, 5), "b3": (1, 1)}
+    seen = []
+    result = pipeline.fit(cfg, splits, lambda i, cost, dev: seen.append((i, cost, dev)))
+    assert result.costs[0] == pytest.approx(ref.cost(init, splits.X_train, splits.Y_train),
+                                            rel=1e-12)
+    assert result.dev_costs[0] == pytest.approx(ref.cost(init, splits.X_dev, splits.Y_dev),
+                                                rel=1e-12)
+    assert seen == list(zip(result.iterations, result.costs, result.dev_costs, strict=True))
+    assert result.final_cost == pytest.approx(
+        ref.cost(result.parameters, splits.X_train, splits.Y_train), rel=1e-12)
+
+
+def _numerical_gradient(parameters, X, Y, lambd, eps=1e-6):
+    grads = {}
+    for key, value in parameters.items():
+        g = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            plus = {k: v.copy() for k, v in parameters.items()}
+            minus = {k: v.copy() for k, v in parameters.items()}
+            plus[key][index] += eps
+            minus[key][index] -= eps
+            g[index] = (ref.cost(plus, X, Y, lambd=lambd) - ref.cost(minus, X, Y, lambd=lambd)) / (
+                2 * eps)
+        grads[key] = g
+    return grads
+
+
+def test_the_gradient_check_checks_the_runs_own_cost():
+    """With every train example in the check, its backprop gradients are those of the run's cost
+    (with the L2 term), computed here by central differences of the reference cost."""
+    cfg = load(regularizer={"name": "l2", "lambd": 0.7}, gradcheck={"max_examples": 1000})
+    run = pipeline.run_all(cfg)
+    report = run.gradcheck
+    assert report.passed and report.difference == max(report.at_init.difference,
+                                                      report.at_trained.difference)
+    assert report.difference < cfg.gradcheck.threshold and report.note == ""
+    X, Y = run.splits.X_train, run.splits.Y_train
+    for side, parameters in ((report.at_init, run.init_parameters),
+                             (report.at_trained, run.result.parameters)):
+        expected = _numerical_gradient(parameters, X, Y, lambd=0.7)
+        for key in parameters:
+            np.testing.assert_allclose(side.grad[key], expected[key], rtol=1e-5, atol=1e-8)
+    data = report.to_dict()
+    assert set(data) == {"gradcheck_difference", "passed", "at_init", "at_trained", "note"}
+    assert (data["gradcheck_difference"], data["passed"], data["note"]) == (
+        report.difference, True, "")
+    assert data["at_trained"] == {
+        "difference": report.at_trained.difference, "passed": True,
+        "per_array": report.at_trained.per_array, "checked": 91, "kinks": 0,
+        "kink_arrays": dict.fromkeys(["W1", "b1", "W2", "b2", "W3", "b3"], 0)}
+    lines = report.report().splitlines()
+    assert lines[0] == "gradient check at initialization:"
+    assert lines[8] == report.at_init.summary()
+    assert lines[9] == "gradient check at the trained parameters:"
+    assert lines[-1] == report.at_trained.summary()
+
+
+def test_dropout_is_switched_off_for_the_check():
+    run = pipeline.run_all(load(regularizer={"name": "dropout", "keep_prob": 0.8}))
+    assert run.gradcheck.passed
+    assert run.gradcheck.note == ("dropout was switched off for the check (a random cost has no "
+                                  "gradient to check)")
+    assert run.gradcheck.report().splitlines()[-1] == run.gradcheck.note
+    assert run.gradcheck.to_dict()["note"] == run.gradcheck.note
+    input_only = pipeline.run_all(load(regularizer={"input_keep_prob": 0.9}))
+    assert input_only.gradcheck.note.startswith("dropout was switched off")
+
+
+def test_evaluation_and_its_diagnosis_settings():
+    cfg = load(diagnosis={"bayes_error": 0.05, "bias_threshold": 0.02, "variance_threshold": 0.1})
+    run = pipeline.run_all(cfg)
+    expected = ref.evaluate(run.result.parameters, cfg.to_dict())
+    metrics = run.evaluation.metrics()
+    assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
+                            "dev_error", "test_error", "avoidable_bias", "variance"}
+    for name, value in metrics.items():
+        assert value == pytest.approx(expected[name], abs=1e-12), name
+    diagnosis = run.evaluation.diagnosis
+    assert diagnosis.label == expected["diagnosis"]
+    assert (diagnosis.bayes_error, diagnosis.train_error, diagnosis.dev_error) == pytest.approx(
+        (0.05, expected["train_error"], expected["dev_error"]), abs=1e-12)
+
+
+def test_a_failing_gradient_check_fails_the_run_when_asked():
+    run = pipeline.run_all(load(gradcheck={"threshold": 1e-30}))
+    assert not run.gradcheck.passed
+    worst = max((run.gradcheck.at_init, run.gradcheck.at_trained), key=lambda r: r.difference)
+    with pytest.raises(GradientCheckError) as info:
+        pipeline.require_gradcheck(run.cfg, run.gradcheck)
+    assert str(info.value) == (
+        f"gradient check failed: difference {run.gradcheck.difference:.3g} >= threshold 1e-30, "
+        f"worst array {worst.worst_array}")
+    pipeline.require_gradcheck(load(gradcheck={"threshold": 1e-30, "fail": False}),
+                               run.gradcheck)
+    pipeline.require_gradcheck(run.cfg, None)
+    passing = pipeline.run_all(load(train={"iterations": 10}))
+    pipeline.require_gradcheck(passing.cfg, passing.gradcheck)
+
+
+def test_run_all_takes_what_the_caller_already_has():
+    cfg = load(gradcheck={"enabled": False})
+    first = pipeline.run_all(cfg)
+    assert first.gradcheck is None
+    seen = []
+    again = pipeline.run_all(cfg, callback=lambda i, c, d: seen.append((i, c, d)),
+                             data=first.data, result=first.result)
+    assert again.result is first.result and again.data is first.data  # nothing trained again
+    assert seen == list(zip(first.result.iterations, first.result.costs, first.result.dev_costs,
+                            strict=True))
+    partial = TrainResult(parameters=first.result.parameters, network=None, iterations=[0, 100],
+                          costs=[0.7, 0.6], dev_costs=[0.71])
+    seen.clear()
+    pipeline.run_all(cfg, callback=lambda i, c, d: seen.append((i, c, d)), result=partial)
+    assert seen == [(0, 0.7, 0.71), (100, 0.6, None)]

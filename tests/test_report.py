@@ -1,0 +1,178 @@
+"""What a run leaves for people (dlpractice.report): its files, its line on the terminal and the
+comparison tables — each number checked against the run it came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from dlpractice import config, pipeline, report
+from dlpractice.nn import TrainResult
+from tests import reference as ref
+
+ROW_COLUMNS = ["setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
+               "train_error", "dev_error", "diagnosis", "gradcheck_difference", "recommendation"]
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    cfg = config.load({"data": {"name": "moons", "n_samples": 120, "noise": 0.3},
+                       "train": {"iterations": 400, "record_every": 100, "learning_rate": 0.5},
+                       "regularizer": {"name": "l2", "lambd": 0.2},
+                       "tracking": {"enabled": False}})
+    return pipeline.run_all(cfg)
+
+
+def test_run_files(outcome, tmp_path):
+    files = report.write_run_outputs(outcome, tmp_path / "run")
+    assert {k: v.name for k, v in files.items()} == {
+        "parameters": "parameters.npz", "history": "history.csv", "config": "config.yaml",
+        "metrics": "metrics.json", "cost_curve": "cost_curve.png", "grad_norms": "grad_norms.png",
+        "weights": "weight_histograms.png", "decision_boundary": "decision_boundary.png"}
+    assert all(p.parent == tmp_path / "run" and p.is_file() for p in files.values())
+    parameters = report.load_parameters(files["parameters"])
+    for key, value in outcome.result.parameters.items():
+        np.testing.assert_array_equal(parameters[key], value)
+    cfg = yaml.safe_load(files["config"].read_text())
+    assert cfg == outcome.cfg.to_dict()
+    expected = ref.evaluate(parameters, cfg)
+    metrics = json.loads(files["metrics"].read_text())
+    assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
+                            "dev_error", "test_error", "avoidable_bias", "variance",
+                            "train_seconds", "final_cost", "gradcheck_difference", "diagnosis",
+                            "recommendation"}
+    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+                 "test_error", "avoidable_bias", "variance"):
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert metrics["diagnosis"] == expected["diagnosis"]
+    assert metrics["recommendation"] == outcome.evaluation.diagnosis.recommendation
+    assert metrics["final_cost"] == outcome.result.final_cost
+    assert metrics["train_seconds"] == outcome.result.train_seconds > 0
+    assert metrics["gradcheck_difference"] == outcome.gradcheck.difference
+    history = ref.read_csv(files["history"])
+    assert [int(r["iteration"]) for r in history] == [0, 100, 200, 300]
+    assert [float(r["cost"]) for r in history] == outcome.result.costs
+    assert [float(r["dev_cost"]) for r in history] == outcome.result.dev_costs
+    for layer in (1, 2, 3):
+        assert [float(r[f"grad_norm_W{layer}"]) for r in history] == [
+            norms[layer - 1] for norms in outcome.result.grad_norms]
+
+
+def test_history_csv_columns_and_values(tmp_path):
+    result = TrainResult(parameters={}, network=None, iterations=[0, 10, 20],
+                         costs=[0.75, 0.5, 0.25], dev_costs=[0.8, 0.6],
+                         grad_norms=[[1.5, 2.5], [1.25, 2.25], [1.0, 2.0]])
+
+    class Run:
+        pass
+
+    run = Run()
+    run.result = result
+    report.write_history(run, tmp_path / "history.csv")
+    with (tmp_path / "history.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["iteration", "cost", "dev_cost", "grad_norm_W1", "grad_norm_W2"],
+                    ["0", "0.75", "0.8", "1.5", "2.5"], ["10", "0.5", "0.6", "1.25", "2.25"],
+                    ["20", "0.25", "", "1.0", "2.0"]]
+    run.result = TrainResult(parameters={}, network=None)
+    report.write_history(run, tmp_path / "empty.csv")
+    assert (tmp_path / "empty.csv").read_text().splitlines() == ["iteration,cost,dev_cost"]
+
+
+def test_a_run_on_more_than_two_features_has_no_boundary(tmp_path):
+    cfg = config.load({"data": {"name": "blobs", "n_samples": 60, "feature_scales": None},
+                       "train": {"iterations": 20, "record_every": 10},
+                       "gradcheck": {"enabled": False}, "tracking": {"enabled": False}})
+    run = pipeline.run_all(cfg)
+    n_features = run.splits.X_train.shape[0]
+    files = report.write_run_outputs(run, tmp_path)
+    assert ("decision_boundary" in files) == (n_features == 2)
+    metrics = json.loads(files["metrics"].read_text())
+    assert "gradcheck_difference" not in metrics  # the check was off
+
+
+def test_outcome_row(outcome):
+    row = report.outcome_row(outcome)
+    expected = ref.evaluate(outcome.result.parameters, outcome.cfg.to_dict())
+    assert row["setting"] == "he-l2_0.2" and row["config"] == outcome.cfg.to_dict()
+    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "avoidable_bias", "variance"):
+        assert row[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert (row["diagnosis"], row["recommendation"]) == (
+        expected["diagnosis"], outcome.evaluation.diagnosis.recommendation)
+    assert row["final_cost"] == pytest.approx(
+        ref.cost(outcome.result.parameters, outcome.splits.X_train, outcome.splits.Y_train,
+                 lambd=0.2), rel=1e-12)
+
+
+def test_format_row():
+    row = {"setting": "he-l2_0.7", "status": "finished", "train_accuracy": 0.93,
+           "dev_accuracy": 0.875, "test_accuracy": 0.9, "diagnosis": "high_variance",
+           "recommendation": "more data", "gradcheck_difference": 1.234e-15}
+    assert report.format_row(row) == (
+        "he-l2_0.7: finished  accuracy train 0.9300  dev 0.8750  test 0.9000\n"
+        "  diagnosis: high_variance -> more data\n"
+        "  gradient check difference: 1.23e-15")
+    assert report.format_row({**row, "gradcheck_difference": None}) == (
+        "he-l2_0.7: finished  accuracy train 0.9300  dev 0.8750  test 0.9000\n"
+        "  diagnosis: high_variance -> more data")
+    assert report.format_row({"setting": "x", "status": "skipped", "dev_accuracy": 0.5}) == (
+        "x: skipped  accuracy dev 0.5000")
+    assert report.format_row({"setting": "init=zeros", "status": "failed",
+                              "error": "training diverged"}) == (
+        "init=zeros: FAILED: training diverged")
+
+
+ROWS = [
+    {"setting": "a", "status": "finished", "train_accuracy": 0.96875, "dev_accuracy": 0.5,
+     "test_accuracy": 1.0, "train_error": 0.03125, "dev_error": 0.5, "diagnosis": "high_variance",
+     "gradcheck_difference": 1.5e-15, "recommendation": "more data | regularization",
+     "config": {"seed": 0}},
+    {"setting": "b", "status": "failed", "error": "diverged", "train_accuracy": None},
+    {"setting": "c", "status": "finished", "train_accuracy": 0.0, "dev_accuracy": 0.00049,
+     "test_accuracy": 0.001, "gradcheck_difference": 0.0123456},
+]
+
+
+def test_markdown_table_cells():
+    text = report.table_markdown(ROWS)
+    lines = text.splitlines()
+    assert text.endswith("\n") and len(lines) == 5
+    assert lines[0] == "| " + " | ".join(ROW_COLUMNS) + " |"
+    assert lines[1] == "|" + "---|" * len(ROW_COLUMNS)
+    # 4 decimals; 3 significant digits below 1e-3; blank for a missing value; '|' kept out
+    assert lines[2] == ("| a | finished | 0.9688 | 0.5000 | 1.0000 | 0.0312 | 0.5000 | "
+                        "high_variance | 1.5e-15 | more data / regularization |")
+    assert lines[3] == "| b | failed |  |  |  |  |  |  |  |  |"
+    assert lines[4] == "| c | finished | 0.0000 | 0.00049 | 0.0010 |  |  |  | 0.0123 |  |"
+    only = report.table_markdown(ROWS, ["setting", "dev_accuracy", "nowhere"]).splitlines()
+    assert only[0] == "| setting | dev_accuracy |" and only[2] == "| a | 0.5000 |"
+
+
+def test_written_tables(tmp_path):
+    md, path_csv = report.write_table(ROWS, tmp_path / "out", stem="sweep_summary")
+    assert (md.name, path_csv.name) == ("sweep_summary.md", "sweep_summary.csv")
+    assert md.read_text() == report.table_markdown(ROWS)
+    rows = ref.read_csv(path_csv)
+    assert list(rows[0]) == ROW_COLUMNS
+    assert rows[0] == {"setting": "a", "status": "finished", "train_accuracy": "0.96875",
+                       "dev_accuracy": "0.5", "test_accuracy": "1.0", "train_error": "0.03125",
+                       "dev_error": "0.5", "diagnosis": "high_variance",
+                       "gradcheck_difference": "1.5e-15",
+                       "recommendation": "more data | regularization"}
+    assert rows[1] == {**dict.fromkeys(ROW_COLUMNS, ""), "setting": "b", "status": "failed"}
+    assert [float(rows[2][c]) for c in ("train_accuracy", "dev_accuracy", "test_accuracy",
+                                       "gradcheck_difference")] == [0.0, 0.00049, 0.001, 0.0123456]
+    md, _ = report.write_table(ROWS[1:], tmp_path, columns=("setting", "status", "error"))
+    assert md.name == "table.md"
+    assert md.read_text().splitlines()[0] == "| setting | status | error |"
+
+
+def test_progress_is_silent_without_a_terminal(capsys):
+    bar = report.progress_bar(100)
+    bar(50, 0.5)
+    bar.close()
+    assert capsys.readouterr() == ("", "")
