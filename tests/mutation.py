@@ -52,6 +52,20 @@ def score(work: Path) -> dict[str, int]:
     return json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
 
 
+def show_survivors(work: Path) -> int:
+    listing = subprocess.run([mutmut(), "results"], cwd=work, capture_output=True, text=True,
+                             check=True).stdout
+    for line in listing.splitlines():
+        name = line.strip().rsplit(":", 1)[0]
+        if not name:
+            continue
+        diff = subprocess.run([mutmut(), "show", name], cwd=work, capture_output=True, text=True,
+                              check=False).stdout
+        changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+        print(f"{name}\n" + "\n".join(changed) + "\n")
+    return 0
+
+
 def mutmut() -> str:
     return str(Path(sys.executable).with_name("mutmut"))
 
@@ -63,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="reuse the last run's results (only changed code is tested again)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--survivors", action="store_true",
+                        help="print the diff of every survivor of the last run (runs nothing)")
     args = parser.parse_args(argv)
+    if args.survivors:
+        return show_survivors(WORK / args.module)
     work = workspace(args.module, known[args.module], fresh=not args.keep)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     log = work / "mutmut.log"
