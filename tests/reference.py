@@ -42,13 +42,15 @@ def accuracy(parameters, X, Y, activation="relu") -> float:
     return float(np.mean(predict(parameters, X, activation) == Y))
 
 
-def cost(parameters, X, Y, activation="relu", lambd=0.0) -> float:
-    """Mean cross-entropy (a form exact for both labels) plus the L2 term lambd/(2m) Σ‖W‖²."""
+def cost(parameters, X, Y, activation="relu", lambd=0.0, l1=0.0) -> float:
+    """Mean cross-entropy (a form exact for both labels) plus the L2 term lambd/(2m) Σ‖W‖² and
+    the L1 term l1/(2m) Σ|W| (biases are not penalized)."""
     z = logits(parameters, X, activation)
     m = Y.shape[1]
     ce = np.sum(np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z)))) / m
     weights = [v for k, v in parameters.items() if k.startswith("W")]
-    return float(ce + lambd / (2 * m) * sum(np.sum(W * W) for W in weights))
+    return float(ce + lambd / (2 * m) * sum(np.sum(W * W) for W in weights)
+                 + l1 / (2 * m) * sum(np.sum(np.abs(W)) for W in weights))
 
 
 def diagnosis(train_error: float, dev_error: float, bayes_error: float = 0.0,

@@ -12,7 +12,7 @@ from dlpractice.nn import TrainConfig, TrainResult
 from tests import reference as ref
 
 SMALL = {"data": {"name": "moons", "n_samples": 100, "noise": 0.3},
-         "train": {"iterations": 300, "record_every": 100, "learning_rate": 0.5},
+         "train": {"iterations": 300, "record_every": 50, "learning_rate": 0.5},
          "tracking": {"enabled": False}}
 
 
@@ -50,6 +50,48 @@ def test_course_and_held_out_data():
     football = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 300}))
     assert football.splits.sizes() == {"train": 300, "dev": 200, "test": 200}
     np.testing.assert_array_equal(football.splits.X_dev, football.splits.X_test)
+
+
+def test_generated_circles_are_not_the_courses_unless_asked():
+    splits = pipeline.prepare_data(load(data={"name": "circles", "n_samples": 100})).splits
+    assert splits.sizes() == {"train": 60, "dev": 20, "test": 20}
+
+
+def test_fixed_dev_and_test_sizes():
+    cfg = load(data={"n_samples": 100, "dev_size": 15, "test_size": 25})
+    assert pipeline.prepare_data(cfg).splits.sizes() == {"train": 60, "dev": 15, "test": 25}
+
+
+def test_football_like_keeps_its_own_noise_and_can_be_split_again():
+    """football_like is drawn with its generator's own noise (data.noise does not reach it);
+    split_heldout pools train and held-out and splits them by the ratios."""
+    from dlpractice.data import football_like
+
+    X, Y, X_val, Y_val = football_like(0, n_train=150)
+    own = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
+                                           "noise": 0.9})).splits
+    np.testing.assert_array_equal(own.X_train, X)
+    np.testing.assert_array_equal(own.X_dev, X_val)
+    pooled = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
+                                              "split_heldout": True})).splits
+    assert pooled.sizes() == {"train": 210, "dev": 70, "test": 70}
+    together = np.hstack([pooled.X_train, pooled.X_dev, pooled.X_test])
+    assert sorted(map(tuple, together.T)) == sorted(map(tuple, np.hstack([X, X_val]).T))
+
+
+def test_a_data_file_is_read_and_split(tmp_path):
+    from dlpractice.data import load_file
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(50, 2))
+    y = np.arange(50) % 2
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    prepared = pipeline.prepare_data(load(data={"name": "file", "path": str(tmp_path / "d.npz")}))
+    assert prepared.fingerprint == load_file(tmp_path / "d.npz").fingerprint
+    s = prepared.splits
+    assert s.sizes() == {"train": 30, "dev": 10, "test": 10}
+    together = np.hstack([s.X_train, s.X_dev, s.X_test])
+    assert sorted(map(tuple, together.T)) == sorted(map(tuple, X))
 
 
 def test_data_that_does_not_fit_the_model_is_refused():
@@ -101,7 +143,7 @@ def test_train_config_carries_every_setting(sections, expected):
                 "init_scale": 10.0, "learning_rate": 0.5, "iterations": 300, "batch_size": None,
                 "lambd": 0.0, "l1": 0.0, "keep_prob": 1.0, "input_keep_prob": 1.0,
                 "early_stopping_patience": None, "early_stopping_min_delta": 0.0,
-                "augment_flip_axes": (), "augment_jitter": 0.0, "record_every": 100, "seed": 0,
+                "augment_flip_axes": (), "augment_jitter": 0.0, "record_every": 50, "seed": 0,
                 "course_compat": False}
     assert tc == TrainConfig(**{**defaults, **expected})
 
@@ -123,7 +165,28 @@ def test_training_starts_from_the_initial_parameters():
         ref.cost(result.parameters, splits.X_train, splits.Y_train), rel=1e-12)
 
 
-def _numerical_gradient(parameters, X, Y, lambd, eps=1e-6):
+def test_initial_parameters_follow_the_init_settings():
+    from benchmarks import course_reference as course
+
+    tc = pipeline.train_config(load(init={"name": "random", "scale": 5.0}, seed=4), 2)
+    rng = np.random.default_rng(4)
+    init = pipeline.initial_parameters(tc)
+    for l, (n, n_prev) in enumerate(((10, 2), (5, 10), (1, 5)), start=1):
+        np.testing.assert_array_equal(init[f"W{l}"], rng.standard_normal((n, n_prev)) * 5.0)
+        np.testing.assert_array_equal(init[f"b{l}"], np.zeros((n, 1)))
+    xavier = pipeline.initial_parameters(pipeline.train_config(load(init={"name": "xavier"}), 2))
+    rng = np.random.default_rng(0)
+    for l, (n, n_prev) in enumerate(((10, 2), (5, 10), (1, 5)), start=1):
+        np.testing.assert_array_equal(xavier[f"W{l}"],
+                                      rng.standard_normal((n, n_prev)) * np.sqrt(1 / n_prev))
+    course_he = pipeline.initial_parameters(pipeline.train_config(
+        load(init={"name": "he"}, course_compat=True), 2))
+    expected = course.initialize([2, 10, 5, 1], "he")
+    for key, value in expected.items():
+        np.testing.assert_array_equal(course_he[key], value)
+
+
+def _numerical_gradient(parameters, X, Y, lambd, eps=1e-6, activation="relu", l1=0.0):
     grads = {}
     for key, value in parameters.items():
         g = np.zeros_like(value)
@@ -132,8 +195,8 @@ def _numerical_gradient(parameters, X, Y, lambd, eps=1e-6):
             minus = {k: v.copy() for k, v in parameters.items()}
             plus[key][index] += eps
             minus[key][index] -= eps
-            g[index] = (ref.cost(plus, X, Y, lambd=lambd) - ref.cost(minus, X, Y, lambd=lambd)) / (
-                2 * eps)
+            g[index] = (ref.cost(plus, X, Y, activation, lambd, l1)
+                        - ref.cost(minus, X, Y, activation, lambd, l1)) / (2 * eps)
         grads[key] = g
     return grads
 
@@ -168,6 +231,35 @@ def test_the_gradient_check_checks_the_runs_own_cost():
     assert lines[-1] == report.at_trained.summary()
 
 
+@pytest.mark.parametrize(("regularizer", "lambd", "l1"), [
+    ({"name": "l1", "lambd": 0.4}, 0.0, 0.4), ({"name": "none"}, 0.0, 0.0)])
+def test_the_gradient_check_checks_the_runs_activation_and_l1(regularizer, lambd, l1):
+    cfg = load(regularizer=regularizer, model={"activation": "tanh"},
+               gradcheck={"max_examples": 1000, "epsilon": 1e-5, "method": "forward",
+                          "threshold": 1e-3})
+    run = pipeline.run_all(cfg)
+    side = run.gradcheck.at_trained
+    assert (side.epsilon, side.method, side.threshold) == (1e-5, "forward", 1e-3)
+    expected = _numerical_gradient(run.result.parameters, run.splits.X_train, run.splits.Y_train,
+                                   lambd, activation="tanh", l1=l1)
+    for key in expected:
+        np.testing.assert_allclose(side.grad[key], expected[key], rtol=1e-5, atol=1e-8)
+
+
+def test_the_gradient_check_uses_a_seeded_subset():
+    """max_examples=10 of 60: a subset (not the whole train set), the same one for a seed."""
+    cfg = load(gradcheck={"max_examples": 10})
+    run = pipeline.run_all(cfg)
+    again = pipeline.check_gradients(cfg, run.splits, run.init_parameters, run.result.parameters)
+    other = pipeline.check_gradients(load(gradcheck={"max_examples": 10}, seed=1), run.splits,
+                                     run.init_parameters, run.result.parameters)
+    full = _numerical_gradient(run.init_parameters, run.splits.X_train, run.splits.Y_train, 0.0)
+    grad = run.gradcheck.at_init.grad
+    assert not np.allclose(grad["W1"], full["W1"], rtol=1e-3)
+    np.testing.assert_array_equal(again.at_init.grad["W1"], grad["W1"])
+    assert not np.array_equal(other.at_init.grad["W1"], grad["W1"])
+
+
 def test_dropout_is_switched_off_for_the_check():
     run = pipeline.run_all(load(regularizer={"name": "dropout", "keep_prob": 0.8}))
     assert run.gradcheck.passed
@@ -179,10 +271,15 @@ def test_dropout_is_switched_off_for_the_check():
     assert input_only.gradcheck.note.startswith("dropout was switched off")
 
 
-def test_evaluation_and_its_diagnosis_settings():
-    cfg = load(diagnosis={"bayes_error": 0.05, "bias_threshold": 0.02, "variance_threshold": 0.1})
+@pytest.mark.parametrize("thresholds", [(0.0, 0.3), (0.3, 0.0)])
+def test_evaluation_and_its_diagnosis_settings(thresholds):
+    cfg = load(model={"activation": "tanh"},
+               diagnosis={"bayes_error": 0.0, "bias_threshold": thresholds[0],
+                          "variance_threshold": thresholds[1]})
     run = pipeline.run_all(cfg)
     expected = ref.evaluate(run.result.parameters, cfg.to_dict())
+    default = ref.diagnosis(expected["train_error"], expected["dev_error"])[0]
+    assert expected["diagnosis"] != default  # the settings decide this label
     metrics = run.evaluation.metrics()
     assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
                             "dev_error", "test_error", "avoidable_bias", "variance"}
@@ -191,7 +288,7 @@ def test_evaluation_and_its_diagnosis_settings():
     diagnosis = run.evaluation.diagnosis
     assert diagnosis.label == expected["diagnosis"]
     assert (diagnosis.bayes_error, diagnosis.train_error, diagnosis.dev_error) == pytest.approx(
-        (0.05, expected["train_error"], expected["dev_error"]), abs=1e-12)
+        (0.0, expected["train_error"], expected["dev_error"]), abs=1e-12)
 
 
 def test_a_failing_gradient_check_fails_the_run_when_asked():
@@ -208,6 +305,21 @@ def test_a_failing_gradient_check_fails_the_run_when_asked():
     pipeline.require_gradcheck(run.cfg, None)
     passing = pipeline.run_all(load(train={"iterations": 10}))
     pipeline.require_gradcheck(passing.cfg, passing.gradcheck)
+
+
+def test_run_all_trains_reports_and_keeps_the_data():
+    seen = []
+    cfg = load()
+    run = pipeline.run_all(cfg, callback=lambda i, c, d: seen.append((i, c, d)))
+    assert seen == list(zip(run.result.iterations, run.result.costs, run.result.dev_costs,
+                            strict=True))
+    assert [i for i, _, _ in seen] == [0, 50, 100, 150, 200, 250]
+    data, fingerprint = ref.dataset(cfg.to_dict())
+    assert run.data.fingerprint == fingerprint
+    np.testing.assert_array_equal(run.data.splits.X_train, data["X_train"])
+    mean, std = ref.normalizer(data["X_train"])
+    np.testing.assert_allclose(run.stats.mean, mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(run.stats.std, std, rtol=1e-14)
 
 
 def test_run_all_takes_what_the_caller_already_has():
