@@ -4,7 +4,11 @@ comparison tables — each number checked against the run it came from."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -28,12 +32,25 @@ def outcome():
 
 
 def test_run_files(outcome, tmp_path):
-    files = report.write_run_outputs(outcome, tmp_path / "run")
+    from dlpractice import plots
+
+    files = report.write_run_outputs(outcome, tmp_path / "nested" / "run")
+    (tmp_path / "run").symlink_to(tmp_path / "nested" / "run")
     assert {k: v.name for k, v in files.items()} == {
         "parameters": "parameters.npz", "history": "history.csv", "config": "config.yaml",
         "metrics": "metrics.json", "cost_curve": "cost_curve.png", "grad_norms": "grad_norms.png",
         "weights": "weight_histograms.png", "decision_boundary": "decision_boundary.png"}
-    assert all(p.parent == tmp_path / "run" and p.is_file() for p in files.values())
+    assert all(p.parent == tmp_path / "nested" / "run" and p.is_file() for p in files.values())
+    files = {k: tmp_path / "run" / v.name for k, v in files.items()}
+    # the YAML keeps the config's order; the JSON is indented for people
+    assert [ln.split(":")[0] for ln in files["config"].read_text().splitlines()
+            if ln and not ln.startswith((" ", "-"))] == list(outcome.cfg.to_dict())
+    assert files["metrics"].read_text().startswith('{\n  "train_accuracy": ')
+    # the boundary is drawn over the training examples, titled with the run's name
+    s = outcome.splits
+    drawn = plots.decision_boundary(outcome.result.parameters, s.X_train, s.Y_train, "relu",
+                                    tmp_path / "expected.png", title="he-l2_0.2")
+    assert files["decision_boundary"].read_bytes() == drawn.read_bytes()
     parameters = report.load_parameters(files["parameters"])
     for key, value in outcome.result.parameters.items():
         np.testing.assert_array_equal(parameters[key], value)
@@ -108,6 +125,12 @@ def test_outcome_row(outcome):
                  lambd=0.2), rel=1e-12)
 
 
+def test_parameters_load_without_pickle(tmp_path):
+    np.savez(tmp_path / "objects.npz", W1=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        report.load_parameters(tmp_path / "objects.npz")
+
+
 def test_format_row():
     row = {"setting": "he-l2_0.7", "status": "finished", "train_accuracy": 0.93,
            "dev_accuracy": 0.875, "test_accuracy": 0.9, "diagnosis": "high_variance",
@@ -124,6 +147,9 @@ def test_format_row():
     assert report.format_row({"setting": "init=zeros", "status": "failed",
                               "error": "training diverged"}) == (
         "init=zeros: FAILED: training diverged")
+    assert report.format_row({"setting": "y", "status": "failed"}) == "y: FAILED: "
+    assert report.format_row({"setting": "z", "test_accuracy": 0.25, "diagnosis": "good_fit"}) == (
+        "z:   accuracy test 0.2500\n  diagnosis: good_fit -> ")
 
 
 ROWS = [
@@ -153,7 +179,7 @@ def test_markdown_table_cells():
 
 
 def test_written_tables(tmp_path):
-    md, path_csv = report.write_table(ROWS, tmp_path / "out", stem="sweep_summary")
+    md, path_csv = report.write_table(ROWS, tmp_path / "new" / "out", stem="sweep_summary")
     assert (md.name, path_csv.name) == ("sweep_summary.md", "sweep_summary.csv")
     assert md.read_text() == report.table_markdown(ROWS)
     rows = ref.read_csv(path_csv)
@@ -176,3 +202,29 @@ def test_progress_is_silent_without_a_terminal(capsys):
     bar(50, 0.5)
     bar.close()
     assert capsys.readouterr() == ("", "")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _frames(monkeypatch, enabled: bool = True) -> list[str]:
+    """What a terminal shows of 300 iterations recorded at 0, 100 and 200."""
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = report.progress_bar(300, enabled=enabled)
+    for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
+        bar(iteration, cost)
+        time.sleep(0.11)  # tqdm redraws at most every 0.1 s
+    bar.close()
+    return screen.getvalue().split("\r")
+
+
+def test_progress_on_a_terminal_shows_iterations_and_the_current_cost(monkeypatch):
+    frames = _frames(monkeypatch)
+    shown = [re.search(r"\| (\d+/\d+) \[.*?it/s(?:, cost=([\d.]+))?\]", f) for f in frames[1:-2]]
+    assert [m.groups() for m in shown] == [("0/300", None), ("100/300", "0.5"),
+                                           ("200/300", "0.25")], frames
+    assert frames[-1] == "" and frames[-2].strip() == ""  # cleared when done (leave=False)
+    assert _frames(monkeypatch, enabled=False) == [""]

@@ -158,8 +158,9 @@ class _Progress:
 
     def __call__(self, iteration: int, cost: float) -> None:
         if self.bar is not None:
-            self.bar.update(iteration - self.last)
+            # the cost first: the update draws the bar, which then shows this iteration's cost
             self.bar.set_postfix(cost=f"{cost:.4g}", refresh=False)
+            self.bar.update(iteration - self.last)
             self.last = iteration
 
     def close(self) -> None:
