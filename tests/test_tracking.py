@@ -378,6 +378,9 @@ def test_every_plot_writes_a_png(outcome, tmp_path):
          ("b", r.parameters, s.X_dev, s.Y_dev, act)], tmp_path / "sbs.png"))
     assert _png(plots.cost_curves([("a", r.iterations, r.costs), ("b", r.iterations, r.dev_costs)],
                                   tmp_path / "curves.png", target=0.3))
+    assert _png(plots.layer_norms([("he", {"act_rms": [1.0, 0.5], "grad_norm": [0.2, 0.1, 0.05]}),
+                                   ("zeros", {"act_rms": [0.0, 0.0], "grad_norm": [0.0, np.inf]})],
+                                  tmp_path / "layers.png"))
     assert _png(plots.bias_variance_chart(
         [{"setting": "a", "train_error": 0.1, "dev_error": 0.2, "bayes_error": 0.05},
          {"setting": "b", "train_error": None, "dev_error": None, "bayes_error": 0.05}],

@@ -56,6 +56,7 @@ __all__ = [
     "cost_curves",
     "decision_boundary",
     "grad_norms",
+    "layer_norms",
     "weight_histograms",
 ]
 
@@ -573,4 +574,31 @@ def bias_variance_chart(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
     _title(ax, "bias / variance per setting")
+    return _save(fig, path)
+
+
+def layer_norms(norms: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
+                path: str | Path) -> Path:
+    """Activation RMS per hidden layer and ‖dWl‖ per layer at initialization, one line per
+    ``(setting, {"act_rms": [...], "grad_norm": [...]})``, log scale (0 and inf are left out)."""
+    fig = _figure(10, 4, left=0.07, right=0.98, bottom=0.13, top=0.88, wspace=0.25)
+    ax_a, ax_g = fig.subplots(1, 2)
+    for setting, values_of in norms:
+        for ax, key in ((ax_a, "act_rms"), (ax_g, "grad_norm")):
+            values = np.asarray(values_of[key], dtype=float)
+            layers = np.arange(1, values.size + 1)
+            ok = np.isfinite(values) & (values > 0)
+            label = str(setting)
+            if not ok.any():
+                label += " (all 0: not shown)" if not np.any(values) else " (not finite)"
+            elif not ok.all():
+                label += " (0 or inf values not shown)"
+            ax.plot(layers[ok], values[ok], marker="o", markersize=3, label=label)
+    for ax, title, xlabel in ((ax_a, "activation RMS per hidden layer (at init)", "hidden layer"),
+                              (ax_g, "‖dWl‖ per layer (at init)", "layer")):
+        ax.set_yscale("log")
+        _title(ax, title)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
     return _save(fig, path)

@@ -274,40 +274,6 @@ def _panel_title(row: Mapping[str, Any]) -> str:
     return f"{row['setting']}: train {tr:.3f}, test {te:.3f}"
 
 
-def layer_norms_figure(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Activation RMS per hidden layer and ‖dWl‖ per layer at initialization, one line per
-    setting, log scale (zeros are left out: log 0)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4), dpi=100)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.88, wspace=0.25)
-    ax_a, ax_g = fig.subplots(1, 2)
-    for row in rows:
-        norms = row.get("_norms")
-        if not norms:
-            continue
-        for ax, key in ((ax_a, "act_rms"), (ax_g, "grad_norm")):
-            values = np.asarray(norms[key], dtype=float)
-            layers = np.arange(1, values.size + 1)
-            ok = np.isfinite(values) & (values > 0)
-            label = str(row["setting"])
-            if not ok.any():
-                label += " (all 0: not shown)" if not np.any(values) else " (not finite)"
-            elif not ok.all():
-                label += " (0 or inf values not shown)"
-            ax.plot(layers[ok], values[ok], marker="o", markersize=3, label=label)
-    for ax, title, xlabel in ((ax_a, "activation RMS per hidden layer (at init)", "hidden layer"),
-                              (ax_g, "‖dWl‖ per layer (at init)", "layer")):
-        ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
-
-
 # -- compare -------------------------------------------------------------------------------------
 
 
@@ -357,7 +323,8 @@ def compare(results_dir: Path, study: str, settings: Mapping[str, Mapping[str, A
     if study == "input_normalization":
         plots.cost_curves(curves, out.path("cost_curves.png"), target=target_cost)
     if study == "vanishing_gradients":
-        layer_norms_figure(rows, out.path("layer_norms.png"))
+        plots.layer_norms([(r["setting"], r["_norms"]) for r in rows if r.get("_norms")],
+                          out.path("layer_norms.png"))
     out.commit()
     return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
