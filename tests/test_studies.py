@@ -178,7 +178,7 @@ def test_vanishing_gradient_norms_are_those_at_initialization(tmp_path):
     assert png(results / "layer_norms.png")
 
 
-def numerical_weight_gradients(parameters, X, Y, eps=1e-6) -> list[float]:
+def numerical_weight_gradients(parameters, X, Y, eps=1e-6, activation="relu") -> list[float]:
     norms = []
     for l in range(1, len(parameters) // 2 + 1):
         W = parameters[f"W{l}"]
@@ -188,7 +188,8 @@ def numerical_weight_gradients(parameters, X, Y, eps=1e-6) -> list[float]:
             minus = {k: v.copy() for k, v in parameters.items()}
             plus[f"W{l}"][index] += eps
             minus[f"W{l}"][index] -= eps
-            g[index] = (ref.cost(plus, X, Y) - ref.cost(minus, X, Y)) / (2 * eps)
+            g[index] = (ref.cost(plus, X, Y, activation) - ref.cost(minus, X, Y, activation)) / (
+                2 * eps)
         norms.append(float(np.linalg.norm(g)))
     return norms
 
@@ -225,3 +226,165 @@ def test_compare_on_the_command_line_prints_the_table(tmp_path, capsys):
                         "test_accuracy": "0.5000", "course_train_test": "0.5 / 0.5",
                         "diagnosis": "high_bias"}]
     assert ref.read_csv(results / "table.csv")[0]["comment"] == "symmetric"
+
+
+def test_figures_show_the_runs(tmp_path):
+    """The boundary panels are titled with each run's train/test accuracy (a failed run has no
+    panel); the cost curves carry the target line."""
+    from dlpractice import plots
+
+    results = tmp_path / "results"
+    summaries = {name: run_folder(results, name, gradcheck={"enabled": False}, **extra)
+                 for name, extra in (("a", {}), ("b", {"train": {"learning_rate": 0.05}}))}
+    failed_folder(results, "c", "diverged")
+    rows, _, _ = compare(results, "input_normalization", {"a": {}, "b": {}, "c": {}}, 0.5)
+    assert all(not key.startswith("_") for row in rows for key in row)
+    panels, curves = [], []
+    for name, s in summaries.items():
+        parameters = ref.load_npz(results / name / "parameters.npz")
+        data, _ = ref.dataset(s["config"])
+        mean, std = ref.normalizer(data["X_train"])
+        title = f"{name}: train {s['train_accuracy']:.3f}, test {s['test_accuracy']:.3f}"
+        panels.append((title, parameters, (data["X_train"] - mean) / std, data["Y_train"],
+                       "relu"))
+        history = ref.read_csv(results / name / "history.csv")
+        curves.append((name, [int(r["iteration"]) for r in history],
+                       [float(r["cost"]) for r in history]))
+    expected = plots.boundaries_side_by_side(panels, tmp_path / "boundaries.png")
+    assert (results / "boundaries.png").read_bytes() == expected.read_bytes()
+    expected = plots.cost_curves(curves, tmp_path / "curves.png", target=0.5)
+    assert (results / "cost_curves.png").read_bytes() == expected.read_bytes()
+    assert [r["final_cost"] for r in rows[:2]] == [summaries["a"]["final_cost"],
+                                                   summaries["b"]["final_cost"]]
+    assert rows[2]["iterations_to_target"] == "not in 300"
+
+
+def test_layer_norms_follow_each_settings_activation(tmp_path):
+    results = tmp_path / "results"
+    for name, activation in (("relu", "relu"), ("tanh", "tanh")):
+        run_folder(results, name, model={"hidden": [4, 4, 4], "activation": activation},
+                   gradcheck={"enabled": False})
+    _, table, _ = compare(results, "vanishing_gradients", {"relu": {}, "tanh": {}})
+    for row in table:
+        cfg_dict = json.loads((results / row["setting"] / "summary.json").read_text())["config"]
+        from dlpractice import config, pipeline
+
+        cfg = config.load(cfg_dict)
+        splits, _ = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+        init = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+        A, rms = splits.X_train, []
+        for l in (1, 2, 3):
+            A = ref.ACTIVATIONS[row["setting"]](init[f"W{l}"] @ A + init[f"b{l}"])
+            rms.append(float(np.sqrt(np.mean(A * A))))
+        assert float(row["act_rms_last"]) == pytest.approx(rms[-1], rel=1e-12)
+        grads = numerical_weight_gradients(init, splits.X_train, splits.Y_train,
+                                           activation=row["setting"])
+        assert float(row["grad_norm_last"]) == pytest.approx(grads[-1], rel=1e-6)
+
+
+def test_overflowing_norms_are_inf_not_errors(tmp_path):
+    """A huge random init overflows: the table shows inf (no warning, no error)."""
+    results = tmp_path / "results"
+    hand_made_run(results, "huge", {"final_cost": None}, model={"hidden": [50] * 8},
+                  init={"name": "random", "scale": 1e40})
+    _, table, _ = compare(results, "vanishing_gradients", {"huge": {}})
+    from dlpractice import config, pipeline
+
+    cfg = config.load({**BASE, "model": {"hidden": [50] * 8},
+                       "init": {"name": "random", "scale": 1e40}})
+    splits, _ = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    init = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+    A, rms = splits.X_train, []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for l in range(1, 9):
+            A = np.maximum(init[f"W{l}"] @ A + init[f"b{l}"], 0)
+            rms.append(float(np.sqrt(np.mean(A * A))))
+    assert 1e30 < rms[0] < np.inf and not np.isfinite(rms[-1])
+    assert float(table[0]["act_rms_first"]) == pytest.approx(rms[0], rel=1e-12)
+    assert table[0]["act_rms_last"] == str(rms[-1])  # inf or nan, as numpy makes it
+
+
+def hand_made_run(results: Path, name: str, summary: dict | None, *,
+                  config_in: str = "summary", **sections) -> None:
+    """A run folder written by hand: its config in summary.json, config.yaml or .hydra/."""
+    import yaml
+
+    from dlpractice import config
+
+    folder = results / name
+    (folder / ".hydra").mkdir(parents=True)
+    cfg = config.load({**BASE, **sections}).to_dict()
+    if config_in == "summary":
+        summary = {**summary, "config": cfg}
+    elif config_in == "config.yaml":
+        (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    else:
+        (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_rows_from_hand_made_folders(tmp_path):
+    """Configs found in each of their three places; a gradient check exactly at its threshold
+    fails; a run without parameters or error says so; a missing summary is no row values."""
+    results = tmp_path / "results"
+    threshold = 2e-7  # the config's
+    hand_made_run(results, "at_threshold", {"gradcheck_difference": threshold,
+                                            "train_accuracy": 0.5}, config_in="config.yaml")
+    hand_made_run(results, "unchecked", {"gradcheck_difference": None}, config_in="hydra")
+    hand_made_run(results, "no_summary", None, config_in="hydra")
+    _, table, md = compare(results, "gradient_checking",
+                           {"at_threshold": {}, "unchecked": {}, "no_summary": {}})
+    assert [(r["gradcheck_passed"], r["status"]) for r in table] == [
+        ("no", "failed: no parameters.npz"), ("", "failed: no parameters.npz"),
+        ("", "failed: no parameters.npz")]
+    assert table[0]["train_accuracy"] == "0.5" and table[2]["train_accuracy"] == ""
+    assert md.splitlines()[0] == "# gradient checking"
+    assert "Target cost" not in md
+
+
+def test_folders_are_the_settings_when_none_are_given(tmp_path, capsys):
+    from dlpractice import studies
+
+    results = tmp_path / "results"
+    hand_made_run(results, "b", {"train_accuracy": 0.25})
+    hand_made_run(results, "a", None, config_in="hydra")
+    (results / "not_a_run").mkdir()
+    (results / "notes.txt").write_text("x")
+    assert studies.main(["compare", str(results), "--study", "regularization"]) == 0
+    assert [r["setting"] for r in ref.read_csv(results / "table.csv")] == ["a", "b"]
+    assert (results / "table.csv").read_bytes().count(b"\r") == 0
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert studies.main(["compare", str(empty), "--study", "regularization"]) == 1
+    assert capsys.readouterr().err == f"error: no run folders in {empty}\n"
+    with pytest.raises(Exception) as info:
+        studies.compare(results, "nope", {})
+    assert str(info.value) == ("unknown study 'nope'; choose one of initialization, "
+                               "regularization, gradient_checking, vanishing_gradients, "
+                               "input_normalization")
+
+
+def test_a_missing_run_folder_is_one_line(tmp_path, capsys):
+    from dlpractice import studies
+
+    (tmp_path / "params.yaml").write_text("settings:\n  gone: {overrides: init=he}\n")
+    (tmp_path / "results").mkdir()
+    assert studies.main(["compare", str(tmp_path / "results"), "--study", "initialization",
+                         "--settings", str(tmp_path / "params.yaml")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: run folder {tmp_path / 'results' / 'gone'} does not exist: run its stage first "
+        "(dvc repro)\n")
+
+
+def test_a_data_file_shows_as_the_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "points.npz", X=rng.normal(size=(60, 2)), y=np.arange(60) % 2)
+    results = tmp_path / "results"
+    run_folder(results, "file", data={"name": "file", "path": str(tmp_path / "points.npz")},
+               gradcheck={"enabled": False})
+    _, table, _ = compare(results, "regularization", {"file": {}})
+    assert table[0]["dataset"] == "file points.npz"
+    assert list(table[0]) == ["setting", "train_accuracy", "dev_accuracy", "test_accuracy",
+                              "dataset", "course_train_test", "diagnosis", "comment"]
