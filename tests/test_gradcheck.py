@@ -3,6 +3,9 @@ our network. Small nets (m = 10), so the whole file runs in a few seconds."""
 
 from __future__ import annotations
 
+import warnings
+from decimal import Decimal, localcontext
+
 import numpy as np
 import pytest
 
@@ -347,10 +350,10 @@ def entry_count(p: dict[str, np.ndarray]) -> int:
 
 
 def kink_oracle(p, X, activation="relu", epsilon=gradcheck.EPSILON,
-                layers=None) -> dict[str, np.ndarray]:
+                layers=None, steps=None) -> dict[str, np.ndarray]:
     """Brute force: perturb each entry by ±eps, recompute every hidden pre-activation and mark the
     entry where some z and its perturbed value lie on different sides of 0 (or z == 0 moves).
-    ``layers`` (1-based hidden layers) looks at those only."""
+    ``layers`` (1-based hidden layers) looks at those only; ``steps`` replaces (eps, -eps)."""
     act = ACTIVATIONS[activation]
     L = len(p) // 2
 
@@ -368,7 +371,7 @@ def kink_oracle(p, X, activation="relu", epsilon=gradcheck.EPSILON,
     for key, value in p.items():
         mask[key] = np.zeros(value.shape, dtype=bool)
         for index in np.ndindex(value.shape):
-            for step in (epsilon, -epsilon):
+            for step in (epsilon, -epsilon) if steps is None else steps:
                 q = {k: v.copy() for k, v in p.items()}
                 q[key][index] += step
                 for l, (z, z_new) in enumerate(zip(base, hidden_Z(q), strict=True), 1):
@@ -531,3 +534,487 @@ def test_an_exactly_zero_gradient_is_not_a_failure():
     assert result.passed and result.per_array["b3"] < 1e-8
     assert relative_difference(np.zeros(3), np.full(3, 1e-18)) < 1e-9
     assert relative_difference(np.ones(3), 1.1 * np.ones(3)) > 1e-2
+
+
+# -- what the user reads: the whole summary and report for results whose numbers are known --------
+STEP = 2.0**-20  # a dyadic epsilon: with dyadic parameters every step and cost below is exact
+
+
+def linear_pair(wrong_db1: float):
+    """J = 3 W1[0, 0] − 2 W1[0, 1] + 4 b1: its differences are exactly (3, −2) and 4 for any step.
+    The gradient returned has db1 = ``wrong_db1``."""
+
+    def cost_fn(p):
+        return 3.0 * p["W1"][0, 0] - 2.0 * p["W1"][0, 1] + 4.0 * p["b1"][0, 0]
+
+    def grad_fn(p):
+        return {"dW1": np.array([[3.0, -2.0]]), "db1": np.array([[wrong_db1]])}
+
+    return cost_fn, grad_fn
+
+
+LINEAR_PARAMETERS = {"W1": np.array([[0.5, -1.0]]), "b1": np.array([[0.25]])}
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+def test_report_of_a_failed_check_with_known_numbers(method):
+    """db1 = 2 where the differences give 4: b1 differs by 2/(2 + 4), everything by
+    2 / (√17 + √29) = 0.2103; W1 matches (norms √13 = 3.6056)."""
+    result = gradient_check(*linear_pair(2.0), LINEAR_PARAMETERS, epsilon=STEP, method=method)
+    np.testing.assert_array_equal(result.gradapprox["W1"], [[3.0, -2.0]])
+    np.testing.assert_array_equal(result.gradapprox["b1"], [[4.0]])
+    assert result.difference == pytest.approx(2 / (np.sqrt(17) + np.sqrt(29)), rel=1e-15)
+    assert result.per_array == {"W1": 0.0, "b1": pytest.approx(1 / 3, rel=1e-15)}
+    assert result.method == method and not result.passed
+    assert result.report() == "\n".join([
+        "array       size      |grad|  |gradapprox|  difference",
+        "W1             2  3.6056e+00    3.6056e+00   0.000e+00",
+        "b1             1  2.0000e+00    4.0000e+00   3.333e-01  <-- worst",
+        f"gradient check FAILED: difference 2.103e-01 >= 2e-07 ({method} differences, "
+        "epsilon 9.5e-07; worst array b1)",
+    ])
+
+
+def test_report_of_a_passed_check_with_known_numbers():
+    result = gradient_check(*linear_pair(4.0), LINEAR_PARAMETERS, epsilon=STEP, threshold=1e-3)
+    assert result.passed and result.difference == 0.0
+    assert result.report() == "\n".join([
+        "array       size      |grad|  |gradapprox|  difference",
+        "W1             2  3.6056e+00    3.6056e+00   0.000e+00",
+        "b1             1  4.0000e+00    4.0000e+00   0.000e+00",
+        "gradient check passed: difference 0.000e+00 < 0.001 (central differences, "
+        "epsilon 9.5e-07; worst array W1)",
+    ])
+
+
+def test_a_difference_equal_to_the_threshold_fails():
+    """J = 3w with the gradient 1: the difference is exactly |1 − 3| / (1 + 3) = 0.5."""
+    pair = (lambda p: 3.0 * p["w"][0], lambda p: {"w": np.array([1.0])})
+    at = gradient_check(*pair, {"w": np.array([2.0])}, epsilon=STEP, threshold=0.5)
+    assert at.difference == 0.5 and not at.passed
+    assert at.summary() == ("gradient check FAILED: difference 5.000e-01 >= 0.5 (central "
+                            "differences, epsilon 9.5e-07; worst array w)")
+    above = gradient_check(*pair, {"w": np.array([2.0])}, epsilon=STEP, threshold=0.75)
+    assert above.passed
+    assert above.summary() == ("gradient check passed: difference 5.000e-01 < 0.75 (central "
+                               "differences, epsilon 9.5e-07; worst array w)")
+
+
+def kinked_result(**changes) -> GradientCheckResult:
+    """A result as check_network makes it: W1[1, 0] and b1[0] were skipped at a kink (their
+    approximations 1.5 and 0.5 are no derivative); every compared entry agrees."""
+    fields = dict(
+        difference=0.0, passed=True, threshold=2e-7, epsilon=1e-7,
+        per_array={"W1": 0.0, "b1": 0.0, "W2": 0.0},
+        grad={"W1": np.array([[3.0, 4.0], [1.0, 2.0]]), "b1": np.array([[0.0], [2.0]]),
+              "W2": np.array([[6.0, 8.0]])},
+        gradapprox={"W1": np.array([[3.0, 4.0], [1.5, 2.0]]), "b1": np.array([[0.5], [2.0]]),
+                    "W2": np.array([[6.0, 8.0]])},
+        kinks=2, kink_arrays={"W1": 1, "b1": 1, "W2": 0}, checked=5,
+        kink_mask={"W1": np.array([[False, False], [True, False]]),
+                   "b1": np.array([[True], [False]]), "W2": np.array([[False, False]])})
+    fields.update(changes)
+    return GradientCheckResult(**fields)
+
+
+def test_report_with_skipped_entries_shows_the_norms_of_the_compared_ones():
+    """W1 keeps 3, 4, 2 (norm √29 = 5.3852) in both columns: the skipped 1 vs 1.5 is left out."""
+    result = kinked_result()
+    assert result.report() == "\n".join([
+        "array       size      |grad|  |gradapprox|  difference skipped",
+        "W1             4  5.3852e+00    5.3852e+00   0.000e+00       1",
+        "b1             2  2.0000e+00    2.0000e+00   0.000e+00       1",
+        "W2             2  1.0000e+01    1.0000e+01   0.000e+00       0",
+        "gradient check passed: difference 0.000e+00 < 2e-07 (central differences, epsilon "
+        "1e-07; worst array W1); 2 entries skipped (W1 1, b1 1; 5 checked): their perturbation "
+        "crosses a relu kink, where finite differences are not a gradient",
+    ])
+
+
+def test_report_of_a_partly_rebuilt_result():
+    """Arrays without saved values get empty size and norm columns, arrays without a kink count
+    count 0; one skipped entry is singular."""
+    result = GradientCheckResult(
+        difference=0.25, passed=False, threshold=2e-7, epsilon=1e-7,
+        per_array={"W1": 0.25, "b1": 0.0},
+        grad={"b1": np.array([[1.0], [2.0]])}, gradapprox={"b1": np.array([[1.0], [3.0]])},
+        kinks=1, kink_arrays={"b1": 1}, checked=3,
+        kink_mask={"W1": np.array([[True, False]]), "b1": np.array([[False], [True]])})
+    assert result.report() == "\n".join([
+        "array       size      |grad|  |gradapprox|  difference skipped",
+        "W1                                           2.500e-01       0  <-- worst",
+        "b1             2  1.0000e+00    1.0000e+00   0.000e+00       1",
+        "gradient check FAILED: difference 2.500e-01 >= 2e-07 (central differences, epsilon "
+        "1e-07; worst array W1); 1 entry skipped (b1 1; 3 checked): their perturbation crosses "
+        "a relu kink, where finite differences are not a gradient",
+    ])
+    rebuilt = GradientCheckResult(difference=0.0, passed=True, threshold=2e-7, epsilon=1e-7,
+                                  per_array={"W1": 0.0})
+    assert rebuilt.report() == "\n".join([
+        "array       size      |grad|  |gradapprox|  difference",
+        "W1                                           0.000e+00",
+        "gradient check passed: difference 0.000e+00 < 2e-07 (central differences, epsilon "
+        "1e-07; worst array W1)",
+    ])
+
+
+def test_two_skipped_entries_are_plural_and_listed_per_array():
+    result = kinked_result(kink_arrays={"W1": 0, "b1": 2, "W2": 0},
+                           kink_mask={"b1": np.array([[True], [True]])})
+    assert result.summary().endswith(
+        "; 2 entries skipped (b1 2; 5 checked): their perturbation crosses a relu kink, where "
+        "finite differences are not a gradient")
+
+
+# -- refused settings: the one-line message names the value and what is allowed --------------------
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"method": "backward"}, "method 'backward' is not one of central, forward"),
+    ({"epsilon": 0.0}, "epsilon 0.0 must be a positive finite number"),
+    ({"epsilon": float("inf")}, "epsilon inf must be a positive finite number"),
+    ({"threshold": 0.0}, "threshold 0.0 must be a positive finite number"),
+    ({"threshold": float("nan")}, "threshold nan must be a positive finite number"),
+    ({"max_examples": 0}, "max_examples 0 must be >= 1 (or None for all 10)"),
+    ({"keep_prob": 0.8}, "gradient checking needs keep_prob=1 (dropout off); got keep_prob=0.8: "
+                         "dropout draws a new mask per evaluation, so the cost is not a function "
+                         "of the weights"),
+])
+def test_refused_settings_say_why(kwargs, message):
+    X, Y = data()
+    with pytest.raises(GradientCheckError) as info:
+        check_network(params("he"), X, Y, **kwargs)
+    assert str(info.value) == message
+    if "max_examples" not in kwargs and "keep_prob" not in kwargs:
+        with pytest.raises(GradientCheckError) as info:
+            gradient_check(*user_pair(X, Y), params("he"), **kwargs)
+        assert str(info.value) == message
+
+
+def test_generic_check_says_what_grad_fn_returned():
+    X, Y = data()
+    p = params("he", [4, 3, 1])
+    cost_fn, grad_fn = user_pair(X, Y, "relu")
+    cases = [
+        (lambda q: list(grad_fn(q).values()),
+         "grad_fn must return a dict of arrays keyed 'dW1' or 'W1', ...; got <class 'list'>"),
+        (lambda q: {k: v for k, v in grad_fn(q).items() if k != "db2"},
+         "grad_fn returned no gradient for 'b2' (expected key 'db2' or 'b2'; got dW1, db1, dW2)"),
+        (lambda q: {},
+         "grad_fn returned no gradient for 'W1' (expected key 'dW1' or 'W1'; got none)"),
+    ]
+    for bad_grad_fn, message in cases:
+        with pytest.raises(GradientCheckError) as info:
+            gradient_check(cost_fn, bad_grad_fn, p)
+        assert str(info.value) == message
+
+
+# -- the generic check's inputs and outputs --------------------------------------------------------
+def test_generic_check_works_in_float64_on_integer_parameters():
+    """Integer weights are copied to float64 before being perturbed by 1e-7 (an integer array
+    would round the step away)."""
+    calls = []
+
+    def cost_fn(q):
+        calls.append(q["w"].dtype)
+        return float(np.sum(q["w"] ** 2))
+
+    w = np.array([1, -2, 3])
+    result = gradient_check(cost_fn, lambda q: {"w": 2 * q["w"]}, {"w": w})
+    assert set(calls) == {np.dtype(np.float64)}
+    np.testing.assert_allclose(result.gradapprox["w"], [2.0, -4.0, 6.0], rtol=1e-8)
+    np.testing.assert_array_equal(result.grad["w"], [2.0, -4.0, 6.0])
+    assert result.grad["w"].dtype == np.float64 and result.passed
+
+
+def test_generic_check_takes_gradients_of_any_shape_and_type_with_the_right_size():
+    """A flat list of ints for a (2, 2) weight: compared, and reported, in the weight's shape."""
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    result = gradient_check(lambda q: float(np.sum(q["W1"] ** 2)),
+                            lambda q: {"dW1": [2, 4, 6, 8]}, {"W1": W})
+    assert result.passed
+    assert result.grad["W1"].shape == (2, 2) and result.grad["W1"].dtype == np.float64
+    np.testing.assert_array_equal(result.grad["W1"], 2 * W)
+    np.testing.assert_allclose(result.gradapprox["W1"], 2 * W, rtol=1e-8)
+
+
+def test_generic_check_evaluates_the_cost_twice_per_entry_or_once_plus_one():
+    """Central: J(θ + ε e_i) and J(θ − ε e_i) per entry. Forward: J(θ + ε e_i) per entry and J(θ)
+    once. For J = Σ w², forward gives exactly 2w + ε at dyadic w and ε."""
+    w = np.array([0.5, -1.0, 2.0])
+    for method, calls, expected in (("central", 6, 2 * w), ("forward", 4, 2 * w + STEP)):
+        seen = []
+
+        def cost_fn(q, seen=seen):
+            seen.append(q["w"].copy())
+            return float(np.sum(q["w"] ** 2))
+
+        result = gradient_check(cost_fn, lambda q: {"w": 2 * q["w"]}, {"w": w}, epsilon=STEP,
+                                method=method)
+        assert len(seen) == calls, method
+        np.testing.assert_array_equal(result.gradapprox["w"], expected)
+        assert result.per_array["w"] == pytest.approx(
+            np.linalg.norm(expected - 2 * w) / (np.linalg.norm(2 * w) + np.linalg.norm(expected)),
+            abs=1e-18)
+
+
+def test_generic_check_of_no_parameters_compares_nothing():
+    """Whatever the user's functions leave in freed memory (here a NaN, which numpy's allocator
+    hands out again to the next small array), an empty comparison is 0."""
+
+    def grad_fn(q):
+        leftover = np.full(1, np.nan)
+        del leftover
+        return {}
+
+    result = gradient_check(lambda q: 0.0, grad_fn, {})
+    assert result.difference == 0.0 and result.passed and result.per_array == {}
+    assert result.checked == 0 and result.kinks == 0 and result.worst_array is None
+    assert result.summary() == ("gradient check passed: difference 0.000e+00 < 2e-07 (central "
+                                "differences, epsilon 1e-07; worst array None)")
+
+
+def test_generic_check_keeps_the_order_of_keys_that_are_not_strings():
+    """Keys 1, 0 (not W1, b1, ...) stay in the mapping's order."""
+    result = gradient_check(lambda q: float(q[1][0] ** 3 + 5 * q[0][0]),
+                            lambda q: {1: 3 * q[1] ** 2, 0: np.array([5.0])},
+                            {1: np.array([2.0]), 0: np.array([7.0])})
+    assert list(result.per_array) == [1, 0] and result.passed
+    np.testing.assert_allclose(result.gradapprox[1], [12.0], rtol=1e-8)
+    np.testing.assert_allclose(result.gradapprox[0], [5.0], rtol=1e-8)
+
+
+# -- the loss and penalty changes, against differences computed exactly ----------------------------
+def exact_logistic_cost(W, b, X, Y, lambd=0.0, l1=0.0) -> Decimal:
+    """J of logistic regression (one layer) in 60-digit decimals, from exact values of the
+    inputs: mean(log(1 + e^z) − y z) + lambd/(2m) Σ w² + l1/(2m) Σ |w|."""
+    m = X.shape[1]
+    total = Decimal(0)
+    for e in range(m):
+        z = sum(W[j] * Decimal(float(X[j, e])) for j in range(len(W))) + b
+        total += (1 + z.exp()).ln() - Decimal(float(Y[0, e])) * z
+    return (total / m + Decimal(lambd) / (2 * m) * sum(w * w for w in W)
+            + Decimal(l1) / (2 * m) * sum(abs(w) for w in W))
+
+
+def exact_differences(p, X, Y, epsilon, method, lambd=0.0, l1=0.0) -> dict[str, np.ndarray]:
+    """``(J(θ + ε e_i) − J(θ − ε e_i)) / 2ε`` (or forward), each J exact: no rounding at all."""
+    with localcontext() as context:
+        context.prec = 60
+        theta = [Decimal(float(w)) for w in p["W1"].ravel()] + [Decimal(float(p["b1"][0, 0]))]
+        eps = Decimal(epsilon)
+
+        def J(i, step):
+            t = list(theta)
+            t[i] += step
+            return exact_logistic_cost(t[:-1], t[-1], X, Y, lambd, l1)
+
+        approx = [(J(i, eps) - J(i, -eps)) / (2 * eps) if method == "central"
+                  else (J(i, eps) - J(i, Decimal(0))) / eps for i in range(len(theta))]
+    approx = np.array([float(a) for a in approx])
+    return {"W1": approx[:-1].reshape(p["W1"].shape), "b1": approx[-1:].reshape(1, 1)}
+
+
+def soft_labelled_logistic_regression(W):
+    """One layer, inputs in [-1, 1] and labels y = σ(z): the loss gradient σ(z) − y is ~0, so
+    what the differences see is their own truncation: ε c2 (forward) and ε² c3 (central), the
+    Taylor coefficients of the loss change (with ε = 2^-17 every |logit change| <= 1e-5)."""
+    rng = np.random.default_rng(5)
+    X = rng.integers(-8, 9, (len(W), 6)) / 8.0
+    p = {"W1": np.array([W]), "b1": np.array([[0.25]])}
+    Y = 1.0 / (1.0 + np.exp(-(p["W1"] @ X + p["b1"])))
+    return p, X, Y
+
+
+@pytest.mark.parametrize(("method", "rtol"), [("central", 1e-3), ("forward", 1e-9)])
+def test_loss_change_truncation_matches_exact_differences(method, rtol):
+    """Central: (1/m) Σ x³ c3 ε² ≈ 1e-13 (known to 1e-4: σ(z) − y is ~1e-17, not 0); forward:
+    (1/m) Σ x² c2 ε ≈ 1e-7."""
+    p, X, Y = soft_labelled_logistic_regression([0.75, -0.5, 1.25])
+    epsilon = 2.0**-17
+    result = check_network(p, X, Y, "relu", epsilon=epsilon, method=method)
+    expected = exact_differences(p, X, Y, epsilon, method)
+    for key in expected:
+        np.testing.assert_allclose(result.gradapprox[key], expected[key], rtol=rtol, err_msg=key)
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+def test_penalty_changes_match_exact_differences(method):
+    """L2 and L1 on weights 0.75, 0, ε/2, −ε/4: the last two within ε of L1's kink at 0, where
+    the step crosses it and the difference is no derivative (not treated; compared as is)."""
+    epsilon = 2.0**-17
+    p, X, Y = soft_labelled_logistic_regression([0.75, 0.0, epsilon / 2, -epsilon / 4])
+    result = check_network(p, X, Y, "relu", lambd=0.5, l1=0.3, epsilon=epsilon, method=method)
+    expected = exact_differences(p, X, Y, epsilon, method, lambd=0.5, l1=0.3)
+    for key in expected:
+        np.testing.assert_allclose(result.gradapprox[key], expected[key], rtol=1e-9, atol=1e-15,
+                                   err_msg=key)
+    # By hand, the L1 part l1/(2m) times: forward 1, 1, 1, 0.5; central 1, 0, 0.5, −0.25.
+    l1_part = {"forward": [1, 1, 1, 0.5], "central": [1, 0, 0.5, -0.25]}[method]
+    l2_part = 0.5 / 6 * (p["W1"][0] + (epsilon / 2 if method == "forward" else 0.0))
+    loss_part = exact_differences(p, X, Y, epsilon, method)["W1"][0]
+    np.testing.assert_allclose(result.gradapprox["W1"][0] - loss_part,
+                               l2_part + 0.3 / 12 * np.array(l1_part), rtol=1e-9, atol=1e-15)
+
+
+# -- subsets, and the warnings the vectorized check must not raise ---------------------------------
+@pytest.mark.parametrize(("max_examples", "seed"), [(1, 0), (12, None), (40, None)])
+def test_max_examples_uses_the_seeded_subset_even_of_one(max_examples, seed):
+    """The gradient is that of the mean cost over the drawn examples (seed 0 by default; all of
+    them when max_examples is m)."""
+    X, Y = data(m=40)
+    p = params("he", random_biases=True)
+    kwargs = {} if seed is None else {"seed": seed}
+    result = check_network(p, X, Y, "tanh", max_examples=max_examples, **kwargs)
+    keep = np.sort(np.random.default_rng(0).choice(40, size=max_examples, replace=False))
+    _, expected = cost_and_gradients(p, X[:, keep], Y[:, keep], "tanh")
+    for key in p:
+        np.testing.assert_allclose(result.grad[key], expected[f"d{key}"], rtol=1e-12,
+                                   atol=1e-15, err_msg=key)
+        np.testing.assert_allclose(result.gradapprox[key], expected[f"d{key}"], rtol=1e-6,
+                                   atol=1e-9, err_msg=key)
+    assert result.passed
+
+
+def test_saturated_tanh_units_raise_no_overflow_warning():
+    """|z| > 710: cosh overflows to inf, so sech² = 0 exactly (the unit passes no change on),
+    as the course's tanh derivative 1 − tanh² = 0 does. No RuntimeWarning."""
+    X, Y = data()
+    p = params("xavier", random_biases=True)
+    p["W1"][0] = 1000.0 * np.sign(p["W1"][0])  # unit 1 of layer 1: |z| mostly over 710
+    assert np.sum(np.abs(p["W1"] @ X + p["b1"]) > 710) >= 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = check_network(p, X, Y, "tanh")
+    assert result.passed and result.difference < 1e-12, result.report()
+    loop = gradient_check(*user_pair(X, Y, "tanh"), p)
+    for key in p:
+        np.testing.assert_allclose(result.gradapprox[key], loop.gradapprox[key], rtol=0,
+                                   atol=1e-8, err_msg=key)
+
+
+@pytest.mark.parametrize("epsilon", [1e-7, 1e-5])
+def test_central_differences_of_an_even_cost_are_exactly_zero(epsilon):
+    """Zero weights and labels 1/2: each example's loss log(1 + e^z) − z/2 = log cosh(z/2) + c
+    is even in z = δ x, so J(θ + δ e_i) = J(θ − δ e_i) exactly and so is the gradient, 0. The
+    loss change is computed without cancellation, so not even rounding is left (with ε = 1e-5
+    the bias step moves the logit by exactly 1e-5)."""
+    rng = np.random.default_rng(2)
+    X = rng.integers(-8, 9, (3, 10)) / 8.0
+    X[0, 0] = 1.0
+    p = {"W1": np.zeros((1, 3)), "b1": np.zeros((1, 1))}
+    result = check_network(p, X, np.full((1, 10), 0.5), "relu", epsilon=epsilon)
+    for key in p:
+        np.testing.assert_array_equal(result.gradapprox[key], np.zeros(p[key].shape))
+        np.testing.assert_array_equal(result.grad[key], np.zeros(p[key].shape))
+    assert result.difference == 0.0 and result.passed
+
+
+# -- kinks: which steps cross, for either side, either method and any epsilon --------------------
+def dyadic_relu_net(dims, shift, seed=13):
+    """Small integers and quarters: many hidden z exactly ``shift`` (the quarter part 0), and
+    every value exact, so brute force and the check see the same z + d."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-2, 3, (dims[0], 8)).astype(np.float64)
+    Y = (rng.random((1, 8)) > 0.5).astype(np.float64)
+    p = {}
+    for l in range(1, len(dims)):
+        p[f"W{l}"] = rng.integers(-4, 5, (dims[l], dims[l - 1])) / 4.0
+        p[f"b{l}"] = rng.integers(-2, 3, (dims[l], 1)) / 4.0 + (shift if l < len(dims) - 1 else 0)
+    return p, X, Y
+
+
+@pytest.mark.parametrize("dims", [[3, 4, 4, 1], [3, 4, 4, 3, 1]])
+@pytest.mark.parametrize(("epsilon", "shift", "method"), [
+    (1e-7, 2.0**-24, "forward"),   # z = 6e-8 > 0: only steps down by more than z cross
+    (1e-7, -(2.0**-24), "forward"),  # z = -6e-8: only steps up
+    (1e-7, -(2.0**-24), "central"),
+    (2.0**-23, 2.0**-23, "central"),  # steps of ±x ε land exactly on 0 from z = ε: no crossing
+    (2.0**-23, -(2.0**-23), "central"),
+    (2.0**-23, 3 * 2.0**-24, "central"),  # z = 1.5 ε: crossed only by steps 2ε (input ±2)
+    (0.5, 0.0, "central"),  # large steps: crossings deep in the net, several per entry
+    (2.0, 0.0, "central"),
+    (2.0, 0.0, "forward"),
+])
+def test_kink_masks_match_brute_force_for_any_step(dims, epsilon, shift, method):
+    """Forward differences take the +ε step only, so only it can skip an entry; landing exactly
+    on the kink from either side is no crossing (linear up to it)."""
+    p, X, Y = dyadic_relu_net(dims, shift)
+    result = check_network(p, X, Y, "relu", epsilon=epsilon, method=method)
+    oracle = kink_oracle(p, X, epsilon=epsilon, steps=(epsilon,) if method == "forward" else None)
+    for key, mask in oracle.items():
+        np.testing.assert_array_equal(result.kink_mask[key], mask, err_msg=key)
+    assert result.kink_arrays == {key: int(mask.sum()) for key, mask in oracle.items()}
+    assert result.kinks == sum(result.kink_arrays.values()) > 0
+    assert result.checked == entry_count(p) - result.kinks
+
+
+def layers(X, *Wb) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """A net from its (W, b) pairs written out, for X given as rows; labels alternate 1, 0."""
+    X = np.array(X, dtype=np.float64)
+    p = {}
+    for l, (W, b) in enumerate(Wb, 1):
+        p[f"W{l}"], p[f"b{l}"] = np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)
+    Y = (np.arange(X.shape[1]) % 2 == 0).astype(np.float64).reshape(1, -1)
+    return p, X, Y
+
+
+CRAFTED_KINKS = {
+    # A step of 4 on b1 (or 4·2 on W1) moves z2 = −0.875 by 1 (2) across 0, two layers down;
+    # z1 = 9.5, 10.5 never crosses.
+    "big step, crossing one layer down": (4.0, layers(
+        [[1, 2]], ([[1]], [[8.5]]), ([[0.25]], [[-3.5]]), ([[1]], [[0]]))),
+    # Ten layer-2 units pass the same change on: z3 = −9ε moves by 10ε (the bound must add
+    # up the row of W3, not take its largest entry).
+    "ten units adding up": (2.0**-23, layers(
+        [[1, 1]], ([[1]], [[1]]), ([[1]] * 10, [[0]] * 10),
+        ([[1] * 10], [[-20 - 9 * 2.0**-23]]), ([[1]], [[0]]))),
+    # W2, b2 move z3 = 0 (example 0); layers 1 and 2 are far from their kinks.
+    "crossing two layers down": (1e-7, layers(
+        [[1, 2]], ([[1]], [[1]]), ([[1]], [[1]]), ([[1]], [[-3]]), ([[1]], [[0]]))),
+    # Layer-1 steps move examples 0 and 1 only (the unit is off for 2 and 3); z2 = 0 at the
+    # last moved example (unit 2, crossed) and at unmoved ones (unit 1, not crossed).
+    "at the last moved example": (1e-7, layers(
+        [[2, 1, -1, -1]], ([[1]], [[0]]), ([[1], [1]], [[0], [-1]]), ([[1, 1]], [[0]]))),
+    # ... and with one moved example only.
+    "one moved example": (1e-7, layers(
+        [[2, -1, -1, -1]], ([[1]], [[0]]), ([[1], [1]], [[0], [-1]]), ([[1, 1]], [[0]]))),
+}
+
+
+@pytest.mark.parametrize("max_chunk_bytes", [gradcheck.MAX_CHUNK_BYTES, 1])
+@pytest.mark.parametrize("case", CRAFTED_KINKS)
+def test_kinks_reached_only_through_the_layers_are_found(case, max_chunk_bytes):
+    """Nets written out so that a crossing happens where only a right bound of how far a step
+    moves each layer finds it."""
+    epsilon, (p, X, Y) = CRAFTED_KINKS[case]
+    result = check_network(p, X, Y, "relu", epsilon=epsilon, max_chunk_bytes=max_chunk_bytes)
+    oracle = kink_oracle(p, X, epsilon=epsilon)
+    for key, mask in oracle.items():
+        np.testing.assert_array_equal(result.kink_mask[key], mask, err_msg=key)
+    assert result.kinks > 0
+
+
+# -- inputs in other numeric forms ----------------------------------------------------------------
+def test_network_check_reads_parameters_of_python_numbers_as_float64():
+    """Parameters as object arrays of Python floats (e.g. rebuilt from JSON): checked
+    like the float64 arrays they stand for."""
+    X, Y = data()
+    p = params("xavier", random_biases=True)
+    loop = gradient_check(*user_pair(X, Y, "tanh"), p)
+    _, expected = cost_and_gradients(p, X, Y, "tanh")
+    result = check_network({k: v.astype(object) for k, v in p.items()}, X, Y, "tanh")
+    assert result.passed and result.difference < 1e-12, result.report()
+    for key in p:
+        np.testing.assert_array_equal(result.grad[key], expected[f"d{key}"])
+        np.testing.assert_allclose(result.gradapprox[key], loop.gradapprox[key], rtol=0,
+                                   atol=1e-8, err_msg=key)
+
+
+@pytest.mark.parametrize("keep_prob", ["1", ["1", 1.0]])
+def test_keep_prob_is_read_as_numbers(keep_prob):
+    """One value or one per layer, as numpy reads it: the text "1" (a command line's) is 1."""
+    X, Y = data()
+    result = check_network(params("he"), X, Y, keep_prob=keep_prob)
+    assert result.passed
+    with pytest.raises(GradientCheckError, match="keep_prob=0.5"):
+        check_network(params("he"), X, Y, keep_prob="0.5")
+
