@@ -1018,3 +1018,18 @@ def test_keep_prob_is_read_as_numbers(keep_prob):
     with pytest.raises(GradientCheckError, match="keep_prob=0.5"):
         check_network(params("he"), X, Y, keep_prob="0.5")
 
+
+
+def test_a_step_that_moves_a_logit_beyond_exp_overflow_stays_exact():
+    """epsilon 1 on an input of 800 moves the logit by 800 (e^800 overflows): the vectorized
+    check's estimate is still the central difference of the cost."""
+    from tests import reference as ref
+
+    X, Y = np.array([[800.0, -3.0]]), np.array([[1.0, 0.0]])
+    p = {"W1": np.array([[0.001]]), "b1": np.array([[0.0]])}
+    plus = {"W1": p["W1"] + 1.0, "b1": p["b1"]}
+    minus = {"W1": p["W1"] - 1.0, "b1": p["b1"]}
+    expected = (ref.cost(plus, X, Y) - ref.cost(minus, X, Y)) / 2.0
+    result = check_network(p, X, Y, epsilon=1.0, threshold=1.0)
+    assert result.gradapprox["W1"][0, 0] == pytest.approx(expected, rel=1e-12)
+    assert np.isfinite(result.difference)

@@ -514,7 +514,12 @@ class _NetworkDifferences:
             out *= d
             return out
         with np.errstate(over="ignore"):
-            return np.log1p(self.s[examples] * np.expm1(d)) - self.y[examples] * d
+            change = np.log1p(self.s[examples] * np.expm1(d))
+        far = d > 1.0  # e^d may overflow there; the difference of the two softplus is exact
+        if np.any(far):
+            z = self.z[examples]
+            change = np.where(far, np.logaddexp(0.0, z + d) - np.logaddexp(0.0, z), change)
+        return change - self.y[examples] * d
 
     def _penalty_change(self, layer: int, units: np.ndarray, inputs: np.ndarray,
                         deltas: np.ndarray) -> np.ndarray:
