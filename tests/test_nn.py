@@ -4,6 +4,7 @@ regularizers and the training loop. Fast (the whole file runs in seconds)."""
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation
 from dlpractice.nn.init import init_scale
 from dlpractice.nn.network import Workspace
 from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
+from tests import reference
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 
@@ -688,3 +690,356 @@ def test_divergence_raises_naming_iteration_and_layer_without_warnings():
         with pytest.raises(DivergenceError) as again:
             train(X, Y, replace(DIVERGING, iterations=error.iteration + 1))
         assert (again.value.iteration, again.value.layer) == (error.iteration, error.layer)
+
+
+# -- initialization: defaults, messages and the generator's draws -------------------------------
+def test_init_scale_of_zeros_is_zero_and_an_unknown_name_is_named_in_full():
+    assert init_scale("zeros", 3, 4) == 0.0
+    with pytest.raises(ValueError) as info:
+        initialize_parameters((2, 3, 1), "orthogonal")
+    assert str(info.value) == "init 'orthogonal' is not one of zeros, random, he, xavier, glorot"
+
+
+def test_default_init_is_he_from_a_generator_seeded_with_0():
+    dims = (3, 4, 2, 1)
+    params = initialize_parameters(dims)
+    rng = np.random.default_rng(0)
+    for l in range(1, len(dims)):
+        expected = rng.standard_normal((dims[l], dims[l - 1])) * math.sqrt(2.0 / dims[l - 1])
+        assert np.array_equal(params[f"W{l}"], expected), l
+
+
+def test_random_scale_only_scales_the_random_init():
+    """glorot ignores random_scale, even one that makes no sense as a scale."""
+    dims = (3, 4, 1)
+    params = initialize_parameters(dims, "glorot", random_scale=-3.0,
+                                   rng=np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    for l in range(1, len(dims)):
+        expected = rng.standard_normal((dims[l], dims[l - 1])) * math.sqrt(2.0 / (dims[l - 1] + dims[l]))
+        assert np.array_equal(params[f"W{l}"], expected), l
+
+
+def test_course_compat_random_init_uses_random_scale():
+    dims = (2, 5, 1)
+    params = initialize_parameters(dims, "random", random_scale=0.5, course_compat=True)
+    np.random.seed(3)
+    for l in range(1, len(dims)):
+        assert np.array_equal(params[f"W{l}"], np.random.randn(dims[l], dims[l - 1]) * 0.5), l
+
+
+def test_zeros_init_draws_nothing_from_the_generator():
+    """Training shares one generator: a zeros init must leave dropout's and the shuffles' draws alone."""
+    rng = np.random.default_rng(7)
+    initialize_parameters((3, 4, 2, 1), "zeros", rng=rng)
+    assert rng.random() == np.random.default_rng(7).random()
+    initialize_parameters((3, 4, 2, 1), "zeros", course_compat=True)
+    after = np.random.random()
+    np.random.seed(3)  # the course's seed, then no randn
+    assert after == np.random.random()
+
+
+def test_a_rejected_init_does_not_touch_the_global_seed():
+    """A random_scale that is not a number is rejected before the course's np.random.seed(3)."""
+    np.random.seed(123)
+    expected = np.random.random()
+    np.random.seed(123)
+    with pytest.raises(TypeError):
+        initialize_parameters((2, 3, 1), "random", random_scale=None, course_compat=True)
+    assert np.random.random() == expected
+
+
+# -- activations: the kink and the message -------------------------------------------------------
+def test_leaky_relu_derivative_at_zero_is_the_slope():
+    """At Z = 0 (A = 0) the derivative is the left one, 0.01, as relu's is 0 (the course's Z <= 0)."""
+    dA = np.array([[2.0, 2.0, 2.0]])
+    DERIVATIVES["leaky_relu"](dA, np.array([[0.0, 1.5, -0.015]]))
+    assert dA.tolist() == [[0.02, 2.0, 0.02]]
+
+
+def test_unknown_activation_message_lists_the_choices():
+    with pytest.raises(ValueError) as info:
+        check_activation("gelu")
+    assert str(info.value) == "hidden activation 'gelu' is not one of leaky_relu, relu, sigmoid, tanh"
+
+
+# -- the network: parameter dictionaries, penalties, hand-set masks -------------------------------
+@pytest.mark.parametrize(
+    ("keys", "listed"),
+    [
+        (("W1", "W2", "b2", "W3"), "['W1', 'W2', 'W3', 'b2']"),  # b1 missing
+        (("W2", "b2", "W3", "b3"), "['W2', 'W3', 'b2', 'b3']"),  # W1 missing
+        (("W1", "b1", "W2", "c2"), "['W1', 'W2', 'b1', 'c2']"),  # b2 missing
+    ],
+)
+def test_from_parameters_names_a_missing_layer(keys, listed):
+    params = {k: np.ones((1, 1)) for k in keys}
+    with pytest.raises(ValueError) as info:
+        Network.from_parameters(params)
+    assert str(info.value) == f"parameters need W1, b1, ..., WL, bL; got {listed}"
+
+
+def test_penalty_defaults_to_one_example():
+    net = Network.from_parameters({"W1": np.array([[3.0, -4.0]]), "b1": np.array([[5.0]])})
+    assert net.penalty(lambd=0.5) == 0.5 / 2 * 25.0
+    assert net.penalty(l1=0.5) == 0.5 / 2 * 7.0
+    # a zero penalty is +0.0 (it prints as 0.0) whatever the sign of lambd
+    assert math.copysign(1.0, Network((2, 1)).penalty(lambd=-1.0)) == 1.0
+
+
+def test_cost_and_gradients_cost_includes_the_l1_term():
+    params = random_parameters(COURSE_DIMS, seed=15)
+    rng = np.random.default_rng(16)
+    X = rng.standard_normal((4, 30))
+    Y = (rng.random((1, 30)) < 0.5).astype(float)
+    l1, m = 0.4, 30
+    absolute = sum(np.sum(np.abs(params[f"W{l}"])) for l in range(1, 4))
+    cost, _ = cost_and_gradients(params, X, Y, l1=l1)
+    assert cost == pytest.approx(reference.cost(params, X, Y) + l1 / (2 * m) * absolute, rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "sigmoid", "tanh"])
+def test_the_functions_use_the_hidden_activation_they_are_given(activation):
+    params = random_parameters((3, 6, 4, 1), seed=17, bias_scale=1.0)
+    rng = np.random.default_rng(18)
+    X = 2.0 * rng.standard_normal((3, 200))
+    Y = (rng.random((1, 200)) < 0.5).astype(float)
+    params["b3"] -= np.median(reference.logits(params, X, activation))  # about half labelled 1
+    z = reference.logits(params, X, activation)
+    assert not np.array_equal(reference.predict(params, X, activation), reference.predict(params, X))
+    np.testing.assert_allclose(forward_propagation(params, X, activation), expit(z), rtol=1e-12)
+    assert compute_cost(params, X, Y, activation) == pytest.approx(
+        reference.cost(params, X, Y, activation), rel=1e-12)
+    cost, _ = cost_and_gradients(params, X, Y, activation)
+    assert cost == pytest.approx(reference.cost(params, X, Y, activation), rel=1e-12)
+    assert np.array_equal(predict(params, X, activation), reference.predict(params, X, activation))
+    assert accuracy(params, X, Y, activation) == reference.accuracy(params, X, Y, activation)
+
+
+def test_workspace_applies_hand_set_masks_without_rescaling():
+    """A mask written into ``Workspace.masks`` with the default keep_prob (1) only zeroes units."""
+    params = random_parameters((2, 5, 1), seed=19, bias_scale=1.0)
+    X, _ = ring_data(12, seed=19)
+    D = np.random.default_rng(19).random((5, 12)) < 0.5
+    ws = Workspace(Network.from_parameters(params), 12)
+    ws.load(X)
+    ws.masks[1] = D
+    ws.forward()
+    A1 = np.maximum(params["W1"] @ X + params["b1"], 0.0) * D
+    np.testing.assert_allclose(ws.A_out, expit(params["W2"] @ A1 + params["b2"]), rtol=1e-14)
+
+
+# -- dropout: the keep rule and the input's scale --------------------------------------------------
+def test_a_unit_whose_draw_equals_keep_prob_is_dropped():
+    """keep iff u < keep_prob: with u ~ U[0, 1) a unit is then kept with probability keep_prob exactly."""
+    m = 6
+    U = np.random.default_rng(20).random((4, m))
+    keep_prob = float(U[1, 2])
+    net, ws, _, _, _ = dropout_workspace((2, 4, 1), m, [keep_prob])
+    DropoutMasks(net, [keep_prob], 1.0, np.random.default_rng(20)).apply(ws)
+    assert np.array_equal(ws.masks[1], U < keep_prob) and not ws.masks[1][1, 2]
+
+
+def test_course_masks_drop_a_unit_whose_draw_equals_keep_prob():
+    m = 40
+    np.random.seed(1)
+    keep_prob = float(np.random.rand(7, m)[0, 0])  # the course's first draw
+    net, ws, masks, X, _ = dropout_workspace(COURSE_DIMS, m, [keep_prob, keep_prob], course_seed=1)
+    masks.apply(ws)
+    _, cache = course.forward_propagation(X, net.parameters(), keep_prob)
+    assert np.array_equal(ws.masks[1], cache[1]) and np.array_equal(ws.masks[2], cache[6])
+    assert not ws.masks[1][0, 0]
+
+
+def test_input_dropout_scales_by_the_input_keep_prob():
+    _, ws, masks, X, _ = dropout_workspace((2, 8, 1), 300, [0.5], input_keep=0.8)
+    X = np.abs(X) + 0.1  # no zero inputs, so a zero means dropped
+    ws.load(X)
+    masks.apply(ws)
+    kept = ws.X != 0.0
+    np.testing.assert_allclose(ws.X[kept], X[kept] / 0.8, rtol=1e-15)
+    assert kept.mean() == pytest.approx(0.8, abs=0.05)
+
+
+# -- early stopping: its state and rules -----------------------------------------------------------
+def test_early_stopping_starts_empty_and_counts_ties_as_no_progress():
+    stop = EarlyStopping(patience=1)  # 1 is allowed: stop at the first evaluation without progress
+    assert (stop.best_cost, stop.best_iteration, stop.best_theta, stop.bad_evaluations,
+            stop.min_delta) == (np.inf, None, None, 0, 0.0)
+    theta = np.array([1.0])
+    assert not stop.update(0, 1.0, theta)
+    assert not stop.update(1, 0.999, theta)  # any improvement counts (min_delta 0)
+    assert stop.update(2, 0.999, theta)  # an equal cost is no progress
+    assert (stop.best_iteration, stop.best_cost) == (1, 0.999)
+
+
+def test_early_stopping_counts_a_nan_dev_cost_as_no_progress():
+    stop = EarlyStopping(patience=2)
+    assert not stop.update(0, math.nan, np.array([1.0]))
+    assert stop.update(1, math.nan, np.array([1.0]))
+    assert stop.best_iteration is None and stop.best_theta is None
+
+
+def test_early_stopping_min_delta_is_passed_on_by_train():
+    """With a min_delta no step can reach, training stops ``patience`` evaluations after the start
+    and ends on the initial weights."""
+    X, Y = ring_data(60, seed=21)
+    X_dev, Y_dev = ring_data(40, seed=22)
+    dims = (2, 5, 1)
+    params = random_parameters(dims, seed=21)
+    cfg = TrainConfig(dims, learning_rate=0.5, iterations=200, record_every=10,
+                      early_stopping_patience=2, early_stopping_min_delta=1e9)
+    result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev, parameters=params)
+    assert result.stopped_early and result.iterations == [0, 10, 20]
+    assert result.best_iteration == 0 and result.iterations_run == 21
+    for key, value in params.items():
+        assert np.array_equal(result.parameters[key], value), key
+
+
+# -- messages of train and augmentation ----------------------------------------------------------
+def test_train_and_augmentation_messages_in_full():
+    X, Y = ring_data(10, seed=0)
+    with pytest.raises(ValueError) as info:
+        train(X, Y, TrainConfig((3, 4, 1), iterations=1))
+    assert str(info.value) == "X has 2 features but layer_dims starts with 3"
+    with pytest.raises(ValueError) as info:
+        train(X, Y, TrainConfig((2, 4, 1), early_stopping_patience=3, iterations=1))
+    assert str(info.value) == "early stopping needs a dev set (X_dev, Y_dev)"
+    with pytest.raises(ValueError) as info:
+        augment_flips(X, Y, (2,))
+    assert str(info.value) == "flip axis 2 is not a feature index (0..1)"
+
+
+# -- the training loop against a plain gradient-descent loop --------------------------------------
+def plain_descent(X, Y, dims, lr, iterations, seed, perturb):
+    """Full-batch gradient descent with the course's functions: ``perturb(X, rng)`` is the input
+    of each step, drawn from the generator that drew the initialization (train's order)."""
+    rng = np.random.default_rng(seed)
+    params = initialize_parameters(dims, "he", rng=rng)
+    for _ in range(iterations):
+        _, grads = cost_and_gradients(params, perturb(X, rng), Y)
+        params = {k: v - lr * grads["d" + k] for k, v in params.items()}
+    return params
+
+
+def test_input_dropout_thins_a_fresh_copy_of_the_input_at_every_step():
+    X, Y = ring_data(50, seed=23)
+    dims, lr, keep = (2, 6, 1), 0.5, 0.7
+    result = train(X, Y, TrainConfig(dims, learning_rate=lr, iterations=4, input_keep_prob=keep,
+                                      seed=5))
+    expected = plain_descent(X, Y, dims, lr, 4, seed=5,
+                             perturb=lambda X, rng: X * (rng.random(X.shape) < keep) / keep)
+    for key, value in expected.items():
+        np.testing.assert_allclose(result.parameters[key], value, rtol=1e-10, atol=1e-14)
+
+
+def test_jitter_adds_fresh_noise_to_the_input_at_every_step():
+    X, Y = ring_data(50, seed=24)
+    dims, lr, jitter = (2, 6, 1), 0.5, 0.3
+    result = train(X, Y, TrainConfig(dims, learning_rate=lr, iterations=4, augment_jitter=jitter,
+                                      seed=6))
+    expected = plain_descent(X, Y, dims, lr, 4, seed=6,
+                             perturb=lambda X, rng: X + jitter * rng.standard_normal(X.shape))
+    for key, value in expected.items():
+        np.testing.assert_allclose(result.parameters[key], value, rtol=1e-10, atol=1e-14)
+
+
+def test_zero_iterations_return_the_given_parameters_and_their_cost():
+    X, Y = ring_data(30, seed=25)
+    params = random_parameters((2, 4, 1), seed=25)
+    result = train(X, Y, TrainConfig((2, 4, 1), iterations=0), parameters=params)
+    assert result.costs == [] and result.iterations == [] and result.iterations_run == 0
+    assert result.final_cost == pytest.approx(reference.cost(params, X, Y), rel=1e-12)
+    for key, value in params.items():
+        assert np.array_equal(result.parameters[key], value), key
+
+
+def test_callback_gets_none_for_the_dev_cost_without_a_dev_set():
+    X, Y = ring_data(30, seed=26)
+    calls = []
+    result = train(X, Y, TrainConfig((2, 4, 1), iterations=30, record_every=10),
+                   callback=lambda i, cost, dev: calls.append((i, cost, dev)))
+    assert calls == [(0, result.costs[0], None), (10, result.costs[1], None),
+                     (20, result.costs[2], None)]
+
+
+def test_train_seconds_is_at_most_the_wall_time_of_the_call():
+    X, Y = ring_data(30, seed=27)
+    start = time.perf_counter()
+    result = train(X, Y, TrainConfig((2, 4, 1), iterations=50))
+    elapsed = time.perf_counter() - start
+    assert 0.0 < result.train_seconds <= elapsed
+
+
+# -- divergence: the layer named -----------------------------------------------------------------
+def course_parameters(*layers) -> dict[str, np.ndarray]:
+    """``{"W1": ..., "b1": ...}`` from (W, b) pairs written as nested lists."""
+    out = {}
+    for l, (W, b) in enumerate(layers, start=1):
+        out[f"W{l}"] = np.array(W, dtype=float)
+        out[f"b{l}"] = np.array(b, dtype=float).reshape(-1, 1)
+    return out
+
+
+DIVERGENCE_CASES = {
+    # X = 1e300: layer 1's second unit is 1e10 * 1e300 = inf, its first stays finite
+    "activations of layer 1 (last unit)": (
+        [[1e300]], [[0]], 0.01, 0.0,
+        course_parameters(([[1.0], [1e10]], [0, 0]), ([[1.0, 1.0]], [0]), ([[1.0]], [0])), 1),
+    # layer 1 is 1e300 (finite); layer 2 is 1e10 * 1e300 = inf
+    "activations of layer 2": (
+        [[1e300]], [[0]], 0.01, 0.0,
+        course_parameters(([[1.0], [1.0]], [0, 0]), ([[1e10, 1.0]], [0]), ([[1.0]], [0])), 2),
+    # forward finite (A1 = 1e10, A2 = 1e10, Z3 = 1); learning_rate/m = 1e300 makes
+    # dW3 = 1e300 * 0.27 * A2 = inf and dW1 = ... * X = inf while dW2 stays ~1e299: the last
+    # layer counts (backward order)
+    "gradients of layers 3 and 1": (
+        [[1e20]], [[1]], 1e300, 0.0,
+        course_parameters(([[1e-10]], [0]), ([[1.0]], [0]), ([[1e-10]], [0])), 3),
+    # dW3 = -1e300 * 1e8 = -1e308 is finite; dW2 = 1e300 * A1 (1e10) and dW1 overflow
+    "gradients of layers 2 and 1": (
+        [[1e20]], [[1]], 1e300, 0.0,
+        course_parameters(([[1e-10]], [0]), ([[1e-2]], [0]), ([[-1.0]], [0])), 2),
+    # X = 0: dA1 = W2 dZ2 = inf, so dW1 = inf * 0 = nan; layer 2 holds the largest finite values
+    "gradient of layer 1 only (nan)": (
+        [[0.0]], [[0]], 1e10, 0.0,
+        course_parameters(([[1.0]], [1e-300]), ([[1e150]], [0]), ([[1e150]], [0])), 1),
+    # forward and gradients finite (Z1 = 1e308 - 1e308 + 0.5); the step W1 - dW1 = 1e308 + 1e308
+    # overflows
+    "weights of layer 1 after the step": (
+        [[1.0], [-1.0]], [[1]], 1e308, 0.0,
+        course_parameters(([[1e308, 1e308]], [0.5]), ([[-1.0]], [-10])), 1),
+    # a negative L2 strength (not a regularizer: a way to make the step itself overflow) doubles
+    # the weights of both layers: the first one counts
+    "weights of layers 1 and 2 after the step": (
+        [[0.0], [0.0]], [[1]], 1.0, -1.0,
+        course_parameters(([[1e308, -1e308]], [-1]), ([[1e308]], [0])), 1),
+    # every value finite, their sum (2e308) not: the layer with the largest values counts
+    "finite entries whose sum overflows": (
+        [[1.0]], [[1]], 0.01, 0.0,
+        course_parameters(([[-1.0], [-1.0]], [0, 0]), ([[1e308, 1e308]], [0])), 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DIVERGENCE_CASES))
+def test_divergence_names_the_layer_where_it_started(case):
+    X, Y, lr, lambd, params, layer = DIVERGENCE_CASES[case]
+    X, Y = np.array(X), np.array(Y, dtype=float)
+    dims = layer_dims_for(X.shape[0], [params[f"W{l}"].shape[0] for l in range(1, len(params) // 2)])
+    cfg = TrainConfig(dims, learning_rate=lr, lambd=lambd, iterations=1, record_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DivergenceError) as info:
+            train(X, Y, cfg, parameters=params)
+    assert (info.value.iteration, info.value.layer) == (0, layer)
+    assert str(info.value) == (
+        f"training diverged at iteration 0: non-finite values (nan/inf) in layer {layer}; "
+        "lower train.learning_rate or use a smaller init scale")
+
+
+def test_a_dev_set_is_both_its_inputs_and_labels():
+    X, Y = ring_data(30, seed=27)
+    for dev in ({"X_dev": X}, {"Y_dev": Y}):
+        with pytest.raises(ValueError) as info:
+            train(X, Y, TrainConfig((2, 4, 1), iterations=5), **dev)
+        assert str(info.value) == "X_dev and Y_dev go together: give both or neither"

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
+import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dlpractice.nn import TrainConfig, accuracy, train
+from dlpractice.errors import DivergenceError
+from dlpractice.nn import TrainConfig, accuracy, predict, train
 from dlpractice.nn.stacked import Diverged, stack_key, train_stacked, unstackable_reason
+from tests import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 RTOL = 1e-12
@@ -253,3 +258,145 @@ def test_vectorized_launcher_matches_the_basic_launcher(tmp_path):
             assert "regularizer.lambd" in got["error"]
     table = (tmp_path / "vectorized" / "sweep_summary.md").read_text()
     assert "he-l2_0.7" in table and "failed" in table
+
+
+# -- what can be stacked, and the messages ---------------------------------------------------------
+def test_unstackable_reasons_in_full_and_batches_of_the_augmented_set():
+    cfg = TrainConfig((2, 4, 1))
+    assert unstackable_reason(replace(cfg, batch_size=32), 100) == "mini-batch gradient descent"
+    assert unstackable_reason(replace(cfg, input_keep_prob=0.9), 100) == "input dropout"
+    assert unstackable_reason(replace(cfg, augment_jitter=0.1), 100) == "input jitter"
+    assert unstackable_reason(replace(cfg, early_stopping_patience=3), 100) == "early stopping"
+    # flips double the training set: a batch of 150 of its 200 examples is a mini-batch
+    flipped = replace(cfg, augment_flip_axes=(0,))
+    assert unstackable_reason(replace(flipped, batch_size=150), 100) == "mini-batch gradient descent"
+    assert unstackable_reason(replace(flipped, batch_size=200), 100) is None
+
+
+def test_train_stacked_messages_in_full():
+    cfg = TrainConfig((2, 4, 1), iterations=1)
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, Y, [cfg, replace(cfg, hidden_activation="tanh")])
+    assert str(info.value) == ("configurations of one stack must share layer sizes, activation, "
+                               "iterations, record_every and the non-stackable regularizers")
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, Y, [replace(cfg, batch_size=8)])
+    assert str(info.value) == ("mini-batch gradient descent cannot be stacked: train this "
+                               "configuration on its own")
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, Y, [replace(cfg, layer_dims=(3, 4, 1))])
+    assert str(info.value) == "X has 2 features but layer_dims starts with 3"
+
+
+# -- shapes and options the other tests do not reach ----------------------------------------------
+def test_one_hidden_relu_layer():
+    configs = [TrainConfig((2, 5, 1), iterations=150, record_every=30, learning_rate=lr, seed=s)
+               for lr, s in ((0.5, 0), (0.1, 1))]
+    for cfg, result in zip(configs, train_stacked(X, Y, configs, X_dev=X_DEV, Y_dev=Y_DEV)):
+        assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
+
+
+def test_a_two_unit_hidden_layer_dropout_on_a_later_layer_and_both_penalties():
+    base = TrainConfig((2, 3, 2, 1), hidden_activation="tanh", iterations=150, record_every=30,
+                       learning_rate=0.3)
+    configs = [replace(base, keep_prob=(1.0, 0.8), seed=1),  # dropout on layer 2 only
+               replace(base, lambd=0.3, l1=0.1, seed=2)]
+    stacked = train_stacked(X, Y, configs, X_dev=X_DEV, Y_dev=Y_DEV)
+    for cfg, result in zip(configs, stacked):
+        assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
+        # the network returned predicts with the configuration's activation
+        assert result.network.hidden_activation == "tanh"
+        assert np.array_equal(predict(result.network, X_DEV),
+                              reference.predict(result.parameters, X_DEV, "tanh"))
+
+
+# -- divergence and callbacks, as train() sees them -----------------------------------------------
+DIVERGING = TrainConfig((2, 8, 1), init="random", init_scale=10.0, hidden_activation="leaky_relu",
+                        learning_rate=1e100, iterations=60)
+
+
+@pytest.mark.parametrize("record_every", [1, 1000])  # found by the gradient check / after a step
+def test_a_diverged_configuration_stops_where_train_raises(record_every):
+    bad = replace(DIVERGING, record_every=record_every)
+    ok = replace(bad, learning_rate=0.01, seed=1)
+    single_calls, stacked_calls = [], []
+    with pytest.raises(DivergenceError) as info:
+        train(X, Y, bad, X_dev=X_DEV, Y_dev=Y_DEV, callback=lambda *a: single_calls.append(a))
+    diverged, result = train_stacked(X, Y, [bad, ok], X_dev=X_DEV, Y_dev=Y_DEV,
+                                     callbacks=[lambda *a: stacked_calls.append(a), None])
+    assert diverged == Diverged(info.value.iteration, None)
+    assert stacked_calls == single_calls  # no record of the diverging step
+    assert_same(result, train(X, Y, ok, X_dev=X_DEV, Y_dev=Y_DEV), ok)
+
+
+def test_a_callback_that_raises_stops_only_its_configuration():
+    cfg = TrainConfig((2, 4, 1), iterations=100, record_every=25)
+    error = RuntimeError("stop here")
+
+    def stop_at_50(i, cost, dev_cost):
+        if i == 50:
+            raise error
+
+    stopped, result = train_stacked(X, Y, [cfg, replace(cfg, seed=1)],
+                                    callbacks=[stop_at_50, None])
+    assert stopped.iteration == 50 and stopped.error is error
+    assert_same(result, train(X, Y, replace(cfg, seed=1)), cfg)
+
+
+def test_callbacks_get_none_for_the_dev_cost_without_a_dev_set():
+    cfg = TrainConfig((2, 4, 1), iterations=60, record_every=20)
+    seen: list[tuple] = []
+    (result,) = train_stacked(X, Y, [cfg], callbacks=[lambda *a: seen.append(a)])
+    assert seen == [(0, result.costs[0], None), (20, result.costs[1], None),
+                    (40, result.costs[2], None)]
+
+
+def test_an_overflowing_final_cost_is_reported_without_warnings():
+    """Finite weights of 1e200 whose logits overflow: train gives a nan final cost silently."""
+    cfg = TrainConfig((2, 3, 1), init="random", init_scale=1e200, learning_rate=1e-3,
+                      iterations=2, record_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (stacked,) = train_stacked(X, Y, [cfg])
+        single = train(X, Y, cfg)
+    assert math.isnan(single.final_cost) and math.isnan(stacked.final_cost)
+    for name, value in single.parameters.items():
+        assert np.array_equal(stacked.parameters[name], value), name
+
+
+def test_train_seconds_is_the_wall_time_shared_by_the_configurations():
+    configs = [TrainConfig((2, 4, 1), iterations=200, seed=s) for s in range(4)]
+    start = time.perf_counter()
+    results = train_stacked(X, Y, configs)
+    elapsed = time.perf_counter() - start
+    for r in results:
+        assert 0.0 < r.train_seconds <= elapsed / 4
+
+
+@pytest.mark.parametrize("dtype", [int, bool, str])
+def test_labels_of_any_dtype_that_converts_to_float(dtype):
+    """train() copies Y into a float buffer, so 0/1 labels as int, bool or text ('0'/'1', as read
+    from a CSV) train as float labels do; a stack too."""
+    cfg = TrainConfig((2, 4, 1), iterations=60, record_every=20)
+    (result,) = train_stacked(X, Y.astype(int).astype(dtype), [cfg], X_dev=X_DEV,
+                              Y_dev=Y_DEV.astype(int).astype(dtype))
+    assert_same(result, train(X, Y, cfg, X_dev=X_DEV, Y_dev=Y_DEV), cfg)
+
+
+@pytest.mark.parametrize(("field", "value", "shown"), [
+    ("keep_prob", 1.5, "1.5"), ("keep_prob", (1.0, 0.0), "0.0"), ("input_keep_prob", 1.2, "1.2")])
+def test_a_stack_refuses_the_keep_prob_train_refuses(field, value, shown):
+    good = TrainConfig((2, 6, 3, 1), iterations=20, record_every=10)
+    bad = replace(good, **{field: value})
+    with pytest.raises(ValueError) as alone:
+        train(X, Y, bad)
+    with pytest.raises(ValueError) as stacked:  # (the input's keep_prob is shared by a stack)
+        train_stacked(X, Y, [bad, bad] if field == "input_keep_prob" else [good, bad])
+    assert str(stacked.value) == str(alone.value) == f"keep_prob {shown} must be in (0, 1]"
+
+
+def test_a_stack_needs_the_dev_labels_with_the_dev_inputs():
+    cfg = TrainConfig((2, 6, 3, 1), iterations=20, record_every=10)
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, Y, [cfg, cfg], X_dev=X_DEV)
+    assert str(info.value) == "X_dev and Y_dev go together: give both or neither"

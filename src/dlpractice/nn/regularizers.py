@@ -12,6 +12,13 @@ import numpy as np
 from dlpractice.nn.network import Network, Workspace
 
 
+def check_keep_probs(hidden_keep_probs: Sequence[float], input_keep_prob: float) -> None:
+    """Every keep probability in (0, 1], else ValueError."""
+    for kp in (*hidden_keep_probs, input_keep_prob):
+        if not 0.0 < kp <= 1.0:
+            raise ValueError(f"keep_prob {kp} must be in (0, 1]")
+
+
 class DropoutMasks:
     """Inverted dropout: keep a unit with probability ``keep_prob``, scale kept units by 1/keep_prob.
 
@@ -29,9 +36,7 @@ class DropoutMasks:
         rng: np.random.Generator,
         course_seed: int | None = None,
     ):
-        for kp in (*hidden_keep_probs, input_keep_prob):
-            if not 0.0 < kp <= 1.0:
-                raise ValueError(f"keep_prob {kp} must be in (0, 1]")
+        check_keep_probs(hidden_keep_probs, input_keep_prob)
         # keep_probs[l] for layer l's activations A_l, l = 0 (input) .. L-1
         self.keep_probs = [float(input_keep_prob), *map(float, hidden_keep_probs)]
         self.layers = [l for l, kp in enumerate(self.keep_probs) if kp < 1.0]

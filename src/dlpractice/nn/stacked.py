@@ -61,8 +61,8 @@ from scipy.special import expit
 from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network
-from dlpractice.nn.regularizers import augment_flips
-from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult
+from dlpractice.nn.regularizers import augment_flips, check_keep_probs
+from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_dev_set
 
 # TrainConfig fields that may differ between the configurations of one stack.
 PER_CONFIG_FIELDS = ("init", "init_scale", "learning_rate", "lambd", "l1", "keep_prob", "seed",
@@ -313,6 +313,8 @@ def train_stacked(
         reason = unstackable_reason(cfg, X.shape[1])
         if reason is not None:
             raise ValueError(f"{reason} cannot be stacked: train this configuration on its own")
+        check_keep_probs(cfg.hidden_keep_probs(), cfg.input_keep_prob)
+    check_dev_set(X_dev, Y_dev)
     if X.shape[0] != base.layer_dims[0]:
         raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {base.layer_dims[0]}")
     callbacks = list(callbacks) if callbacks is not None else [None] * K

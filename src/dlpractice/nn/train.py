@@ -126,6 +126,7 @@ def train(
         EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
         if cfg.early_stopping_patience is not None else None
     )
+    check_dev_set(X_dev, Y_dev)
     if early is not None and X_dev is None:
         raise ValueError("early stopping needs a dev set (X_dev, Y_dev)")
     dropout = DropoutMasks(
@@ -213,7 +214,7 @@ def train(
             if result.stopped_early:
                 break
     result.train_seconds = time.perf_counter() - start_time
-    result.iterations_run = i + 1
+    result.iterations_run = i + 1 if cfg.iterations else 0
     if early is not None and early.best_theta is not None:
         net.theta[...] = early.best_theta
         result.best_iteration = early.best_iteration
@@ -224,6 +225,12 @@ def train(
         result.final_cost = final_ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, m)
     result.parameters = net.parameters()
     return result
+
+
+def check_dev_set(X_dev: np.ndarray | None, Y_dev: np.ndarray | None) -> None:
+    """A dev set is X_dev with Y_dev, or neither."""
+    if (X_dev is None) != (Y_dev is None):
+        raise ValueError("X_dev and Y_dev go together: give both or neither")
 
 
 def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
