@@ -57,9 +57,11 @@ def test_generated_circles_are_not_the_courses_unless_asked():
     assert splits.sizes() == {"train": 60, "dev": 20, "test": 20}
 
 
-def test_fixed_dev_and_test_sizes():
+def test_fixed_dev_and_test_sizes_or_ratios():
     cfg = load(data={"n_samples": 100, "dev_size": 15, "test_size": 25})
     assert pipeline.prepare_data(cfg).splits.sizes() == {"train": 60, "dev": 15, "test": 25}
+    cfg = load(data={"n_samples": 100, "ratios": [0.5, 0.3, 0.2]})
+    assert pipeline.prepare_data(cfg).splits.sizes() == {"train": 50, "dev": 30, "test": 20}
 
 
 def test_football_like_keeps_its_own_noise_and_can_be_split_again():
@@ -70,8 +72,12 @@ def test_football_like_keeps_its_own_noise_and_can_be_split_again():
     X, Y, X_val, Y_val = football_like(0, n_train=150)
     own = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
                                            "noise": 0.9})).splits
-    np.testing.assert_array_equal(own.X_train, X)
-    np.testing.assert_array_equal(own.X_dev, X_val)
+    for got, want in ((own.X_train, X), (own.Y_train, Y), (own.X_dev, X_val), (own.Y_dev, Y_val)):
+        np.testing.assert_array_equal(got, want)
+    # the regularization study passes an empty data.path with football_like
+    same = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
+                                            "path": ""})).splits
+    np.testing.assert_array_equal(same.Y_train, Y)
     pooled = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
                                               "split_heldout": True})).splits
     assert pooled.sizes() == {"train": 210, "dev": 70, "test": 70}
@@ -274,11 +280,11 @@ def test_dropout_is_switched_off_for_the_check():
 @pytest.mark.parametrize("thresholds", [(0.0, 0.3), (0.3, 0.0)])
 def test_evaluation_and_its_diagnosis_settings(thresholds):
     cfg = load(model={"activation": "tanh"},
-               diagnosis={"bayes_error": 0.0, "bias_threshold": thresholds[0],
+               diagnosis={"bayes_error": 0.01, "bias_threshold": thresholds[0],
                           "variance_threshold": thresholds[1]})
     run = pipeline.run_all(cfg)
     expected = ref.evaluate(run.result.parameters, cfg.to_dict())
-    default = ref.diagnosis(expected["train_error"], expected["dev_error"])[0]
+    default = ref.diagnosis(expected["train_error"], expected["dev_error"], 0.01)[0]
     assert expected["diagnosis"] != default  # the settings decide this label
     metrics = run.evaluation.metrics()
     assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
@@ -288,7 +294,7 @@ def test_evaluation_and_its_diagnosis_settings(thresholds):
     diagnosis = run.evaluation.diagnosis
     assert diagnosis.label == expected["diagnosis"]
     assert (diagnosis.bayes_error, diagnosis.train_error, diagnosis.dev_error) == pytest.approx(
-        (0.0, expected["train_error"], expected["dev_error"]), abs=1e-12)
+        (0.01, expected["train_error"], expected["dev_error"]), abs=1e-12)
 
 
 def test_a_failing_gradient_check_fails_the_run_when_asked():
