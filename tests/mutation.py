@@ -56,8 +56,8 @@ def show_survivors(work: Path) -> int:
     listing = subprocess.run([mutmut(), "results"], cwd=work, capture_output=True, text=True,
                              check=True).stdout
     for line in listing.splitlines():
-        name = line.strip().rsplit(":", 1)[0]
-        if not name:
+        name, _, status = line.strip().rpartition(": ")
+        if status != "survived":
             continue
         diff = subprocess.run([mutmut(), "show", name], cwd=work, capture_output=True, text=True,
                               check=False).stdout
@@ -96,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     killed = stats["killed"] + stats["timeout"]
     reached = stats["total"] - stats["no_tests"] - stats["skipped"]
     print(f"\n{args.module}: {killed} of {reached} mutants its tests reach killed "
-          f"({100 * killed / max(reached, 1):.1f}%); {stats['no_tests']} reached by no test; "
-          f"{stats['total']} in all")
-    survivors = subprocess.run([mutmut(), "results"], cwd=work, capture_output=True, text=True,
-                               check=False).stdout
-    if survivors.strip():
-        print(f"survivors (cd {work.relative_to(ROOT)} && mutmut show <name>):\n{survivors}")
+          f"({100 * killed / max(reached, 1):.1f}%; {stats['timeout']} of them by a timeout); "
+          f"{stats['no_tests']} reached by no test; {stats['total']} in all")
+    listing = subprocess.run([mutmut(), "results"], cwd=work, capture_output=True, text=True,
+                             check=False).stdout
+    survivors = [ln.strip() for ln in listing.splitlines() if ln.endswith(": survived")]
+    if survivors:
+        print(f"survivors (python -m tests.mutation {args.module} --survivors shows each):")
+        print("\n".join(survivors))
     return 0
 
 

@@ -211,8 +211,11 @@ class Terminal(io.StringIO):
 
 def _frames(monkeypatch, enabled: bool = True) -> list[str]:
     """What a terminal shows of 300 iterations recorded at 0, 100 and 200."""
+    from tqdm import tqdm
+
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)  # no monitor thread left behind
     bar = report.progress_bar(300, enabled=enabled)
     for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
         bar(iteration, cost)
