@@ -8,6 +8,7 @@ import io
 import json
 import re
 import sys
+import threading
 import time
 
 import numpy as np
@@ -216,11 +217,16 @@ def _frames(monkeypatch, enabled: bool = True) -> list[str]:
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
     monkeypatch.setattr(tqdm, "monitor_interval", 0)  # no monitor thread left behind
-    bar = report.progress_bar(300, enabled=enabled)
-    for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
-        bar(iteration, cost)
-        time.sleep(0.11)  # tqdm redraws at most every 0.1 s
-    bar.close()
+    shared = tqdm.get_lock()
+    tqdm.set_lock(threading.RLock())  # not tqdm's process-shared lock: test runners fork
+    try:
+        bar = report.progress_bar(300, enabled=enabled)
+        for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
+            bar(iteration, cost)
+            time.sleep(0.11)  # tqdm redraws at most every 0.1 s
+        bar.close()
+    finally:
+        tqdm.set_lock(shared)
     return screen.getvalue().split("\r")
 
 
