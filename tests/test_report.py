@@ -220,7 +220,7 @@ def _frames(monkeypatch, enabled: bool = True) -> list[str]:
     shared = tqdm.get_lock()
     tqdm.set_lock(threading.RLock())  # not tqdm's process-shared lock: test runners fork
     try:
-        bar = report.progress_bar(300, enabled=enabled)
+        bar = report.progress_bar(300) if enabled else report.progress_bar(300, enabled=False)
         for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
             bar(iteration, cost)
             time.sleep(0.11)  # tqdm redraws at most every 0.1 s

@@ -109,7 +109,7 @@ def test_the_table_is_the_runs(tmp_path):
     failed_folder(results, "broken", "training diverged at iteration 3")
     settings = {"none": {"course": "0.9479 / 0.915", "comment": "No regularization.\n"},
                 "l2": {"course": "0.9384 / 0.93", "comment": "L2."}, "broken": {}}
-    rows, table, md = compare(results, "regularization", settings)
+    rows, table, md = compare(results, "regularization", settings, 0.5)
     columns = ["setting", "train_accuracy", "dev_accuracy", "test_accuracy", "dataset",
                "course_train_test", "diagnosis", "status", "comment"]
     assert list(table[0]) == columns and [r["setting"] for r in table] == list(settings)
@@ -126,7 +126,8 @@ def test_the_table_is_the_runs(tmp_path):
     assert table[2] == {**dict.fromkeys(columns, ""), "setting": "broken", "dataset": "moons",
                         "status": "failed: training diverged at iteration 3"}
     lines = md.splitlines()
-    assert lines[:3] == ["# regularization", "", studies_text("regularization")]
+    assert lines[:6] == ["# regularization", "", studies_text("regularization"), "",
+                         "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     assert ref.markdown_table(md)[0]["train_accuracy"] == f"{float(table[0]['train_accuracy']):.4f}"
     assert [r["setting"] for r in rows] == list(settings) and "_norms" not in rows[0]
     assert png(results / "boundaries.png")
@@ -158,6 +159,7 @@ def test_vanishing_gradient_norms_are_those_at_initialization(tmp_path):
                                     ("random", {"name": "random", "scale": 3.0}))]
     rows, table, _ = compare(results, "vanishing_gradients", {"he": {}, "random": {}})
     assert [r["init"] for r in table] == ["he", "random (scale 3)"]
+    figure = []
     for row, summary in zip(table, summaries, strict=True):
         from dlpractice import config
 
@@ -175,7 +177,30 @@ def test_vanishing_gradient_norms_are_those_at_initialization(tmp_path):
         assert float(row["grad_norm_first"]) == pytest.approx(grads[0], rel=1e-6)
         assert float(row["grad_norm_last"]) == pytest.approx(grads[-1], rel=1e-6)
         assert float(row["final_cost"]) == summary["final_cost"]
-    assert png(results / "layer_norms.png")
+        backprop = backprop_weight_norms(init, X, Y)
+        assert [float(row["grad_norm_first"]), float(row["grad_norm_last"])] == pytest.approx(
+            [backprop[0], backprop[-1]], rel=1e-12)
+        figure.append((row["setting"], {"act_rms": rms, "grad_norm": backprop}))
+    from dlpractice import plots
+
+    expected = plots.layer_norms(figure, tmp_path / "expected.png")
+    assert (results / "layer_norms.png").read_bytes() == expected.read_bytes()
+
+
+def backprop_weight_norms(parameters, X, Y) -> list[float]:
+    """‖dWl‖ of the mean cross-entropy of a relu net with a sigmoid output, by the lecture's
+    backpropagation: dZ[L] = (A[L] - Y) / m, dW[l] = dZ[l] A[l-1]ᵀ, dZ[l-1] = W[l]ᵀ dZ[l] * (Z > 0)."""
+    L = len(parameters) // 2
+    A = [X]
+    for l in range(1, L + 1):
+        Z = parameters[f"W{l}"] @ A[-1] + parameters[f"b{l}"]
+        A.append(np.maximum(Z, 0) if l < L else 1 / (1 + np.exp(-Z)))
+    dZ = (A[L] - Y) / X.shape[1]
+    norms = []
+    for l in range(L, 0, -1):
+        norms.append(float(np.linalg.norm(dZ @ A[l - 1].T)))
+        dZ = (parameters[f"W{l}"].T @ dZ) * (A[l - 1] > 0)
+    return norms[::-1]
 
 
 def numerical_weight_gradients(parameters, X, Y, eps=1e-6, activation="relu") -> list[float]:
@@ -207,8 +232,16 @@ def test_input_normalization_counts_iterations_to_the_target(tmp_path):
     assert [float(r["learning_rate"]) for r in table] == [0.5, 0.001]
     assert table[0]["iterations_to_target"] == history[2]["iteration"]
     assert table[1]["iterations_to_target"] == "not in 300"
-    assert f"Target cost: {target:g}." in md.splitlines()
+    head = ["# input normalization", "", "Input normalization: features on very different scales "
+            "(data.feature_scales), with and without zero-mean/unit-variance normalization; "
+            "iterations until the training cost first reaches the target cost.", ""]
+    assert md.splitlines()[:6] == [*head, f"Target cost: {target:g}.", ""]
     assert png(results / "cost_curves.png")
+    _, table, md = compare(results, "input_normalization", {"normalized": {}, "raw": {}})
+    assert [r["iterations_to_target"] for r in table] == ["not in 300", "not in 300"]
+    assert md.splitlines()[:5] == [*head, "| setting | train_accuracy | dev_accuracy | test_accuracy "
+                                          "| normalize | learning_rate | iterations_to_target | "
+                                          "final_cost | diagnosis | comment |"]
 
 
 def test_compare_on_the_command_line_prints_the_table(tmp_path, capsys):
@@ -221,10 +254,10 @@ def test_compare_on_the_command_line_prints_the_table(tmp_path, capsys):
         "    comment: symmetric\n")
     assert studies.main(["compare", str(results), "--study", "initialization", "--settings",
                          str(tmp_path / "params.yaml")]) == 0
-    printed = ref.markdown_table(capsys.readouterr().out)
-    assert printed == [{"setting": "zeros", "train_accuracy": "0.5000", "dev_accuracy": "0.5000",
-                        "test_accuracy": "0.5000", "course_train_test": "0.5 / 0.5",
-                        "diagnosis": "high_bias"}]
+    assert capsys.readouterr() == (
+        "| setting | train_accuracy | dev_accuracy | test_accuracy | course_train_test | diagnosis |\n"
+        "|---|---|---|---|---|---|\n"
+        "| zeros | 0.5000 | 0.5000 | 0.5000 | 0.5 / 0.5 | high_bias |\n", "")
     assert ref.read_csv(results / "table.csv")[0]["comment"] == "symmetric"
 
 
@@ -304,6 +337,30 @@ def test_overflowing_norms_are_inf_not_errors(tmp_path):
     assert table[0]["act_rms_last"] == str(rms[-1])  # inf or nan, as numpy makes it
 
 
+def test_underflowing_norms_are_zero_whatever_numpy_raises(tmp_path):
+    """A tiny random init underflows to 0, also when the caller has numpy raise on underflow."""
+    from dlpractice import config, pipeline
+
+    results = tmp_path / "results"
+    sections = {"model": {"hidden": [4, 4, 4]}, "init": {"name": "random", "scale": 1e-200}}
+    hand_made_run(results, "tiny", {"status": "failed", "error": "diverged"}, **sections)
+    with np.errstate(under="raise"):
+        rows, _, _ = compare(results, "vanishing_gradients", {"tiny": {}})
+    cfg = config.load({**BASE, **sections})
+    splits, _ = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    init = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+    A, rms = splits.X_train, []
+    with np.errstate(under="ignore"):
+        for l in (1, 2, 3):
+            A = np.maximum(init[f"W{l}"] @ A + init[f"b{l}"], 0)
+            rms.append(float(np.sqrt(np.mean(A * A))))
+            assert l > 1 or 0 < np.abs(A).max() < 1e-150  # the first layer's squares underflow
+        grads = backprop_weight_norms(init, splits.X_train, splits.Y_train)
+    assert rms == [0.0, 0.0, 0.0] and grads == [0.0, 0.0, 0.0, 0.0]
+    assert [rows[0][k] for k in ("act_rms_first", "act_rms_last", "grad_norm_first",
+                                 "grad_norm_last")] == [rms[0], rms[-1], grads[0], grads[-1]]
+
+
 def hand_made_run(results: Path, name: str, summary: dict | None, *,
                   config_in: str = "summary", **sections) -> None:
     """A run folder written by hand: its config in summary.json, config.yaml or .hydra/."""
@@ -333,11 +390,14 @@ def test_rows_from_hand_made_folders(tmp_path):
                                             "train_accuracy": 0.5}, config_in="config.yaml")
     hand_made_run(results, "unchecked", {"gradcheck_difference": None}, config_in="hydra")
     hand_made_run(results, "no_summary", None, config_in="hydra")
+    hand_made_run(results / "group", "nested", {})
     _, table, md = compare(results, "gradient_checking",
-                           {"at_threshold": {}, "unchecked": {}, "no_summary": {}})
-    assert [(r["gradcheck_passed"], r["status"]) for r in table] == [
-        ("no", "failed: no parameters.npz"), ("", "failed: no parameters.npz"),
-        ("", "failed: no parameters.npz")]
+                           {"at_threshold": {}, "unchecked": {}, "no_summary": {}, "group/nested": {}})
+    assert [(r["setting"], r["gradcheck_passed"], r["status"]) for r in table] == [
+        ("at_threshold", "no", "failed: no parameters.npz"),
+        ("unchecked", "", "failed: no parameters.npz"),
+        ("no_summary", "", "failed: no parameters.npz"),
+        ("group/nested", "", "failed: no parameters.npz")]
     assert table[0]["train_accuracy"] == "0.5" and table[2]["train_accuracy"] == ""
     assert md.splitlines()[0] == "# gradient checking"
     assert "Target cost" not in md
@@ -388,3 +448,387 @@ def test_a_data_file_shows_as_the_dataset(tmp_path):
     assert table[0]["dataset"] == "file points.npz"
     assert list(table[0]) == ["setting", "train_accuracy", "dev_accuracy", "test_accuracy",
                               "dataset", "course_train_test", "diagnosis", "comment"]
+
+
+# -- `run` and `show`, in process ---------------------------------------------------------------------
+
+HYDRA_ERROR = "Error merging override ~hydra.verbose: HydraConf (DictConfig) does not support deletion"
+
+
+def hydra_config(overrides: list[str]) -> dict:
+    """What Hydra itself composes from the project's conf/ with these overrides, resolved."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
+
+
+def test_run_records_a_one_line_failure_with_the_config_of_its_overrides(tmp_path, monkeypatch,
+                                                                          capsys):
+    """The app fails on a Hydra override with its one-line error: recorded as a failed row whose
+    config is composed from the other overrides (the run left none behind); overrides given before
+    and after `--` both reach the app."""
+    from dlpractice import studies
+
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "results" / "xavier"
+    assert studies.main(["run", str(run_dir), "experiment=vanishing_gradients", "--record-failure",
+                         "--", "tracking.enabled=false", "~hydra.verbose", "init=xavier"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"xavier: recorded as failed ({HYDRA_ERROR})\n"
+    assert err == f"error: {HYDRA_ERROR}\n"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["summary.json"]
+    text = (run_dir / "summary.json").read_text(encoding="utf-8")
+    assert json.loads(text) == {
+        "setting": "xavier", "status": "failed", "error": HYDRA_ERROR,
+        "overrides": ["experiment=vanishing_gradients", "tracking.enabled=false", "~hydra.verbose",
+                      "init=xavier"],
+        "config": hydra_config(["experiment=vanishing_gradients", "tracking.enabled=false",
+                                "init=xavier"]),
+    }
+    assert text.splitlines()[:3] == ["{", '  "setting": "xavier",', '  "status": "failed",']
+    assert text.endswith("\n}\n")
+
+
+def test_a_failure_in_a_reused_folder_keeps_the_config_hydra_saved(tmp_path, monkeypatch, capsys):
+    """A folder holding other files is left as it is by the failing app, with Hydra's
+    .hydra/config.yaml: that is the config recorded (here one the composition would refuse)."""
+    from dlpractice import studies
+
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "small"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("an earlier attempt\n")
+    overrides = ["tracking.enabled=false", "data.n_samples=3"]
+    assert studies.main(["run", str(run_dir), "--record-failure", "--", *overrides]) == 0
+    error = "data.n_samples=3 is not allowed: must be >= 4"
+    assert capsys.readouterr() == (f"small: recorded as failed ({error})\n", f"error: {error}\n")
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary == {"setting": "small", "status": "failed", "error": error,
+                       "overrides": overrides, "config": hydra_config(overrides)}
+    assert summary["config"]["data"]["n_samples"] == 3
+    assert (run_dir / "notes.txt").read_text() == "an earlier attempt\n"
+
+
+def test_a_run_killed_without_a_word_is_not_recorded(tmp_path, monkeypatch, capsys):
+    """The app's process dies at once by SIGKILL (as by the OOM killer), printing nothing: its exit
+    status comes back as it is, nothing is recorded."""
+    from dlpractice import studies
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    run_dir = tmp_path / "killed"
+    assert studies.main(["run", str(run_dir), "--record-failure", "--", "init=he"]) == -9
+    assert capsys.readouterr() == ("", "")
+    assert not run_dir.exists()
+
+
+def test_without_record_failure_a_failing_run_fails(tmp_path, monkeypatch, capsys):
+    from dlpractice import studies
+
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "xavier"
+    assert studies.run_setting(run_dir, ["tracking.enabled=false", "~hydra.verbose"]) == 1
+    assert capsys.readouterr() == ("", f"error: {HYDRA_ERROR}\n")
+    assert not run_dir.exists()
+
+
+def test_run_does_not_record_a_usage_error_or_a_traceback(tmp_path, monkeypatch, capsys):
+    """Only exit 1 with a last line `error: ...` and no traceback is recorded: a usage error (exit
+    2) and an output that mentions a Traceback pass through with their exit code."""
+    from dlpractice import studies
+
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "bad"
+    assert studies.main(["run", str(run_dir), "train.bogus=1", "--record-failure"]) == 2
+    assert capsys.readouterr() == ("", "error: unknown config key 'train.bogus'; allowed keys in "
+                                       "train: batch_size, iterations, learning_rate, record_every\n")
+    assert studies.main(["run", str(run_dir), "--record-failure", "--",
+                         "model.activation=Traceback"]) == 1
+    assert capsys.readouterr() == ("", "error: model.activation='Traceback' is not allowed: choose "
+                                       "one of relu, tanh, sigmoid, leaky_relu\n")
+    assert not run_dir.exists()
+
+
+LINK_NAMES = {"initialization": "initialization        ", "regularization": "regularization        ",
+              "gradient_checking": "gradient_checking     ",
+              "vanishing_gradients": "vanishing_gradients   ",
+              "input_normalization": "input_normalization   "}
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_show_in_a_project(tmp_path, monkeypatch, capsys):
+    """`show` (all studies by default, else those named, in that order) prints each study's
+    table.md of the project it runs in, or how to make it, then each study's runs link."""
+    from mlflow.tracking import MlflowClient
+
+    from dlpractice import studies
+
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    table = "# regularization\n\n| setting | train_accuracy |\n|---|---|\n| l2 | 0.9 |\n"
+    (project / "pipelines" / "regularization" / "results").mkdir(parents=True)
+    (project / "pipelines" / "regularization" / "results" / "table.md").write_text(table)
+    (project / "pipelines" / "initialization").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    uri = f"sqlite:///{tmp_path}/m.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    client.create_experiment("input_normalization")  # the ids are not in the table's order
+    client.create_experiment("other")
+
+    assert studies.main(["show"]) == 0
+    out = capsys.readouterr().out
+    ids = {s: client.get_experiment_by_name(s).experiment_id for s in STUDIES}
+    assert len(set(ids.values())) == 5
+    missing = "(no table yet: dvc repro pipelines/{}/dvc.yaml)\n"
+    assert out == (
+        "\n## initialization\n\n" + missing.format("initialization") + "\n"
+        + "\n## regularization\n\n" + table + "\n"
+        + "".join(f"\n## {s}\n\n" + missing.format(s) + "\n" for s in STUDIES[2:])
+        + "Browse the runs in the MLflow UI: make ui   (then open the links below)\n"
+        + "".join(f"  {LINK_NAMES[s]} http://127.0.0.1:5000/#/experiments/{ids[s]}/runs\n"
+                  for s in STUDIES))
+
+    monkeypatch.chdir(tmp_path)
+    assert studies.show(["regularization"], root=project) == 0
+    assert capsys.readouterr().out == (
+        "\n## regularization\n\n" + table + "\n"
+        + "Browse the runs in the MLflow UI: make ui   (then open the links below)\n"
+        + f"  regularization         http://127.0.0.1:5000/#/experiments/{ids['regularization']}/runs\n")
+    monkeypatch.chdir(project)
+    assert studies.main(["show", "input_normalization", "regularization"]) == 0
+    assert capsys.readouterr().out == (
+        "\n## input_normalization\n\n" + missing.format("input_normalization") + "\n"
+        + "\n## regularization\n\n" + table + "\n"
+        + "Browse the runs in the MLflow UI: make ui   (then open the links below)\n"
+        + f"  input_normalization    http://127.0.0.1:5000/#/experiments/"
+          f"{ids['input_normalization']}/runs\n"
+        + f"  regularization         http://127.0.0.1:5000/#/experiments/"
+          f"{ids['regularization']}/runs\n")
+
+
+def test_show_names_the_first_unknown_study(monkeypatch, capsys):
+    """Also from the command line's own arguments (sys.argv)."""
+    from dlpractice import studies
+
+    message = ("error: unknown study 'nope'; choose from initialization, regularization, "
+               "gradient_checking, vanishing_gradients, input_normalization\n")
+    assert studies.main(["show", "regularization", "nope", "bad"]) == 1
+    assert capsys.readouterr() == ("", message)
+    monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])
+    assert studies.main() == 1
+    assert capsys.readouterr() == ("", message)
+
+
+# -- the command line: help, usage errors, files -------------------------------------------------------
+
+@pytest.fixture
+def ascii_locale():
+    """A POSIX locale whose encoding is ASCII (LANG=C without Python's UTF-8 coercion)."""
+    import locale
+
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getencoding() == "ANSI_X3.4-1968"
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+
+
+def test_files_are_utf8_whatever_the_locale(tmp_path, capsys, ascii_locale):
+    """params.yaml, summary.json and history.csv are read, table.md and table.csv written, as
+    UTF-8 also where the locale's encoding is ASCII."""
+    from dlpractice import config, studies
+
+    results = tmp_path / "results"
+    (results / "raw").mkdir(parents=True)
+    cfg = config.load({**BASE, "data": {**BASE["data"], "normalize": False}}).to_dict()
+    summary = {"train_accuracy": 0.5, "status": "failed", "error": "diverged — λ too large",
+               "config": cfg}
+    (results / "raw" / "summary.json").write_text(json.dumps(summary, ensure_ascii=False),
+                                                  encoding="utf-8")
+    (results / "raw" / "history.csv").write_text(
+        "iteration,cost,note\n0,0.69,début\n50,0.45,λ halved\n", encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("settings:\n  raw:\n    comment: no normalization — slow\n",
+                                          encoding="utf-8")
+    assert studies.main(["compare", str(results), "--study", "input_normalization", "--settings",
+                         str(tmp_path / "params.yaml"), "--target-cost", "0.5"]) == 0
+    header = ("| setting | train_accuracy | dev_accuracy | test_accuracy | normalize | learning_rate "
+              "| iterations_to_target | final_cost | diagnosis | status |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n")
+    row = "| raw | 0.5000 |  |  | no | 0.5000 | 50 |  |  | failed: diverged — λ too large |\n"
+    assert capsys.readouterr().out == header + row
+    assert (results / "table.md").read_text(encoding="utf-8") == (
+        "# input normalization\n\nInput normalization: features on very different scales "
+        "(data.feature_scales), with and without zero-mean/unit-variance normalization; iterations "
+        "until the training cost first reaches the target cost.\n\nTarget cost: 0.5.\n\n"
+        + header.replace(" status |", " status | comment |").replace("|---|\n", "|---|---|\n")
+        + row.replace("large |\n", "large | no normalization — slow |\n"))
+    assert (results / "table.csv").read_text(encoding="utf-8") == (
+        "setting,train_accuracy,dev_accuracy,test_accuracy,normalize,learning_rate,"
+        "iterations_to_target,final_cost,diagnosis,status,comment\n"
+        "raw,0.5,,,no,0.5,50,,,failed: diverged — λ too large,no normalization — slow\n")
+
+
+HELP = {
+    ("--help",): """\
+usage: python -m dlpractice.studies [-h] {compare,show,run} ...
+
+positional arguments:
+  {compare,show,run}
+    compare           write a study's comparison table and figures
+    show              print the studies' tables and their MLflow UI links
+    run               run one setting through the Hydra app into RUN_DIR
+
+options:
+  -h, --help          show this help message and exit
+""",
+    ("compare", "--help"): """\
+usage: python -m dlpractice.studies compare [-h] --study
+                                            {gradient_checking,initialization,input_normalization,\
+regularization,vanishing_gradients}
+                                            [--settings SETTINGS] [--target-cost TARGET_COST]
+                                            results_dir
+
+positional arguments:
+  results_dir
+
+options:
+  -h, --help            show this help message and exit
+  --study {gradient_checking,initialization,input_normalization,regularization,vanishing_gradients}
+  --settings SETTINGS   the study's params.yaml (settings in table order, with comments)
+  --target-cost TARGET_COST
+""",
+    ("show", "--help"): """\
+usage: python -m dlpractice.studies show [-h] [studies ...]
+
+positional arguments:
+  studies     default: all of them
+
+options:
+  -h, --help  show this help message and exit
+""",
+    ("run", "--help"): """\
+usage: python -m dlpractice.studies run [-h] [--record-failure] run_dir [overrides ...]
+
+positional arguments:
+  run_dir
+  overrides         Hydra overrides (after --)
+
+options:
+  -h, --help        show this help message and exit
+  --record-failure  record a run ending in a one-line error as a failed row, exit 0
+""",
+}
+
+
+def test_help_of_each_subcommand(monkeypatch, capsys):
+    from dlpractice import studies
+
+    monkeypatch.setenv("COLUMNS", "100")
+    for argv, text in HELP.items():
+        with pytest.raises(SystemExit) as info:
+            studies.main(list(argv))
+        assert info.value.code == 0
+        assert capsys.readouterr() == (text, "")
+
+
+def test_usage_errors_are_one_line(capsys):
+    from dlpractice import studies
+
+    prog = "error: python -m dlpractice.studies"
+    cases = {
+        (): f"{prog}: the following arguments are required: command (see --help)\n",
+        ("compare",): f"{prog} compare: the following arguments are required: results_dir, --study "
+                      "(see --help)\n",
+        ("compare", "results", "--study", "bad"): (
+            f"{prog} compare: argument --study: invalid choice: 'bad' (choose from "
+            "'gradient_checking', 'initialization', 'input_normalization', 'regularization', "
+            "'vanishing_gradients') (see --help)\n"),
+        ("compare", "results", "--study", "regularization", "--target-cost", "low"): (
+            f"{prog} compare: argument --target-cost: invalid float value: 'low' (see --help)\n"),
+        ("run",): f"{prog} run: the following arguments are required: run_dir, overrides (see "
+                  "--help)\n",
+        ("show", "--all"): f"{prog}: unrecognized arguments: --all (see --help)\n",
+    }
+    for argv, message in cases.items():
+        with pytest.raises(SystemExit) as info:
+            studies.main(list(argv))
+        assert info.value.code == 2
+        assert capsys.readouterr() == ("", message)
+
+
+def test_settings_file_errors_are_one_line(tmp_path, capsys):
+    from dlpractice import studies
+
+    results = tmp_path / "results"
+    hand_made_run(results, "a", {"train_accuracy": 0.5})
+    params = tmp_path / "params.yaml"
+    expected = {
+        None: f"error: --settings {params} does not exist: give the study's params.yaml\n",
+        "settings: [a]\n": f"error: {params} has no `settings:` mapping (name: {{overrides, "
+                           "comment})\n",
+        "": f"error: {params} has no `settings:` mapping (name: {{overrides, comment}})\n",
+        "settings: {}\n": f"error: {params} has no `settings:` mapping (name: {{overrides, "
+                          "comment})\n",
+    }
+    for text, message in expected.items():
+        if text is not None:
+            params.write_text(text)
+        assert studies.main(["compare", str(results), "--study", "regularization", "--settings",
+                             str(params)]) == 1
+        assert capsys.readouterr() == ("", message)
+    assert not (results / "table.md").exists()
+
+
+def test_run_folder_errors_are_one_line(tmp_path, capsys):
+    """A run folder without any config, and a run whose data file is gone (the data is derived
+    again from it)."""
+    from dlpractice import studies
+
+    results = tmp_path / "results"
+    (results / "empty" / ".hydra").mkdir(parents=True)
+    assert studies.main(["compare", str(results), "--study", "regularization"]) == 1
+    assert capsys.readouterr() == ("", f"error: {results / 'empty'}: no config found (summary.json, "
+                                       "config.yaml or .hydra/config.yaml)\n")
+    data = tmp_path / "points.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, X=rng.normal(size=(60, 2)), y=np.arange(60) % 2)
+    moved = tmp_path / "moved"
+    hand_made_run(moved, "file", {"train_accuracy": 0.5}, data={"name": "file", "path": str(data)})
+    data.unlink()
+    assert studies.main(["compare", str(moved), "--study", "regularization"]) == 1
+    assert capsys.readouterr() == ("", f"error: data file '{data}' does not exist\n")
+
+
+def test_a_run_without_test_accuracy_is_titled_by_its_name(tmp_path):
+    """A finished run's boundary panel says train and test accuracy, or only the setting's name
+    when the summary lacks one of them."""
+    from dlpractice import config, plots
+
+    rng = np.random.default_rng(1)
+    parameters = {"W1": rng.normal(size=(3, 2)), "b1": rng.normal(size=(3, 1)),
+                  "W2": rng.normal(size=(1, 3)), "b2": rng.normal(size=(1, 1))}
+    results = tmp_path / "results"
+    cfg = config.load({**BASE, "model": {"hidden": [3]}}).to_dict()
+    for name, summary in (("partial", {"train_accuracy": 0.75}),
+                          ("whole", {"train_accuracy": 0.75, "test_accuracy": 0.5})):
+        (results / name).mkdir(parents=True)
+        (results / name / "summary.json").write_text(json.dumps({**summary, "config": cfg}))
+        np.savez(results / name / "parameters.npz", **parameters)
+    compare(results, "regularization", {"partial": {}, "whole": {}})
+    data, _ = ref.dataset(cfg)
+    mean, std = ref.normalizer(data["X_train"])
+    X = (data["X_train"] - mean) / std
+    expected = plots.boundaries_side_by_side(
+        [("partial", parameters, X, data["Y_train"], "relu"),
+         ("whole: train 0.750, test 0.500", parameters, X, data["Y_train"], "relu")],
+        tmp_path / "expected.png")
+    assert (results / "boundaries.png").read_bytes() == expected.read_bytes()
