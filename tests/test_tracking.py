@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -158,6 +161,20 @@ def test_find_finished_run(store, outcome, finished):
     assert tracking.find_finished_run("no-such-experiment", h, store) is None
 
 
+def test_run_summary_is_one_flat_row(client, store, outcome, finished):
+    run = client.get_run(finished.run_id)
+    expected = ref.evaluate(outcome.result.parameters, outcome.cfg.to_dict())
+    row = tracking.run_summary(finished.run_id, store)
+    assert row == {
+        "run_id": finished.run_id, "setting": "he-none", "status": "FINISHED",
+        **run.data.metrics,  # the latest value of each metric
+        "diagnosis": expected["diagnosis"],
+        "recommendation": outcome.evaluation.diagnosis.recommendation,
+        "config_hash": ref.config_hash(outcome.cfg.to_dict())}
+    assert row["cost"] == outcome.result.costs[-1]
+    assert row["dev_accuracy"] == pytest.approx(expected["dev_accuracy"], abs=1e-12)
+
+
 def test_has_finished_runs(client, store, finished):
     assert tracking.has_finished_runs("t", store)
     assert not tracking.has_finished_runs("no-such-experiment", store)
@@ -274,42 +291,76 @@ def test_unreachable_server_fails_fast_with_one_line():
     with pytest.raises(DlpracticeError) as info:
         tracking.prepare_store(uri)
     assert time.perf_counter() - start < 5
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith(f"MLflow tracking server {uri} is unreachable: ")
-    assert "make server" in message and "tracking.uri" in message
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+    assert str(info.value) == (f"MLflow tracking server {uri} is unreachable: {refused}; "
+                               "start it with `make server` or set tracking.uri")
 
 
-@pytest.mark.parametrize("status,ok", [(200, True), (503, False)])
-def test_server_health_is_checked_once(status, ok):
+def serve(handler_get):
+    """A local HTTP server answering GET with ``handler_get(handler)``; returns (server, uri)."""
     import http.server
     import threading
 
-    hits = []
-
-    class Health(http.server.BaseHTTPRequestHandler):
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            hits.append(self.path)
-            self.send_response(status)
-            self.end_headers()
+            handler_get(self)
 
         def log_message(self, *args):
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize("status,ok", [(200, True), (404, True), (499, True), (500, False),
+                                       (503, False)])
+def test_server_health_is_checked_once(status, ok):
+    hits = []
+
+    def answer(handler):
+        hits.append(handler.path)
+        handler.send_response(status)
+        handler.end_headers()
+
+    server, uri = serve(answer)
     try:
-        if ok:
-            tracking.prepare_store(uri)
-            tracking.prepare_store(uri)  # cached: asked once per process
-            assert hits == ["/health"]
+        if ok:  # up (a 4xx: it answers, e.g. behind a proxy without /health)
+            tracking.prepare_store(uri + "/")
+            tracking.prepare_store(uri + "/")  # cached: asked once per process
         else:
-            with pytest.raises(DlpracticeError, match=r"unreachable: /health answered HTTP 503"):
-                tracking.prepare_store(uri)
+            with pytest.raises(DlpracticeError) as info:
+                tracking.prepare_store(uri + "/")
+            assert str(info.value) == (
+                f"MLflow tracking server {uri}/ is unreachable: /health answered HTTP {status}; "
+                "start it with `make server` or set tracking.uri")
+        assert hits == ["/health"]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_server_that_does_not_answer_fails_after_the_health_timeout():
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # the kernel accepts the connection; nobody ever answers
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    give_up = threading.Timer(20, listener.close)  # bounds the test if no timeout is applied
+    give_up.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DlpracticeError) as info:
+            tracking.prepare_store(uri)
+        elapsed = time.perf_counter() - start
+    finally:
+        give_up.cancel()
+        listener.close()
+    assert 3.0 <= elapsed < 10  # tracking.HEALTH_TIMEOUT_S
+    assert str(info.value) == (f"MLflow tracking server {uri} is unreachable: timed out; "
+                               "start it with `make server` or set tracking.uri")
 
 
 @pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "./mlruns", "/tmp/mlruns"])
@@ -320,7 +371,8 @@ def test_plain_folder_stores_are_refused(uri):
 
 
 def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_path):
-    """Three processes prepare a fresh store at once; one of them ends with its run still open."""
+    """Three processes prepare a fresh store at once; one of them ends with a run and a sweep run
+    still open (and another sweep run finished)."""
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     script = textwrap.dedent(f"""
         import sys
@@ -332,7 +384,10 @@ def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_p
             tracker = tracking.RunTracker(cfg).__enter__()
             tracker.callback(0, 0.69, None)
             tracker.callback(10, 0.5, None)
-            print(tracker.run_id)
+            left_open = tracking.start_sweep_run("atexit", "sweep-left-open", uri)
+            finished = tracking.start_sweep_run("atexit", "sweep-finished", uri)
+            tracking.finish_sweep_run(finished, uri)
+            print(tracker.run_id, left_open, finished)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     procs = [subprocess.Popen([sys.executable, "-c", script, mode], env=env, text=True,
@@ -341,13 +396,25 @@ def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_p
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
-    run_id = outputs[-1][0].strip().splitlines()[-1]
+    run_id, left_open, finished = outputs[-1][0].strip().splitlines()[-1].split()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert history(client, run_id, "cost") == [(0, 0.69), (10, 0.5)]
+    assert client.get_run(left_open).info.status == "KILLED"
+    assert client.get_run(finished).info.status == "FINISHED"
+    cfg = config.load({"tracking": {"uri": uri, "experiment": "atexit"}})
+    assert tracking.run_summary(run_id, uri) == {
+        "run_id": run_id, "setting": "he-none", "status": "KILLED", "cost": 0.5,
+        "config_hash": ref.config_hash(cfg.to_dict()),
+        "failure_reason": "the process ended with the run still open"}
+    # while its process lives, a sweep run stays open until finished
+    here = tracking.start_sweep_run("atexit", "sweep-here", uri)
+    assert client.get_run(here).info.status == "RUNNING"
+    tracking.finish_sweep_run(here, uri, status="KILLED")
+    assert client.get_run(here).info.status == "KILLED"
 
 
 def test_import_is_cheap():
@@ -482,3 +549,742 @@ def test_plots_from_several_threads(runs, tmp_path):
         got = list(pool.map(lambda k: _draw_run((a, b)[k % 2], X, Y, tmp_path / f"t{k}"), range(8)))
     for k, drawing in enumerate(got):
         assert drawing == expected[k % 2]
+
+
+# -- store preparation on real SQLite files ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template_db(client, store, tmp_path_factory) -> Path:
+    """A database at MLflow's current schema in rollback-journal mode: a consistent copy (sqlite's
+    backup API) of the module's store. Copies of it are stores this process has never opened."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    source, copy = sqlite3.connect(store.removeprefix("sqlite:///")), sqlite3.connect(path)
+    try:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        source.close()
+        copy.close()
+    return path
+
+
+def store_copy(template_db: Path, folder: Path) -> tuple[Path, str]:
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "mlflow.db"
+    shutil.copyfile(template_db, db)
+    return db, f"sqlite:///{db}"
+
+
+def sql(db: Path, query: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+def journal_mode(db: Path) -> str:
+    return sql(db, "PRAGMA journal_mode")[0][0]
+
+
+def schema_version(db: Path) -> str:
+    return sql(db, "SELECT version_num FROM alembic_version")[0][0]
+
+
+def test_prepare_store_switches_the_database_to_wal_and_writes_nothing_else(
+        template_db, tmp_path, monkeypatch):
+    db, uri = store_copy(template_db, tmp_path / "store")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiments = sql(db, "SELECT experiment_id, name FROM experiments ORDER BY experiment_id")
+    assert journal_mode(db) == "delete"
+    tracking.prepare_store(uri)
+    assert journal_mode(db) == "wal"
+    assert (tmp_path / "store" / "mlflow.db-init.lock").is_file()
+    assert sql(db, "SELECT experiment_id, name FROM experiments ORDER BY experiment_id") == \
+        experiments
+    assert os.listdir(tmp_path / "cwd") == []  # no other store opened on the way
+
+
+def test_an_in_memory_store_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.prepare_store("sqlite:///:memory:")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_store_that_cannot_use_wal_keeps_its_journal_and_says_why(template_db, tmp_path,
+                                                                     caplog):
+    db, uri = store_copy(template_db, tmp_path / "store")
+    # Another connection in the middle of a write transaction (a RESERVED lock: readers may go
+    # on, but the journal mode cannot change; sqlite answers at once, without waiting).
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level(logging.INFO, logger="dlpractice.tracking"):
+            tracking.prepare_store(uri)
+        assert journal_mode(db) == "delete"
+        con = sqlite3.connect(db)
+        with pytest.raises(sqlite3.OperationalError) as by_hand:  # the same switch, by hand
+            con.execute("PRAGMA journal_mode=WAL")
+        con.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert tracking_log(caplog) == [("INFO", f"could not switch {db} to WAL: {by_hand.value}")]
+
+
+def prepare_in_thread(uri: str):
+    import threading
+
+    outcome: list[object] = []
+
+    def work():
+        try:
+            outcome.append(tracking.prepare_store(uri))
+        except BaseException as exc:  # reported by the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    return worker, outcome
+
+
+@pytest.mark.parametrize("with_filelock", [True, False], ids=["filelock", "flock-fallback"])
+def test_store_preparation_holds_the_init_lock_next_to_the_database(
+        template_db, tmp_path, monkeypatch, with_filelock):
+    import fcntl
+    import gc
+    import warnings
+
+    if not with_filelock:
+        # The optional `filelock` package made unimportable: the documented flock fallback.
+        monkeypatch.setitem(sys.modules, "filelock", None)
+    # First use, nobody else around: the lock file is created, then released and closed.
+    db, uri = store_copy(template_db, tmp_path / "a")
+    lock = tmp_path / "a" / "mlflow.db-init.lock"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        tracking.prepare_store(uri)
+        gc.collect()
+    assert [str(w.message) for w in caught if "init.lock" in str(w.message)] == []
+    assert journal_mode(db) == "wal"
+    with lock.open() as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if still held
+    # Another process holds the lock: preparation waits until it is released.
+    db, uri = store_copy(template_db, tmp_path / "b")
+    with (tmp_path / "b" / "mlflow.db-init.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker, outcome = prepare_in_thread(uri)
+        worker.join(2.0)
+        assert worker.is_alive() and outcome == []
+        assert journal_mode(db) == "delete"
+    worker.join(120)
+    assert outcome == [None]
+    assert journal_mode(db) == "wal"
+
+
+NEWER_SCHEMA = "ffffffffffff"  # a revision this MLflow does not know (a newer MLflow's store)
+
+
+def store_of_another_schema(template_db: Path, folder: Path) -> tuple[Path, str]:
+    """A store with every current table but another schema revision: what MLflow reports as an
+    "out-of-date database schema" (a store missing some of today's tables MLflow migrates itself
+    when it opens it, so this is the case prepare_store has to handle)."""
+    db, uri = store_copy(template_db, folder)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE alembic_version SET version_num = ?", (NEWER_SCHEMA,))
+    con.close()
+    return db, uri
+
+
+def backups(folder: Path) -> list[Path]:
+    return sorted(folder.glob("mlflow.db.bak-*"))
+
+
+def backup_names(start: float, end: float) -> set[str]:
+    """The backup names possible for a backup taken between the times ``start`` and ``end``."""
+    return {f"mlflow.db.bak-{time.strftime('%Y%m%d-%H%M%S', time.localtime(t))}"
+            for t in range(int(start), int(end) + 2)}
+
+
+def tracking_log(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "dlpractice.tracking"]
+
+
+def test_a_store_of_an_unknown_schema_is_backed_up_then_refused_with_one_line(
+        template_db, tmp_path, caplog):
+    """MLflow's real `mlflow db upgrade` cannot migrate a store from a newer MLflow."""
+    db, uri = store_of_another_schema(template_db, tmp_path / "store")
+    before = db.read_bytes()
+    start = time.time()
+    with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"), \
+            pytest.raises(DlpracticeError) as info:
+        tracking.prepare_store(uri)
+    [backup] = backups(tmp_path / "store")
+    assert backup.name in backup_names(start, time.time())
+    assert str(info.value) == (
+        f"cannot upgrade the MLflow store {uri} (backup at {backup}): "
+        f"alembic.util.exc.CommandError: Can't locate revision identified by '{NEWER_SCHEMA}'")
+    assert backup.read_bytes() == before == db.read_bytes()
+    assert tracking_log(caplog) == [
+        ("WARNING", f"upgrading the MLflow schema of {db} (backup: {backup})")]
+
+
+# A stand-in for MLflow's CLI, found first on PYTHONPATH by `python -m mlflow` in the child
+# process only: the real `mlflow db upgrade` cannot succeed on a store MLflow calls out of date
+# (see above), nor fail without output or with a chosen message. It records its arguments, can
+# set the schema revision of the store it is given, and answers as the test says.
+FAKE_MLFLOW_MAIN = """
+import json, os, sqlite3, sys
+with open(os.environ["FAKE_MLFLOW_ARGV"], "w") as f:
+    json.dump(sys.argv[1:], f)
+if os.environ.get("FAKE_MLFLOW_SET_VERSION"):
+    con = sqlite3.connect(sys.argv[-1].removeprefix("sqlite:///"))
+    with con:
+        con.execute("UPDATE alembic_version SET version_num = ?",
+                    (os.environ["FAKE_MLFLOW_SET_VERSION"],))
+    con.close()
+sys.stdout.write(os.environ["FAKE_MLFLOW_STDOUT"])
+sys.stderr.write(os.environ["FAKE_MLFLOW_STDERR"])
+sys.exit(int(os.environ["FAKE_MLFLOW_EXIT"]))
+"""
+
+
+def fake_mlflow_cli(tmp_path: Path, monkeypatch, *, stdout: str = "", stderr: str = "",
+                    exit_code: int = 3, set_version: str = "") -> Path:
+    """Install the stand-in; returns the file where it records its arguments."""
+    fake = tmp_path / "fake-cli" / "mlflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(FAKE_MLFLOW_MAIN)
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+    monkeypatch.setenv("FAKE_MLFLOW_ARGV", str(tmp_path / "argv.json"))
+    monkeypatch.setenv("FAKE_MLFLOW_STDOUT", stdout)
+    monkeypatch.setenv("FAKE_MLFLOW_STDERR", stderr)
+    monkeypatch.setenv("FAKE_MLFLOW_EXIT", str(exit_code))
+    monkeypatch.setenv("FAKE_MLFLOW_SET_VERSION", set_version)
+    return tmp_path / "argv.json"
+
+
+def test_an_upgraded_store_is_opened_again_and_switched_to_wal(template_db, tmp_path,
+                                                               monkeypatch, caplog):
+    import json
+
+    head = schema_version(template_db)
+    db, uri = store_of_another_schema(template_db, tmp_path / "store")
+    before = db.read_bytes()
+    argv = fake_mlflow_cli(tmp_path, monkeypatch, stdout="upgraded\n", exit_code=0,
+                           set_version=head)
+    start = time.time()
+    with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"):
+        tracking.prepare_store(uri)
+    [backup] = backups(tmp_path / "store")
+    assert backup.name in backup_names(start, time.time())
+    assert json.loads(argv.read_text()) == ["db", "upgrade", uri]
+    assert backup.read_bytes() == before
+    assert schema_version(backup) == NEWER_SCHEMA
+    assert schema_version(db) == head
+    assert journal_mode(db) == "wal"
+    assert tracking_log(caplog) == [
+        ("WARNING", f"upgrading the MLflow schema of {db} (backup: {backup})")]
+    assert tracking.get_experiment_id("after-upgrade", uri) == str(sql(
+        db, "SELECT experiment_id FROM experiments WHERE name = 'after-upgrade'")[0][0])
+
+
+@pytest.mark.parametrize("stdout,stderr,last_line", [
+    ("", "Traceback (most recent call last):\n  File \"x\"\nCommandError: no such revision\n\n",
+     "CommandError: no such revision"),
+    ("Upgrading\n", "sqlite3.OperationalError: disk I/O error  \n",
+     "sqlite3.OperationalError: disk I/O error"),
+    ("Upgrading\nstopped: nothing on stderr\n", "", "stopped: nothing on stderr"),
+    ("", "", "mlflow db upgrade failed"),
+    ("", "\n  \n", "mlflow db upgrade failed"),
+], ids=["stderr", "stderr-first", "stdout", "silent", "blank"])
+def test_a_failed_upgrade_names_the_backup_and_the_last_line(
+        template_db, tmp_path, monkeypatch, stdout, stderr, last_line):
+    import json
+
+    db, uri = store_of_another_schema(template_db, tmp_path / "store")
+    before = db.read_bytes()
+    argv = fake_mlflow_cli(tmp_path, monkeypatch, stdout=stdout, stderr=stderr)
+    start = time.time()
+    with pytest.raises(DlpracticeError) as info:
+        tracking.prepare_store(uri)
+    [backup] = backups(tmp_path / "store")
+    assert backup.name in backup_names(start, time.time())
+    assert str(info.value) == (
+        f"cannot upgrade the MLflow store {uri} (backup at {backup}): {last_line}")
+    assert json.loads(argv.read_text()) == ["db", "upgrade", uri]
+    assert backup.read_bytes() == before == db.read_bytes()
+
+
+def first_line_of_mlflow_error(uri: str) -> tuple[str, str]:
+    """What MLflow's own client says when it opens ``uri``: (exception type, first line)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - whatever MLflow raises is the expected value
+        return type(exc).__name__, str(exc).strip().splitlines()[0].strip()
+    raise AssertionError(f"MLflow opened {uri}")
+
+
+def test_a_store_mlflow_cannot_query_fails_with_one_line(template_db, tmp_path):
+    db, uri = store_copy(template_db, tmp_path / "store")
+    con = sqlite3.connect(db)  # every table there, at the current revision, but a column renamed
+    with con:
+        con.execute("ALTER TABLE experiments RENAME COLUMN workspace TO renamed")
+    con.close()
+    kind, first_line = first_line_of_mlflow_error(uri)
+    assert kind == "MlflowException"
+    with pytest.raises(DlpracticeError) as info:
+        tracking.prepare_store(uri)
+    assert str(info.value) == f"cannot open the MLflow store {uri}: {first_line}"
+    assert backups(tmp_path / "store") == []  # not taken for an out-of-date schema
+
+
+def test_a_file_that_is_no_database_fails_with_one_line(tmp_path):
+    import fcntl
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_text("iteration,cost\n" * 200)  # e.g. a CSV saved under the wrong name
+    uri = f"sqlite:///{db}"
+    with pytest.raises(DlpracticeError) as info:
+        tracking.prepare_store(uri)
+    kind, first_line = first_line_of_mlflow_error(uri)
+    assert str(info.value) == f"cannot open the MLflow store {uri}: {kind}: {first_line}"
+    assert db.read_text() == "iteration,cost\n" * 200
+    with (tmp_path / "store" / "mlflow.db-init.lock").open() as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released despite the error
+
+
+# -- a tracking server (a stand-in answering the few REST calls involved) ----------------------
+
+
+class FakeTrackingServer:
+    """``/health`` and MLflow's REST ``experiments/get-by-name`` (every name exists, with the id
+    given in ``ids``), over HTTP/1.1 keep-alive; records (client port, path) of every request."""
+
+    def __init__(self, ids: dict[str, str], tls=None):
+        import http.server
+        import json
+        import threading
+        from urllib.parse import parse_qs, urlparse
+
+        requests: list[tuple[int, str]] = []
+        self.requests = requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                requests.append((self.client_address[1], url.path))
+                if url.path == "/health":
+                    body = b"OK"
+                else:
+                    name = parse_qs(url.query)["experiment_name"][0]
+                    body = json.dumps({"experiment": {
+                        "experiment_id": ids[name], "name": name, "lifecycle_stage": "active",
+                        "artifact_location": f"mlflow-artifacts:/{ids[name]}",
+                        "tags": [{"key": tracking.EXPERIMENT_KIND_TAG,
+                                  "value": tracking.EXPERIMENT_KIND}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.uri = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def api_ports(self) -> list[int]:
+        return [port for port, path in self.requests if path.startswith("/api/")]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_runs_url_of_a_tracking_server_is_the_server_itself():
+    server = FakeTrackingServer({"remote": "42"})
+    try:
+        assert tracking.runs_url("remote", server.uri + "/", host="localhost", port=8080) == (
+            f"{server.uri}/#/experiments/42/runs")
+    finally:
+        server.close()
+
+
+def test_runs_url_of_a_tls_tracking_server(tmp_path, monkeypatch):
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+                ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # trusted by the /health check
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert_file))  # and by MLflow
+    server = FakeTrackingServer({"remote": "7"}, tls=context)
+    try:
+        assert server.uri.startswith("https://")
+        assert tracking.runs_url("remote", server.uri) == f"{server.uri}/#/experiments/7/runs"
+        assert [path for _, path in server.requests] == [
+            "/health", "/api/2.0/mlflow/experiments/get-by-name"]
+    finally:
+        server.close()
+
+
+def test_after_fork_lets_go_of_the_connections_this_process_holds(template_db, tmp_path):
+    """What a forked child calls first: its store connections and HTTP sessions are dropped, so
+    the next call opens its own."""
+    import gc
+
+    def held(db: Path) -> list[str]:
+        names = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(db)):
+                names.append(Path(target).name)
+        return sorted(names)
+
+    db, uri = store_copy(template_db, tmp_path / "store")
+    tracking.get_experiment_id("before-fork", uri)
+    assert "mlflow.db" in held(db)
+    server = FakeTrackingServer({"a": "1", "b": "2", "c": "3"})
+    try:
+        tracking.get_experiment_id("a", server.uri)
+        tracking.get_experiment_id("b", server.uri)
+        tracking.after_fork()
+        gc.collect()
+        assert held(db) == []
+        tracking.get_experiment_id("c", server.uri)
+        first, again, after = server.api_ports()
+        assert first == again != after  # one kept-alive connection, then a new one
+    finally:
+        server.close()
+    tracking.get_experiment_id("after-fork", uri)  # opened again on demand
+    assert "mlflow.db" in held(db)
+    assert sql(db, "SELECT name FROM experiments WHERE name LIKE '%-fork' ORDER BY name") == [
+        ("after-fork",), ("before-fork",)]
+
+
+# -- experiments made or changed by others -----------------------------------------------------
+
+
+def finished_run(client, experiment_id: str, config_hash: str, start_time: int) -> str:
+    run = client.create_run(experiment_id, start_time=start_time,
+                            tags={"config_hash": config_hash})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def test_finished_runs_of_an_experiment_made_by_another_process(client, store):
+    """Experiments this process never looked up: made, deleted, renamed through MLflow itself."""
+    made = client.create_experiment("made-elsewhere")
+    h = "ABCdef-0_9"  # any word characters: a digest in another encoding
+    older = finished_run(client, made, h, start_time=1_000)
+    latest = finished_run(client, made, h, start_time=2_000)
+    finished_run(client, made, "other", start_time=3_000)
+    assert tracking.find_finished_run("made-elsewhere", h, store) == latest != older
+    assert tracking.has_finished_runs("made-elsewhere", store)
+
+    gone = client.create_experiment("deleted-elsewhere")
+    restored = finished_run(client, gone, h, start_time=1_000)
+    client.delete_experiment(gone)
+    client.restore_run(restored)  # a run brought back in an experiment that stays deleted
+    assert tracking.find_finished_run("deleted-elsewhere", h, store) is None
+    assert not tracking.has_finished_runs("deleted-elsewhere", store)
+
+    # An experiment this process uses keeps its id here when renamed meanwhile.
+    own = tracking.get_experiment_id("renamed-elsewhere", store)
+    kept = finished_run(client, own, h, start_time=1_000)
+    client.rename_experiment(own, "new-name")
+    assert tracking.find_finished_run("renamed-elsewhere", h, store) == kept
+    assert tracking.has_finished_runs("renamed-elsewhere", store)
+
+
+@pytest.mark.parametrize("bad", ["", "abc def", "x' OR '1'='1", "ab.cd", "é"])
+def test_find_finished_run_refuses_a_hash_that_is_no_digest(store, bad):
+    with pytest.raises(ValueError) as info:
+        tracking.find_finished_run("t", bad, store)
+    assert str(info.value) == f"config_hash {bad!r} must be a hex digest"
+
+
+# -- what a run records, call by call ------------------------------------------------------------
+
+
+def all_histories(client, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    return {key: history(client, run_id, key) for key in client.get_run(run_id).data.metrics}
+
+
+def test_log_history_records_every_series_at_its_steps(client, store):
+    from dlpractice.nn import TrainResult
+
+    cfg = make_cfg(store, experiment="histories")
+    result = TrainResult(
+        parameters={}, network=None, iterations=[0, 5, 9], costs=[0.7, 0.5, 0.25],
+        dev_costs=[0.75, 0.625, 0.5], grad_norms=[[1.5, 0.25], [1.0, 0.125], [0.5, 0.0625]],
+        final_cost=0.2, iterations_run=10, best_iteration=5, train_seconds=1.25)
+    with tracking.RunTracker(cfg) as tracker:
+        tracker.callback(0, 99.0, 98.0)  # buffered, but superseded by log_history
+        tracker.log_history(result)
+    assert all_histories(client, tracker.run_id) == {
+        "cost": [(0, 0.7), (5, 0.5), (9, 0.25)],
+        "dev_cost": [(0, 0.75), (5, 0.625), (9, 0.5)],
+        "grad_norm_W1": [(0, 1.5), (5, 1.0), (9, 0.5)],
+        "grad_norm_W2": [(0, 0.25), (5, 0.125), (9, 0.0625)],
+        "train_seconds": [(9, 1.25)], "final_cost": [(9, 0.2)], "iterations_run": [(9, 10.0)],
+        "best_iteration": [(9, 5.0)]}
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+
+    # dev costs not aligned with the iterations are left out; nothing recorded: steps at 0
+    uneven = TrainResult(parameters={}, network=None, iterations=[0, 10], costs=[0.7, 0.6],
+                         dev_costs=[0.8], final_cost=0.6, iterations_run=20, train_seconds=0.5)
+    empty = TrainResult(parameters={}, network=None, final_cost=0.3, iterations_run=0,
+                        train_seconds=0.0)
+    with tracking.RunTracker(cfg) as first, tracking.RunTracker(cfg) as second:
+        first.log_history(uneven)
+        second.log_history(empty)
+    assert all_histories(client, first.run_id) == {
+        "cost": [(0, 0.7), (10, 0.6)], "train_seconds": [(10, 0.5)], "final_cost": [(10, 0.6)],
+        "iterations_run": [(10, 20.0)]}
+    assert all_histories(client, second.run_id) == {
+        "train_seconds": [(0, 0.0)], "final_cost": [(0, 0.3)], "iterations_run": [(0, 0.0)]}
+
+
+def test_a_tracker_that_is_not_open_refuses_to_log(client, store, outcome):
+    message = "RunTracker is not open: use it as `with RunTracker(cfg) as t:`"
+    cfg = make_cfg(store, experiment="not-open")
+    tracker = tracking.RunTracker(cfg)
+    with pytest.raises(RuntimeError) as before:
+        tracker.log_history(outcome.result)
+    with tracker:
+        pass
+    with pytest.raises(RuntimeError) as after:
+        tracker.log_outcome(outcome)
+    assert str(before.value) == str(after.value) == message
+    assert all_histories(client, tracker.run_id) == {}
+    # An experiment deleted after this process looked it up: the run cannot even be created.
+    from mlflow.exceptions import MlflowException
+
+    doomed = make_cfg(store, experiment="deleted-meanwhile")
+    client.delete_experiment(tracking.get_experiment_id("deleted-meanwhile", store))
+    failed = tracking.RunTracker(doomed)
+    with pytest.raises(MlflowException):
+        failed.__enter__()
+    with pytest.raises(RuntimeError) as unopened:
+        failed.log_history(outcome.result)
+    assert str(unopened.value) == message
+
+
+def test_an_exception_without_a_message_is_named_by_its_type(client, store):
+    with pytest.raises(ValueError), tracking.RunTracker(make_cfg(store, "failures")) as tracker:
+        raise ValueError()
+    run = client.get_run(tracker.run_id)
+    assert (run.info.status, run.data.tags["failure_reason"]) == ("FAILED", "ValueError")
+
+
+def test_nested_runs_nest_under_the_same_store_or_the_active_fluent_run(client, store, template_db,
+                                                                         tmp_path, monkeypatch):
+    import mlflow
+
+    cfg = make_cfg(store, experiment="nesting")
+    _, other_uri = store_copy(template_db, tmp_path / "other")
+    with tracking.RunTracker(make_cfg(other_uri, experiment="nesting")) as elsewhere, \
+            tracking.RunTracker(cfg, nested=True) as alone:
+        pass
+    assert tracking.PARENT_RUN_TAG not in client.get_run(alone.run_id).data.tags
+    assert elsewhere.run_id != alone.run_id
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # for MLflow's fluent API
+    with mlflow.start_run(experiment_id=tracking.get_experiment_id("nesting", store)) as active:
+        with tracking.RunTracker(cfg, nested=True) as child:
+            pass
+    assert client.get_run(child.run_id).data.tags[tracking.PARENT_RUN_TAG] == active.info.run_id
+
+
+def test_runs_carry_the_git_commit_of_the_project_whatever_the_cwd(client, store, tmp_path,
+                                                                    monkeypatch):
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                         check=False)
+    monkeypatch.chdir(tmp_path)  # no dvc.yaml + conf/ above, not a git repository
+    with tracking.RunTracker(make_cfg(store, experiment="git")) as tracker:
+        pass
+    sweep = tracking.start_sweep_run("git", "sweep-git", store)
+    tracking.finish_sweep_run(sweep, store)
+    for run_id in (tracker.run_id, sweep):
+        tags = client.get_run(run_id).data.tags
+        if git.returncode == 0:
+            commit = git.stdout.strip()
+            assert (tags["git_commit"], tags["mlflow.source.git.commit"]) == (commit, commit)
+        else:
+            assert "git_commit" not in tags
+
+
+def test_log_outcome_tags_the_gradient_check_and_logs_evaluation_at_step_zero(client, store,
+                                                                             outcome, tmp_path):
+    import dataclasses
+
+    from dlpractice.pipeline import GradcheckReport
+
+    # every artifact given: nothing is drawn again (see the next test for what is generated)
+    given = {}
+    for name in ("config.yaml", "parameters.npz", "cost_curve.png", "grad_norms.png",
+                 "weight_histograms.png", "decision_boundary.png"):
+        (tmp_path / name).write_text(f"given {name}")
+        given[name] = tmp_path / name
+    report = outcome.gradcheck
+    failing = GradcheckReport(report.at_init, dataclasses.replace(report.at_trained, passed=False))
+    expected = outcome.evaluation.metrics()
+    seen = {}
+    for label, gradcheck in (("passed", report), ("failed", failing), ("none", None)):
+        variant = dataclasses.replace(outcome, gradcheck=gradcheck, stats=None)
+        with tracking.RunTracker(outcome.cfg) as tracker:
+            tracker.log_outcome(variant, given)
+        seen[label] = tracker.run_id
+    assert report.passed and report.difference < outcome.cfg.gradcheck.threshold
+    for label, run_id in seen.items():
+        run = client.get_run(run_id)
+        checked = {} if label == "none" else {"gradcheck_difference": [(0, report.difference)]}
+        assert all_histories(client, run_id) == {
+            **{name: [(0, value)] for name, value in expected.items()}, **checked}
+        assert run.data.tags.get("gradcheck") == (None if label == "none" else label)
+        assert sorted(a.path for a in client.list_artifacts(run_id)) == sorted(given)
+        got = Path(client.download_artifacts(run_id, "", str(tmp_path / label)))
+        for name in given:
+            assert (got / name).read_text() == f"given {name}"
+
+
+def test_log_outcome_artifacts_from_files_folders_and_the_outcome(client, store, outcome,
+                                                                  tmp_path, caplog):
+    import dataclasses
+
+    import yaml
+
+    # parameters held as float32 are saved as float64
+    result = dataclasses.replace(outcome.result, parameters={
+        k: v.astype(np.float32) for k, v in outcome.result.parameters.items()})
+    variant = dataclasses.replace(outcome, result=result)
+    for folder, files in (("x", {"a.txt": "a"}), ("y", {"sub/b.txt": "b"})):
+        for rel, text in files.items():
+            (tmp_path / folder / "outputs" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / "outputs" / rel).write_text(text)
+    (tmp_path / "x" / "results.csv").write_text("x\n")
+    (tmp_path / "y" / "results.csv").write_text("y\n")
+    given = {"outputs": tmp_path / "x" / "outputs", "more outputs": str(tmp_path / "y" / "outputs"),
+             "table": tmp_path / "x" / "results.csv", "table again": tmp_path / "y" / "results.csv",
+             "missing": tmp_path / "nope.txt"}
+    with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"), \
+            tracking.RunTracker(outcome.cfg) as tracker:
+        tracker.log_outcome(variant, given)
+    assert tracking_log(caplog) == [
+        ("WARNING", f"artifact missing: {tmp_path / 'nope.txt'} does not exist; skipped")]
+    got = Path(client.download_artifacts(tracker.run_id, "", str(tmp_path / "got")))
+    files = sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_file())
+    assert files == sorted(["outputs/a.txt", "outputs/sub/b.txt", "results.csv", "config.yaml",
+                            "parameters.npz", "normalizer.npz", "cost_curve.png", "grad_norms.png",
+                            "weight_histograms.png", "decision_boundary.png"])
+    assert [(got / f).read_text() for f in ("outputs/a.txt", "outputs/sub/b.txt", "results.csv")] \
+        == ["a", "b", "y\n"]  # folders merged; of two files with one name, the last given
+    text = (got / "config.yaml").read_text()
+    assert yaml.safe_load(text) == outcome.cfg.to_dict()
+    assert [line.split(":")[0] for line in text.splitlines() if not line.startswith(" ")] == \
+        list(outcome.cfg.to_dict())  # in the config's own order
+    saved = ref.load_npz(got / "parameters.npz")
+    assert sorted(saved) == sorted(result.parameters)
+    for k, v in result.parameters.items():
+        assert saved[k].dtype == np.float64
+        np.testing.assert_array_equal(saved[k], v.astype(np.float64))
+    data, _ = ref.dataset(outcome.cfg.to_dict())
+    mean, std = ref.normalizer(data["X_train"])
+    normalizer = ref.load_npz(got / "normalizer.npz")
+    assert sorted(normalizer) == ["mean", "std"]
+    np.testing.assert_allclose(normalizer["mean"], mean, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(normalizer["std"], std, rtol=1e-14)
+    # the figures are the plots module's, the boundary titled with the run name
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    s = variant.splits
+    plots.cost_curve(result, drawn / "cost_curve.png")
+    plots.grad_norms(result, drawn / "grad_norms.png")
+    plots.weight_histograms(result.parameters, drawn / "weight_histograms.png")
+    plots.decision_boundary(result.parameters, s.X_train, s.Y_train, outcome.cfg.model.activation,
+                            drawn / "decision_boundary.png", title="he-none (train)")
+    for name in RUN_PLOTS:
+        assert (got / name).read_bytes() == (drawn / name).read_bytes(), name
+
+
+# -- sweeps ------------------------------------------------------------------------------------
+
+
+def test_sweep_run_tags_files_and_status(client, store, tmp_path):
+    import getpass
+
+    tags = {"sweep_id": "s1", "note": "first line\nsecond line", "skipped": None,
+            "api_token": "hunter2", "jobs": 4}
+    parent = tracking.start_sweep_run("sweep-runs", "grid-1", store, tags=tags)
+    run = client.get_run(parent)
+    assert (run.info.status, run.info.run_name) == ("RUNNING", "grid-1")
+    assert run.info.experiment_id == client.get_experiment_by_name("sweep-runs").experiment_id
+    own = {k: v for k, v in run.data.tags.items()
+           if not k.startswith("mlflow.") and k != "git_commit"}
+    assert own == {"sweep": "true", "sweep_id": "s1", "note": "first line", "jobs": "4"}
+    assert run.data.tags["mlflow.user"] == getpass.getuser()
+
+    (tmp_path / "summary.md").write_text("| setting |\n")
+    (tmp_path / "folder").mkdir()
+    files = [tmp_path / "summary.md", None, tmp_path / "missing.csv", tmp_path / "folder",
+             str(tmp_path / "summary.md")]
+    tracking.finish_sweep_run(parent, store, files=files, status="FAILED",
+                              tags={"best": "he-l2_0.7\nmore", "jobs_done": 3})
+    run = client.get_run(parent)
+    assert run.info.status == "FAILED"
+    assert (run.data.tags["best"], run.data.tags["jobs_done"]) == ("he-l2_0.7", "3")
+    assert [a.path for a in client.list_artifacts(parent)] == ["summary.md"]
+    got = client.download_artifacts(parent, "summary.md", str(tmp_path / "got"))
+    assert Path(got).read_text() == "| setting |\n"
+
+    # a sweep run opened by another process (here: through MLflow) is closed all the same
+    other = client.create_run(client.get_experiment_by_name("sweep-runs").experiment_id).info
+    tracking.finish_sweep_run(other.run_id, store)
+    assert client.get_run(other.run_id).info.status == "FINISHED"
