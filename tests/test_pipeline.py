@@ -3,6 +3,8 @@ computed independently (tests/reference.py) from the same config."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,24 +66,32 @@ def test_fixed_dev_and_test_sizes_or_ratios():
     assert pipeline.prepare_data(cfg).splits.sizes() == {"train": 50, "dev": 30, "test": 20}
 
 
-def test_football_like_keeps_its_own_noise_and_can_be_split_again():
-    """football_like is drawn with its generator's own noise (data.noise does not reach it);
+def test_football_like_is_drawn_with_data_noise_and_can_be_split_again():
+    """data.noise reaches football_like's generator (as the study's config group states it);
     split_heldout pools train and held-out and splits them by the ratios."""
     from dlpractice.data import football_like
 
-    X, Y, X_val, Y_val = football_like(0, n_train=150)
-    own = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
-                                           "noise": 0.9})).splits
-    for got, want in ((own.X_train, X), (own.Y_train, Y), (own.X_dev, X_val), (own.Y_dev, Y_val)):
+    X, Y, X_val, Y_val = football_like(0, n_train=150, noise=0.9)
+    noisy = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
+                                             "noise": 0.9})).splits
+    for got, want in ((noisy.X_train, X), (noisy.Y_train, Y), (noisy.X_dev, X_val),
+                      (noisy.Y_dev, Y_val)):
         np.testing.assert_array_equal(got, want)
-    # the regularization study passes an empty data.path with football_like
-    same = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
-                                            "path": ""})).splits
-    np.testing.assert_array_equal(same.Y_train, Y)
+    # the regularization study: its config group, with the empty data.path it passes
+    X, Y, X_val, Y_val = football_like(0, n_train=211, noise=0.1)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base=None):
+        raw = compose("config", overrides=["experiment=regularization", "data.path="])
+    study = pipeline.prepare_data(config.load(raw)).splits
+    np.testing.assert_array_equal(study.Y_train, Y)
+    np.testing.assert_array_equal(study.X_dev, X_val)
+    assert not np.array_equal(noisy.Y_train, football_like(0, n_train=150, noise=0.1)[1])
     pooled = pipeline.prepare_data(load(data={"name": "football_like", "n_samples": 150,
-                                              "split_heldout": True})).splits
+                                              "noise": 0.9, "split_heldout": True})).splits
     assert pooled.sizes() == {"train": 210, "dev": 70, "test": 70}
     together = np.hstack([pooled.X_train, pooled.X_dev, pooled.X_test])
+    X, Y, X_val, Y_val = football_like(0, n_train=150, noise=0.9)
     assert sorted(map(tuple, together.T)) == sorted(map(tuple, np.hstack([X, X_val]).T))
 
 

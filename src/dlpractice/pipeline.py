@@ -37,7 +37,7 @@ class PreparedData:
 def prepare_data(cfg: Config) -> PreparedData:
     """Load or generate ``cfg.data`` and split it; checks that the model fits the data."""
     d = cfg.data
-    generated = d.name not in ("file", "football_like")
+    generated = d.name != "file"
     course_data = cfg.course_compat and d.name in COURSE_NAMES
     splits, fingerprint = load_dataset(
         d.name,
