@@ -236,7 +236,7 @@ def study_row(study: str, run: Run, setting: Mapping[str, Any], splits: Any,
 
 
 def table_columns(study: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    cols = [*BASE_COLUMNS[:4], *STUDY_COLUMNS.get(study, ()), BASE_COLUMNS[4]]
+    cols = [*BASE_COLUMNS[:4], *STUDY_COLUMNS[study], BASE_COLUMNS[4]]
     if any("status" in r for r in rows):
         cols.append("status")
     return [*cols, "comment"]
@@ -246,7 +246,7 @@ def table_markdown(study: str, rows: Sequence[Mapping[str, Any]], columns: Seque
                    target_cost: float | None = None) -> str:
     from dlpractice import report
 
-    lines = [f"# {study.replace('_', ' ')}", "", STUDIES.get(study, "")]
+    lines = [f"# {study.replace('_', ' ')}", "", STUDIES[study]]
     if study == "input_normalization" and target_cost is not None:
         lines += ["", f"Target cost: {target_cost:g}."]
     return "\n".join(lines) + "\n\n" + report.table_markdown(rows, columns)
