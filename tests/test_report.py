@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sys
 import threading
@@ -210,11 +211,13 @@ class Terminal(io.StringIO):
         return True
 
 
-def _frames(monkeypatch, enabled: bool = True) -> list[str]:
-    """What a terminal shows of 300 iterations recorded at 0, 100 and 200."""
+def _frames(monkeypatch, enabled: bool = True, screen: Terminal | None = None,
+            between=lambda: None) -> list[str]:
+    """What a terminal shows of 300 iterations recorded at 0, 100 and 200 (``between`` runs
+    after each)."""
     from tqdm import tqdm
 
-    screen = Terminal()
+    screen = screen or Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
     monkeypatch.setattr(tqdm, "monitor_interval", 0)  # no monitor thread left behind
     shared = tqdm.get_lock()
@@ -223,6 +226,7 @@ def _frames(monkeypatch, enabled: bool = True) -> list[str]:
         bar = report.progress_bar(300) if enabled else report.progress_bar(300, enabled=False)
         for iteration, cost in ((0, 0.7), (100, 0.5), (200, 0.25)):
             bar(iteration, cost)
+            between()
             time.sleep(0.11)  # tqdm redraws at most every 0.1 s
         bar.close()
     finally:
@@ -237,3 +241,30 @@ def test_progress_on_a_terminal_shows_iterations_and_the_current_cost(monkeypatc
                                            ("200/300", "0.25")], frames
     assert frames[-1] == "" and frames[-2].strip() == ""  # cleared when done (leave=False)
     assert _frames(monkeypatch, enabled=False) == [""]
+
+
+def test_progress_bar_follows_a_resized_terminal(monkeypatch):
+    """The bar fills the terminal's width, also after the window is resized mid-run."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+
+    def resize(columns: int) -> None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+
+    class Window(Terminal):
+        def fileno(self) -> int:
+            return slave
+
+    widths = iter((100, 100, 100))
+    resize(60)
+    try:
+        frames = _frames(monkeypatch, screen=Window(), between=lambda: resize(next(widths)))
+    finally:
+        os.close(slave)
+        os.close(master)
+    bars = [f for f in frames if "/300" in f]
+    # tqdm leaves the last column free: 59 columns of 60, then 99 of 100
+    assert [len(f) for f in bars] == [59, 99, 99], bars
