@@ -902,6 +902,16 @@ def test_train_and_augmentation_messages_in_full():
     with pytest.raises(ValueError) as info:
         train(X, Y, TrainConfig((3, 4, 1), iterations=1))
     assert str(info.value) == "X has 2 features but layer_dims starts with 3"
+    for labels, got in ((None, "None"), (Y[0], "(10,)"), (Y[:, :9], "(1, 9)")):
+        with pytest.raises(ValueError) as info:
+            train(X, labels, TrainConfig((2, 4, 1), iterations=1))
+        assert str(info.value) == ("Y must hold the labels of X's examples, shape (1, 10); "
+                                   f"got {got}")
+    for iterations, every in ((-1, 1), (5, 0)):
+        with pytest.raises(ValueError) as info:
+            train(X, Y, TrainConfig((2, 4, 1), iterations=iterations, record_every=every))
+        assert str(info.value) == (f"iterations must be >= 0 and record_every >= 1 (got "
+                                   f"{iterations} and {every})")
     with pytest.raises(ValueError) as info:
         train(X, Y, TrainConfig((2, 4, 1), early_stopping_patience=3, iterations=1))
     assert str(info.value) == "early stopping needs a dev set (X_dev, Y_dev)"

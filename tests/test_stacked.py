@@ -286,6 +286,14 @@ def test_train_stacked_messages_in_full():
     with pytest.raises(ValueError) as info:
         train_stacked(X, Y, [replace(cfg, layer_dims=(3, 4, 1))])
     assert str(info.value) == "X has 2 features but layer_dims starts with 3"
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, None, [cfg])
+    assert str(info.value) == (f"Y must hold the labels of X's examples, shape (1, {X.shape[1]}); "
+                               "got None")
+    with pytest.raises(ValueError) as info:
+        train_stacked(X, Y, [replace(cfg, iterations=-1)])
+    assert str(info.value) == "iterations must be >= 0 and record_every >= 1 (got -1 and " \
+        f"{cfg.record_every})"
 
 
 # -- shapes and options the other tests do not reach ----------------------------------------------

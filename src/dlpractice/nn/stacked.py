@@ -62,7 +62,7 @@ from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network
 from dlpractice.nn.regularizers import augment_flips, check_keep_probs
-from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_dev_set
+from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_inputs
 
 # TrainConfig fields that may differ between the configurations of one stack.
 PER_CONFIG_FIELDS = ("init", "init_scale", "learning_rate", "lambd", "l1", "keep_prob", "seed",
@@ -314,9 +314,7 @@ def train_stacked(
         if reason is not None:
             raise ValueError(f"{reason} cannot be stacked: train this configuration on its own")
         check_keep_probs(cfg.hidden_keep_probs(), cfg.input_keep_prob)
-    check_dev_set(X_dev, Y_dev)
-    if X.shape[0] != base.layer_dims[0]:
-        raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {base.layer_dims[0]}")
+    check_inputs(base, X, Y, X_dev, Y_dev)
     callbacks = list(callbacks) if callbacks is not None else [None] * K
     dims = tuple(base.layer_dims)
     L = len(dims) - 1

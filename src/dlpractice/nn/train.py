@@ -108,8 +108,7 @@ def train(
     :class:`DivergenceError` naming the iteration and the first layer that went non-finite.
     """
     cfg = config
-    if X.shape[0] != cfg.layer_dims[0]:
-        raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {cfg.layer_dims[0]}")
+    check_inputs(cfg, X, Y, X_dev, Y_dev)
     rng = np.random.default_rng(cfg.seed)
     net = Network(cfg.layer_dims, cfg.hidden_activation)
     if parameters is None:
@@ -126,7 +125,6 @@ def train(
         EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
         if cfg.early_stopping_patience is not None else None
     )
-    check_dev_set(X_dev, Y_dev)
     if early is not None and X_dev is None:
         raise ValueError("early stopping needs a dev set (X_dev, Y_dev)")
     dropout = DropoutMasks(
@@ -227,10 +225,19 @@ def train(
     return result
 
 
-def check_dev_set(X_dev: np.ndarray | None, Y_dev: np.ndarray | None) -> None:
-    """A dev set is X_dev with Y_dev, or neither."""
+def check_inputs(cfg: TrainConfig, X: np.ndarray, Y: np.ndarray, X_dev: np.ndarray | None,
+                 Y_dev: np.ndarray | None) -> None:
+    """What ``train`` and ``train_stacked`` refuse before any work (ValueError, one line)."""
+    if X.shape[0] != cfg.layer_dims[0]:
+        raise ValueError(f"X has {X.shape[0]} features but layer_dims starts with {cfg.layer_dims[0]}")
+    if np.shape(Y) != (1, X.shape[1]):
+        raise ValueError(f"Y must hold the labels of X's examples, shape (1, {X.shape[1]}); "
+                         f"got {'None' if Y is None else np.shape(Y)}")
     if (X_dev is None) != (Y_dev is None):
         raise ValueError("X_dev and Y_dev go together: give both or neither")
+    if cfg.iterations < 0 or cfg.record_every < 1:
+        raise ValueError(f"iterations must be >= 0 and record_every >= 1 (got {cfg.iterations} "
+                         f"and {cfg.record_every})")
 
 
 def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
