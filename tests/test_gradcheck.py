@@ -119,14 +119,19 @@ def test_generic_check_catches_and_names_a_wrong_array(bug, wrong):
             assert diff < result.threshold, result.report()
 
 
-@pytest.mark.parametrize(("bug", "wrong"), [(scale_dW2, "W2"), (flip_db1, "b1")])
-def test_network_check_catches_and_names_a_wrong_array(monkeypatch, bug, wrong):
+def break_backprop(monkeypatch, bug) -> None:
+    """check_network's backprop gradients go through ``bug`` (a wrong backward pass)."""
     def broken(*args, **kwargs):
         cost, grads = cost_and_gradients(*args, **kwargs)
         bug(grads)
         return cost, grads
 
     monkeypatch.setattr(gradcheck, "cost_and_gradients", broken)
+
+
+@pytest.mark.parametrize(("bug", "wrong"), [(scale_dW2, "W2"), (flip_db1, "b1")])
+def test_network_check_catches_and_names_a_wrong_array(monkeypatch, bug, wrong):
+    break_backprop(monkeypatch, bug)
     X, Y = data()
     result = check_network(params("he"), X, Y, "relu")
     assert not result.passed and result.worst_array == wrong
@@ -162,12 +167,7 @@ def test_generic_check_blames_the_worst_array_not_the_first_wrong_one():
 
 
 def test_network_check_blames_the_worst_array_not_the_first_wrong_one(monkeypatch):
-    def broken(*args, **kwargs):
-        cost, grads = cost_and_gradients(*args, **kwargs)
-        slightly_off_db1_badly_off_dW2(grads)
-        return cost, grads
-
-    monkeypatch.setattr(gradcheck, "cost_and_gradients", broken)
+    break_backprop(monkeypatch, slightly_off_db1_badly_off_dW2)
     X, Y = data()
     _blames_the_worst(check_network(params("he", random_biases=True), X, Y, "tanh"))
 
@@ -463,13 +463,7 @@ def test_kinks_in_deeper_layers_match_brute_force(dims, max_chunk_bytes, shift):
     they sit at 6e-8 instead, where only steps larger than that (not all) cross. The skipped
     entries are exactly those a brute-force recomputation of every hidden Z finds; the rest
     agree to rounding."""
-    rng = np.random.default_rng(13)
-    X = rng.integers(-2, 3, (dims[0], 8)).astype(np.float64)
-    Y = (rng.random((1, 8)) > 0.5).astype(np.float64)
-    p = {}
-    for l in range(1, len(dims)):
-        p[f"W{l}"] = rng.integers(-4, 5, (dims[l], dims[l - 1])) / 4.0
-        p[f"b{l}"] = rng.integers(-2, 3, (dims[l], 1)) / 4.0 + (shift if l < len(dims) - 1 else 0)
+    p, X, Y = dyadic_relu_net(dims, shift)
     oracle = kink_oracle(p, X)
     result = check_network(p, X, Y, "relu", max_chunk_bytes=max_chunk_bytes)
     for key, mask in oracle.items():

@@ -932,24 +932,16 @@ def plain_descent(X, Y, dims, lr, iterations, seed, perturb):
     return params
 
 
-def test_input_dropout_thins_a_fresh_copy_of_the_input_at_every_step():
+@pytest.mark.parametrize(("option", "perturb"), [
+    ({"input_keep_prob": 0.7}, lambda X, rng: X * (rng.random(X.shape) < 0.7) / 0.7),
+    ({"augment_jitter": 0.3}, lambda X, rng: X + 0.3 * rng.standard_normal(X.shape)),
+], ids=["input-dropout", "jitter"])
+def test_input_dropout_and_jitter_perturb_a_fresh_copy_of_the_input_at_every_step(option,
+                                                                                   perturb):
     X, Y = ring_data(50, seed=23)
-    dims, lr, keep = (2, 6, 1), 0.5, 0.7
-    result = train(X, Y, TrainConfig(dims, learning_rate=lr, iterations=4, input_keep_prob=keep,
-                                      seed=5))
-    expected = plain_descent(X, Y, dims, lr, 4, seed=5,
-                             perturb=lambda X, rng: X * (rng.random(X.shape) < keep) / keep)
-    for key, value in expected.items():
-        np.testing.assert_allclose(result.parameters[key], value, rtol=1e-10, atol=1e-14)
-
-
-def test_jitter_adds_fresh_noise_to_the_input_at_every_step():
-    X, Y = ring_data(50, seed=24)
-    dims, lr, jitter = (2, 6, 1), 0.5, 0.3
-    result = train(X, Y, TrainConfig(dims, learning_rate=lr, iterations=4, augment_jitter=jitter,
-                                      seed=6))
-    expected = plain_descent(X, Y, dims, lr, 4, seed=6,
-                             perturb=lambda X, rng: X + jitter * rng.standard_normal(X.shape))
+    dims, lr = (2, 6, 1), 0.5
+    result = train(X, Y, TrainConfig(dims, learning_rate=lr, iterations=4, seed=5, **option))
+    expected = plain_descent(X, Y, dims, lr, 4, seed=5, perturb=perturb)
     for key, value in expected.items():
         np.testing.assert_allclose(result.parameters[key], value, rtol=1e-10, atol=1e-14)
 
