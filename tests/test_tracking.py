@@ -325,17 +325,18 @@ def test_server_health_is_checked_once(status, ok):
         handler.end_headers()
 
     server, uri = serve(answer)
+    uri += "/mlflowX/"  # served under a path, as behind a reverse proxy
     try:
         if ok:  # up (a 4xx: it answers, e.g. behind a proxy without /health)
-            tracking.prepare_store(uri + "/")
-            tracking.prepare_store(uri + "/")  # cached: asked once per process
+            tracking.prepare_store(uri)
+            tracking.prepare_store(uri)  # cached: asked once per process
         else:
             with pytest.raises(DlpracticeError) as info:
-                tracking.prepare_store(uri + "/")
+                tracking.prepare_store(uri)
             assert str(info.value) == (
-                f"MLflow tracking server {uri}/ is unreachable: /health answered HTTP {status}; "
+                f"MLflow tracking server {uri} is unreachable: /health answered HTTP {status}; "
                 "start it with `make server` or set tracking.uri")
-        assert hits == ["/health"]
+        assert hits == ["/mlflowX/health"]
     finally:
         server.shutdown()
         server.server_close()
@@ -415,6 +416,29 @@ def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_p
     assert client.get_run(here).info.status == "RUNNING"
     tracking.finish_sweep_run(here, uri, status="KILLED")
     assert client.get_run(here).info.status == "KILLED"
+
+
+def test_a_sweep_run_that_cannot_be_closed_at_exit_is_named_in_one_line(tmp_path):
+    """The store broke while a sweep run was open: at exit, one warning names the run and why."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    garbage = b"this is not a database" * 100
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from dlpractice import tracking
+        print(tracking.start_sweep_run("atexit", "sweep-left-open", {uri!r}), flush=True)
+        for path in Path({str(tmp_path / 'store')!r}).glob("mlflow.db*"):
+            path.write_bytes({garbage!r})
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    (tmp_path / "garbage").write_bytes(garbage)
+    with pytest.raises(sqlite3.DatabaseError) as why:
+        sqlite3.connect(tmp_path / "garbage").execute("SELECT * FROM sqlite_master")
+    assert proc.stderr.splitlines()[-1] == (
+        f"could not close MLflow run {run_id} as KILLED: (sqlite3.DatabaseError) {why.value}")
 
 
 def test_import_is_cheap():
@@ -887,7 +911,7 @@ class FakeTrackingServer:
             def do_GET(self):
                 url = urlparse(self.path)
                 requests.append((self.client_address[1], url.path))
-                if url.path == "/health":
+                if url.path.endswith("/health"):
                     body = b"OK"
                 else:
                     name = parse_qs(url.query)["experiment_name"][0]
@@ -927,6 +951,9 @@ def test_runs_url_of_a_tracking_server_is_the_server_itself():
     try:
         assert tracking.runs_url("remote", server.uri + "/", host="localhost", port=8080) == (
             f"{server.uri}/#/experiments/42/runs")
+        # a server under a path (behind a reverse proxy) keeps it
+        assert tracking.runs_url("remote", server.uri + "/mlflowX/") == (
+            f"{server.uri}/mlflowX/#/experiments/42/runs")
     finally:
         server.close()
 
@@ -1150,8 +1177,13 @@ def test_runs_carry_the_git_commit_of_the_project_whatever_the_cwd(client, store
     monkeypatch.chdir(tmp_path)  # no dvc.yaml + conf/ above, not a git repository
     with tracking.RunTracker(make_cfg(store, experiment="git")) as tracker:
         pass
-    sweep = tracking.start_sweep_run("git", "sweep-git", store)
-    tracking.finish_sweep_run(sweep, store)
+    # a fresh process started in that folder (nothing it remembers of other runs)
+    script = (f"from dlpractice import tracking\n"
+              f"run = tracking.start_sweep_run('git', 'sweep-git', {store!r})\n"
+              f"tracking.finish_sweep_run(run, {store!r})\nprint(run)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    sweep = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True,
+                           capture_output=True, text=True, timeout=120).stdout.strip()
     for run_id in (tracker.run_id, sweep):
         tags = client.get_run(run_id).data.tags
         if git.returncode == 0:
