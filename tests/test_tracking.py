@@ -1181,7 +1181,9 @@ def test_runs_carry_the_git_commit_of_the_project_whatever_the_cwd(client, store
     script = (f"from dlpractice import tracking\n"
               f"run = tracking.start_sweep_run('git', 'sweep-git', {store!r})\n"
               f"tracking.finish_sweep_run(run, {store!r})\nprint(run)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # (mutmut's call-recording pass needs its config in the cwd: there the child runs plain code)
+    env = {**{k: v for k, v in os.environ.items() if (k, v) != ("MUTANT_UNDER_TEST", "stats")},
+           "PYTHONPATH": str(ROOT / "src")}
     sweep = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True,
                            capture_output=True, text=True, timeout=120).stdout.strip()
     for run_id in (tracker.run_id, sweep):
