@@ -1322,3 +1322,42 @@ def test_sweep_run_tags_files_and_status(client, store, tmp_path):
     other = client.create_run(client.get_experiment_by_name("sweep-runs").experiment_id).info
     tracking.finish_sweep_run(other.run_id, store)
     assert client.get_run(other.run_id).info.status == "FINISHED"
+
+
+def test_long_values_are_cut_to_mlflows_limits_and_uri_passwords_hidden(client, store):
+    """Params over 6000 and tags over 5000 characters end in "…"; values at the limit are kept;
+    a password in a URI param is masked; metrics carry the wall-clock time of logging, in ms."""
+    server = "http://alice:s3cret@example.invalid:5000"  # the config's store; uri= overrides it
+    runs = {}
+    for path, reason in (("p" * 6000, "e" * 5000), ("q" * 6001, "f" * 5001)):
+        cfg = make_cfg(server, experiment="limits", data={"path": path})
+        start = time.time()
+        with pytest.raises(RuntimeError), tracking.RunTracker(cfg, uri=store) as tracker:
+            tracker.callback(0, 0.5, None)
+            raise RuntimeError(reason)
+        runs[path] = (client.get_run(tracker.run_id), start, time.time())
+    kept, cut = runs["p" * 6000][0], runs["q" * 6001][0]
+    assert kept.data.params["data.path"] == "p" * 6000
+    assert cut.data.params["data.path"] == "q" * 5999 + "…"
+    assert kept.data.tags["failure_reason"] == "e" * 5000
+    assert cut.data.tags["failure_reason"] == "f" * 4999 + "…"
+    assert kept.data.params["tracking.uri"] == "http://alice:***@example.invalid:5000"
+    for run, start, end in runs.values():
+        [point] = client.get_metric_history(run.info.run_id, "cost")
+        assert int(start * 1000) <= point.timestamp <= int(end * 1000)
+
+
+def test_a_run_opened_inside_another_nests_only_when_asked(client, store):
+    cfg = make_cfg(store, experiment="nesting-asked")
+    inner = tracking.RunTracker(cfg)
+    assert (inner.run_id, inner.experiment_id) == (None, None)  # not open yet
+    given = tracking.start_sweep_run("nesting-asked", "sweep-given", store)
+    with tracking.RunTracker(cfg) as outer, inner, \
+            tracking.RunTracker(cfg, parent_run_id=given, nested=True) as explicit:
+        pass
+    tracking.finish_sweep_run(given, store)
+    assert tracking.PARENT_RUN_TAG not in client.get_run(inner.run_id).data.tags
+    assert client.get_run(explicit.run_id).data.tags[tracking.PARENT_RUN_TAG] == given
+    assert outer.run_id not in (inner.run_id, explicit.run_id)
+    assert inner.experiment_id == outer.experiment_id == client.get_run(
+        inner.run_id).info.experiment_id
