@@ -32,7 +32,10 @@ def make_cfg(uri: str, experiment: str = "t", **overrides) -> config.Config:
     raw = {"train": {"iterations": 200, "record_every": 10}, "data": {"n_samples": 200},
            "tracking": {"uri": uri, "experiment": experiment}}
     for section, values in overrides.items():
-        raw.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
     return config.load(raw)
 
 
@@ -1361,3 +1364,88 @@ def test_a_run_opened_inside_another_nests_only_when_asked(client, store):
     assert outer.run_id not in (inner.run_id, explicit.run_id)
     assert inner.experiment_id == outer.experiment_id == client.get_run(
         inner.run_id).info.experiment_id
+
+
+@pytest.mark.parametrize(("code", "status", "reason"), [
+    (None, "FINISHED", None), (0, "FINISHED", None), (1, "FAILED", "1"),
+    ("stopped by the user", "FAILED", "stopped by the user")])
+def test_sys_exit_inside_a_run_sets_its_status(client, store, code, status, reason):
+    cfg = make_cfg(store, experiment="exits", study="exits-study")
+    with pytest.raises(SystemExit), tracking.RunTracker(cfg) as tracker:
+        tracker.callback(0, 0.5, 0.6)
+        raise SystemExit(code)
+    run = client.get_run(tracker.run_id)
+    assert (run.info.status, run.data.tags.get("failure_reason")) == (status, reason)
+    assert run.data.tags["study"] == "exits-study"
+    assert history(client, tracker.run_id, "dev_cost") == [(0, 0.6)]
+
+
+def broken_store(template_db: Path, folder: Path) -> tuple[str, Path, bytes]:
+    """A store that works until ``break_it()``; returns its uri, its folder and the garbage."""
+    _, uri = store_copy(template_db, folder)
+    return uri, folder, b"this is not a database" * 100
+
+
+def break_store(folder: Path, garbage: bytes) -> str:
+    """Overwrite the database under the open run; returns sqlite's own error for it."""
+    for path in folder.glob("mlflow.db*"):
+        path.write_bytes(garbage)
+    con = sqlite3.connect(folder / "mlflow.db")
+    try:
+        con.execute("SELECT * FROM sqlite_master")
+    except sqlite3.DatabaseError as exc:
+        return f"(sqlite3.DatabaseError) {exc}"
+    finally:
+        con.close()
+    raise AssertionError("the garbage is a database")
+
+
+def test_a_run_that_cannot_be_closed_says_so(template_db, tmp_path, caplog):
+    """The store breaks while runs are open: a clean exit raises one line naming the run and
+    the store; an exit by an exception keeps that exception and only warns; nothing is retried."""
+    uri, folder, garbage = broken_store(template_db, tmp_path / "store")
+    cfg = make_cfg(uri, experiment="breaks")
+    clean, failing = tracking.RunTracker(cfg), tracking.RunTracker(cfg)
+    with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"):
+        with pytest.raises(DlpracticeError) as info, clean:
+            clean.callback(0, 0.5, None)
+            with pytest.raises(KeyError), failing:
+                failing.callback(0, 0.5, None)
+                why = break_store(folder, garbage)
+                raise KeyError("inner")
+        assert str(info.value) == (f"MLflow run {clean.run_id} in {uri} could not be closed "
+                                   f"cleanly: {why}")
+    assert tracking_log(caplog) == [
+        ("WARNING", f"could not log the end of MLflow run {failing.run_id}: {why}"),
+        ("WARNING", f"could not close MLflow run {failing.run_id} as FAILED: {why}"),
+        ("WARNING", f"could not log the end of MLflow run {clean.run_id}: {why}"),
+        ("WARNING", f"could not close MLflow run {clean.run_id} as FINISHED: {why}")]
+    assert (clean.status, failing.status) == ("FINISHED", "FAILED")
+
+
+def test_a_run_whose_params_cannot_be_logged_is_closed_at_once(client, store, monkeypatch):
+    """MLflow refuses a param (a 300-character key): the run it opened ends FAILED with MLflow's first
+    line as the reason; an interrupt at that point ends it KILLED. Both propagate."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    cfg = make_cfg(store, experiment="bad-params")
+    base = cfg.to_dict()
+    base["tracking"]["k" * 300] = "v"
+    cfg.to_dict = lambda: base
+    tracker = tracking.RunTracker(cfg)
+    with pytest.raises(MlflowException) as refused, tracker:
+        pass
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FAILED" and tracker.status == "FAILED"
+    assert run.data.tags["failure_reason"] == str(refused.value).strip().splitlines()[0]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowClient, "log_batch", interrupted)
+    tracker = tracking.RunTracker(make_cfg(store, experiment="bad-params"))
+    with pytest.raises(KeyboardInterrupt), tracker:
+        pass
+    run = client.get_run(tracker.run_id)
+    assert (run.info.status, run.data.tags.get("failure_reason")) == ("KILLED", None)
