@@ -241,7 +241,7 @@ def test_parent_and_nested_runs(client, store):
 
 
 SECRET_KEYS = ("api_key", "password", "authToken", "client_secret", "aws.secretAccessKey",
-               "keys")
+               "keys", "API_KEY", "password_file")
 KEPT_KEYS = ("monkey", "keyboard_layout", "keep_prob")
 
 
@@ -1362,6 +1362,7 @@ def test_a_run_opened_inside_another_nests_only_when_asked(client, store):
     assert tracking.PARENT_RUN_TAG not in client.get_run(inner.run_id).data.tags
     assert client.get_run(explicit.run_id).data.tags[tracking.PARENT_RUN_TAG] == given
     assert outer.run_id not in (inner.run_id, explicit.run_id)
+    assert (inner.parent_run_id, explicit.parent_run_id) == (None, given)
     assert inner.experiment_id == outer.experiment_id == client.get_run(
         inner.run_id).info.experiment_id
 
