@@ -155,6 +155,12 @@ def test_experiment_opens_on_runs_table_and_artifacts_sit_next_to_the_db(client,
     assert exp.artifact_location == (db_dir / "mlartifacts" / "t").as_uri()
     assert tracking.runs_url("t", store) == (
         f"http://127.0.0.1:5000/#/experiments/{finished.experiment_id}/runs")
+    # other names: runs of anything but letters, digits, '.', '_', '-' become one '_'; leading and
+    # trailing '.'/'_' go; nothing left is "experiment"
+    for name, folder in (("Bias & variance/λ=0.7", "Bias_variance_0.7"),
+                         ("._Hidden-Name_.", "Hidden-Name"), (" pad ", "pad"), ("///", "experiment")):
+        exp = client.get_experiment(tracking.get_experiment_id(name, store))
+        assert exp.artifact_location == (db_dir / "mlartifacts" / folder).as_uri(), name
 
 
 def test_find_finished_run(store, outcome, finished):
@@ -1450,3 +1456,66 @@ def test_a_run_whose_params_cannot_be_logged_is_closed_at_once(client, store, mo
         pass
     run = client.get_run(tracker.run_id)
     assert (run.info.status, run.data.tags.get("failure_reason")) == ("KILLED", None)
+
+
+def test_closing_errors_keep_the_error_that_ended_the_run(client, store, monkeypatch):
+    """MLflow refuses to close a run: a clean exit says so in one line; when the params batch
+    failed first, that error propagates and the closing error is only a warning."""
+    from mlflow.tracking import MlflowClient
+
+    def store_gone(self, run_id, *args, **kwargs):
+        raise RuntimeError("store gone\nsecond line")
+
+    cfg = make_cfg(store, experiment="closing")
+    with pytest.raises(DlpracticeError) as info:
+        with tracking.RunTracker(cfg) as tracker:
+            monkeypatch.setattr(MlflowClient, "set_terminated", store_gone)
+    assert str(info.value) == (f"MLflow run {tracker.run_id} in {store} could not be closed "
+                               "cleanly: store gone")
+    monkeypatch.undo()
+    assert client.get_run(tracker.run_id).info.status == "RUNNING"
+
+    def refused(self, *args, **kwargs):
+        raise ValueError("params refused")
+
+    monkeypatch.setattr(MlflowClient, "log_batch", refused)
+    monkeypatch.setattr(MlflowClient, "set_terminated", store_gone)
+    with pytest.raises(ValueError, match="^params refused$"), tracking.RunTracker(cfg):
+        pass
+
+
+def test_a_failed_run_keeps_a_history_longer_than_one_batch(client, store):
+    """2500 recorded points and a failure reason are flushed in batches MLflow accepts."""
+    cfg = make_cfg(store, experiment="long-history")
+    with pytest.raises(RuntimeError), tracking.RunTracker(cfg) as tracker:
+        for i in range(2500):
+            tracker.callback(i, 1.0 / (i + 1), 2.0 / (i + 1))
+        raise RuntimeError("stopped")
+    run = client.get_run(tracker.run_id)
+    assert (run.info.status, run.data.tags["failure_reason"]) == ("FAILED", "stopped")
+    assert history(client, tracker.run_id, "cost") == [(i, 1.0 / (i + 1)) for i in range(2500)]
+    assert history(client, tracker.run_id, "dev_cost") == [(i, 2.0 / (i + 1)) for i in range(2500)]
+
+
+def test_runs_record_the_user_and_the_dvc_experiment_when_there_are(client, store, monkeypatch):
+    """``mlflow.user`` and ``dvc_experiment`` tags; a user id with no name (a container's uid
+    without a passwd entry) just leaves the user tag out."""
+    import getpass
+
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-lambda-0.7")
+    with tracking.RunTracker(make_cfg(store, experiment="who")) as tracker:
+        pass
+    tags = client.get_run(tracker.run_id).data.tags
+    assert (tags["mlflow.user"], tags["dvc_experiment"]) == (getpass.getuser(), "exp-lambda-0.7")
+
+    def nameless():  # what getpass does for a uid with no passwd entry (3.11: KeyError)
+        raise KeyError("getpwuid(): uid not found: 54321")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    monkeypatch.delenv("DVC_EXP_NAME")
+    with tracking.RunTracker(make_cfg(store, experiment="who")) as tracker:
+        pass
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert "mlflow.user" not in run.data.tags and "dvc_experiment" not in run.data.tags
+
