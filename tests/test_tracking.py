@@ -158,7 +158,8 @@ def test_experiment_opens_on_runs_table_and_artifacts_sit_next_to_the_db(client,
     # other names: runs of anything but letters, digits, '.', '_', '-' become one '_'; leading and
     # trailing '.'/'_' go; nothing left is "experiment"
     for name, folder in (("Bias & variance/λ=0.7", "Bias_variance_0.7"),
-                         ("._Hidden-Name_.", "Hidden-Name"), (" pad ", "pad"), ("///", "experiment")):
+                         ("._Hidden-Name_.", "Hidden-Name"), (" pad ", "pad"), ("Xray", "Xray"),
+                         ("///", "experiment")):
         exp = client.get_experiment(tracking.get_experiment_id(name, store))
         assert exp.artifact_location == (db_dir / "mlartifacts" / folder).as_uri(), name
 
@@ -1520,3 +1521,19 @@ def test_runs_record_the_user_and_the_dvc_experiment_when_there_are(client, stor
         run = client.get_run(tracker.run_id)
         assert run.info.status == "FINISHED"
         assert "mlflow.user" not in run.data.tags and "dvc_experiment" not in run.data.tags
+
+
+def test_project_root_is_the_folder_with_dvc_yaml_and_conf(tmp_path, monkeypatch):
+    """From the cwd up, the first folder holding both; else the checkout this code runs from."""
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    (project / "sub" / "dir").mkdir(parents=True)
+    only_dvc = tmp_path / "only-dvc"
+    only_dvc.mkdir()
+    (only_dvc / "dvc.yaml").write_text("stages: {}\n")
+    only_conf = tmp_path / "only-conf"
+    (only_conf / "conf").mkdir(parents=True)
+    for cwd, root in ((project / "sub" / "dir", project), (only_dvc, ROOT), (only_conf, ROOT)):
+        monkeypatch.chdir(cwd)
+        assert tracking.project_root() == root, cwd
