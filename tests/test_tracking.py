@@ -1485,8 +1485,19 @@ def test_closing_errors_keep_the_error_that_ended_the_run(client, store, monkeyp
         pass
 
 
-def test_a_failed_run_keeps_a_history_longer_than_one_batch(client, store):
-    """2500 recorded points and a failure reason are flushed in batches MLflow accepts."""
+def test_a_failed_run_keeps_a_history_longer_than_one_batch(client, store, monkeypatch):
+    """2500 recorded points and a failure reason are flushed in requests within the limits of
+    MLflow's REST API (1000 metrics, 100 params, 100 tags, 1000 entities in all), which a
+    tracking server enforces (the SQLite store does not)."""
+    from mlflow.tracking import MlflowClient
+
+    sizes, log_batch = [], MlflowClient.log_batch
+
+    def counted(self, run_id, metrics=(), params=(), tags=(), **kwargs):
+        sizes.append((len(metrics), len(params), len(tags)))
+        return log_batch(self, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counted)
     cfg = make_cfg(store, experiment="long-history")
     with pytest.raises(RuntimeError), tracking.RunTracker(cfg) as tracker:
         for i in range(2500):
@@ -1496,6 +1507,8 @@ def test_a_failed_run_keeps_a_history_longer_than_one_batch(client, store):
     assert (run.info.status, run.data.tags["failure_reason"]) == ("FAILED", "stopped")
     assert history(client, tracker.run_id, "cost") == [(i, 1.0 / (i + 1)) for i in range(2500)]
     assert history(client, tracker.run_id, "dev_cost") == [(i, 2.0 / (i + 1)) for i in range(2500)]
+    assert all(m <= 1000 and p <= 100 and t <= 100 and m + p + t <= 1000 for m, p, t in sizes)
+    assert sum(m for m, _, _ in sizes) == 5000 and sum(t for _, _, t in sizes) == 1
 
 
 def test_runs_record_the_user_and_the_dvc_experiment_when_there_are(client, store, monkeypatch):
