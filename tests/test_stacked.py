@@ -146,35 +146,33 @@ def test_what_cannot_be_stacked_is_named():
         train_stacked(X, Y, [replace(cfg, batch_size=8)])
 
 
-def test_pretrain_stacked_groups_jobs_and_splits_stacks_over_an_executor():
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_the_stacking_hooks_group_jobs_and_train_shares_like_separate_runs():
     from hydra import compose, initialize_config_dir
 
-    from dlpractice import config, experiment, pipeline
+    from dlpractice import config, pipeline, stacking
 
     quick = ["train.iterations=120", "train.record_every=40", "data.n_samples=120",
              "tracking.enabled=false"]
     settings = [["regularizer=l2", f"regularizer.lambd={x}"] for x in (0, 0.1, 0.3, 0.7)]
     settings += [["regularizer=dropout", "regularizer.keep_prob=0.8", "init=xavier"],
-                 ["regularizer=l2", "regularizer.lambd=-1"],  # invalid: left to run_job
+                 ["regularizer=l2", "regularizer.lambd=-1"],  # invalid: left to its job
                  ["train.batch_size=16"],  # mini-batch: trains on its own
                  ["model.hidden=[3]"]]  # another shape, alone in its group
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         raws = [compose("config", overrides=[*quick, *s]) for s in settings]
-    with ThreadPoolExecutor(2) as pool:
-        out = experiment.pretrain_stacked(raws, executor=pool, parts=2)
-    assert [o is not None for o in out] == [True] * 5 + [False] * 3
-    # the executor's shares come back as "wait for it" callables: this process goes on meanwhile
-    assert any(callable(o[1]) for o in out[:5]) and not all(callable(o[1]) for o in out[:5])
-    for raw, (digest, result) in zip(raws, out[:5]):
-        result = result() if callable(result) else result
+    stacks = stacking.plan(raws)
+    assert [s.jobs for s in stacks] == [(0, 1, 2, 3, 4)]
+    shares = [stacks[0].share(p, 2) for p in range(2)]
+    assert [s.jobs for s in shares] == [(0, 1), (2, 3, 4)]
+    assert stacks[0].share(2, 3).jobs == (3, 4) and stacks[0].share(0, 9).jobs == ()
+    results = {**stacking.train(shares[0]), **stacking.train(shares[1])}
+    assert sorted(results) == [0, 1, 2, 3, 4] and stacking.train(stacks[0].share(0, 9)) == {}
+    for j, raw in enumerate(raws[:5]):
         cfg = config.load(raw)
-        assert digest == config.config_hash(cfg)
         data = pipeline.prepare_data(cfg)
         splits, _ = pipeline.normalize(cfg, data.splits)
         want = pipeline.fit(cfg, splits)
-        assert_same(result, want, pipeline.train_config(cfg, data.n_features))
+        assert_same(results[j], want, pipeline.train_config(cfg, data.n_features))
 
 
 # -- the launcher, end to end ---------------------------------------------------------------------
@@ -212,7 +210,7 @@ def test_vectorized_launcher_matches_the_basic_launcher(tmp_path):
     vec = sweep(tmp_path, "vectorized", "hydra/launcher=vectorized", "hydra.launcher.n_jobs=2",
                 "hydra.launcher.min_jobs_for_workers=2")
     assert vec.returncode == 0, vec.stderr[-3000:]
-    assert "3 of 4 jobs train in stacked passes" in vec.stderr + vec.stdout
+    assert "3 of 4 jobs train in 1 stacked pass(es)" in vec.stderr + vec.stdout
     basic = sweep(tmp_path, "basic")
     assert basic.returncode == 0, basic.stderr[-3000:]
 

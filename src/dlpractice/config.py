@@ -9,7 +9,6 @@ the key, the value and what is allowed — before anything is written or any run
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -95,6 +94,8 @@ class TrackingConfig:
     uri: str | None = None  # default: sqlite:///<project>/mlflow.db (or MLFLOW_TRACKING_URI)
     experiment: str = "dlpractice"
     run_name: str | None = None  # default: derived from the settings, e.g. he-l2_0.7
+    note: str = ""  # the run's MLflow description (a study table's comment)
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow run tags
     rerun: bool = False  # sweeps skip configurations already FINISHED in the store unless true
 
 
@@ -139,67 +140,12 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
-    # A sweep loads each job's config several times (planning, look-ups, the job): the schema
-    # merge (~6 ms) is done once per distinct content; the checks below run every time.
-    key = repr(raw)
-    typed = _TYPED.get(key)
-    if typed is None:
-        typed = _typed_like_last(raw)
-        if typed is None:
-            try:
-                merged = OmegaConf.merge(_schema(), raw)
-                typed = OmegaConf.to_object(merged)
-            except OmegaConfBaseException as exc:
-                raise ConfigError(_one_line(exc)) from None
-            _LAST.update(raw=copy.deepcopy(raw), merged=merged)
-        if len(_TYPED) >= 256:
-            _TYPED.clear()
-        _TYPED[key] = typed
-    cfg: Config = copy.deepcopy(typed)  # type: ignore[assignment]
+    try:
+        cfg: Config = OmegaConf.to_object(OmegaConf.merge(_schema(), raw))  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line(exc)) from None
     validate(cfg, check_files=check_files)
     return cfg
-
-
-_TYPED: dict[str, Any] = {}  # load(): repr of the plain config -> its typed Config
-_LAST: dict[str, Any] = {"raw": None, "merged": None}  # the last config merged into the schema
-
-
-def _typed_like_last(raw: dict[str, Any]) -> Any:
-    """The typed config of ``raw`` from a copy of the last one merged, when the two differ only in
-    a few values (a sweep's jobs): each is assigned to its typed node, which validates it as the
-    merge would (~1 ms instead of ~6). None when that does not apply or a value is refused: the
-    full merge then decides (and words the error)."""
-    from omegaconf import OmegaConf
-
-    if _LAST["merged"] is None:
-        return None
-    changes: list[tuple[str, Any]] = []
-    if not _leaf_changes(_LAST["raw"], raw, "", changes) or len(changes) > 8:
-        return None
-    try:
-        merged = copy.deepcopy(_LAST["merged"])
-        for path, value in changes:
-            OmegaConf.update(merged, path, value, merge=False)
-        return OmegaConf.to_object(merged)
-    except Exception:
-        return None
-
-
-def _leaf_changes(old: Any, new: Any, path: str, out: list[tuple[str, Any]]) -> bool:
-    """Collect the values of ``new`` that differ from ``old`` (same keys at every mapping level:
-    else False). Lists and other values are leaves."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        if old.keys() != new.keys():
-            return False
-        return all(_leaf_changes(old[k], new[k], f"{path}.{k}" if path else str(k), out)
-                   for k in new)
-    if isinstance(old, dict) or isinstance(new, dict):
-        return False
-    if type(old) is not type(new) or old != new:
-        if not path:
-            return False
-        out.append((path, copy.deepcopy(new)))
-    return True
 
 
 def _plain(cfg: Any, key: str) -> Any:
@@ -355,6 +301,9 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     _finite("diagnosis.variance_threshold", dg.variance_threshold, 0.0, 1.0)
     if not cfg.tracking.experiment:
         _fail("tracking.experiment", cfg.tracking.experiment, "a non-empty experiment name")
+    for name, value in cfg.tracking.tags.items():
+        if not isinstance(value, str):
+            _fail(f"tracking.tags.{name}", value, "a text value")
 
 
 def check_fits_data(cfg: Config, n_features: int) -> None:

@@ -1,15 +1,10 @@
-"""``python -m dlpractice.params [overrides...]``: write ``params.yaml``, the composed Hydra config that
-the DVC pipeline's stages read.
+"""``python -m dlpractice.params [overrides...]``: write ``params.yaml``, the composed config the DVC
+stages read, e.g. ``python -m dlpractice.params init=zeros train.iterations=300`` then ``dvc repro``.
 
-Plain ``dvc repro`` reads the committed ``params.yaml``; this refreshes it after a change in
-``conf/`` or to try other settings, e.g. ``python -m dlpractice.params init=zeros train.iterations=300``.
-It composes ``conf/`` exactly as ``dvc exp run`` does (the same call,
-``dvc.utils.hydra.compose_and_dump``, with the ``[hydra]`` section of ``.dvc/config``), so
-``python -m dlpractice.params X=1 && dvc repro`` and ``dvc exp run -S X=1`` run the same config.
-(``dvc exp run`` re-composes params.yaml from conf/ every time, with its ``-S`` overrides only.)
-
-The composition is validated (:func:`dlpractice.config.load`) before ``params.yaml`` is replaced: a bad
-value prints one line and leaves the file as it was.
+It composes ``conf/`` exactly as ``dvc exp run -S`` does (the same call,
+``dvc.utils.hydra.compose_and_dump``, with the ``[hydra]`` section of ``.dvc/config``), and validates
+the result (:func:`dlpractice.config.load`) before replacing the file: a bad value prints one line
+and leaves ``params.yaml`` as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlpractice._exit import skip_gc_at_exit
 from dlpractice.errors import ArgumentParser, ConfigError, DlpracticeError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +124,6 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    skip_gc_at_exit()
     parser = ArgumentParser(
         prog="python -m dlpractice.params",
         description="Compose conf/ (with Hydra overrides) into params.yaml, as `dvc exp run -S` "
@@ -153,6 +146,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

@@ -21,6 +21,8 @@ import numpy as np
 from dlpractice import config
 from dlpractice.pipeline import Outcome
 
+PARAMETERS = "parameters.npz"
+HISTORY = "history.csv"
 ROW_COLUMNS = (
     "setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
     "train_error", "dev_error", "diagnosis", "gradcheck_difference", "recommendation",
@@ -35,6 +37,16 @@ def save_parameters(parameters: dict[str, np.ndarray], path: Path) -> Path:
 def load_parameters(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+def read_costs(folder: Path) -> tuple[list[int], list[float]]:
+    """The training cost a run recorded (``history.csv``): iterations and costs."""
+    path = folder / HISTORY
+    if not path.is_file():
+        return [], []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return [int(r["iteration"]) for r in rows], [float(r["cost"]) for r in rows]
 
 
 def write_history(outcome: Outcome, path: Path) -> Path:
@@ -69,8 +81,8 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = outcome.cfg
     files = {
-        "parameters": save_parameters(outcome.result.parameters, out_dir / "parameters.npz"),
-        "history": write_history(outcome, out_dir / "history.csv"),
+        "parameters": save_parameters(outcome.result.parameters, out_dir / PARAMETERS),
+        "history": write_history(outcome, out_dir / HISTORY),
     }
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     files["config"] = out_dir / "config.yaml"
@@ -130,18 +142,20 @@ def table_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] = ROW_
 
 
 def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, stem: str = "table",
-                columns: Sequence[str] = ROW_COLUMNS) -> tuple[Path, Path]:
-    """The comparison table as Markdown and CSV."""
+                columns: Sequence[str] = ROW_COLUMNS, heading: str = "") -> tuple[Path, Path]:
+    """The one table writer (a sweep's summary, a study's table): ``<stem>.md`` (``heading``, then
+    the table) and ``<stem>.csv``, with the columns some row has."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cols = [c for c in columns if any(c in r for r in rows)]
     md = out_dir / f"{stem}.md"
-    md.write_text(table_markdown(rows, cols))
+    md.write_text((heading + "\n\n" if heading else "") + table_markdown(rows, cols),
+                  encoding="utf-8")
     path_csv = out_dir / f"{stem}.csv"
-    with path_csv.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+    with path_csv.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+            w.writerow({c: "" if r.get(c) is None else r.get(c) for c in cols})
     return md, path_csv
 
 

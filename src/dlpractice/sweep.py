@@ -1,140 +1,172 @@
-"""Hydra callback that turns a multirun into one tracked sweep.
+"""Hydra callback that makes a multirun one tracked sweep, on any launcher.
 
-Before the jobs start (main process): validate the base config, create or upgrade the tracking store
-once (parallel jobs must not race to create a fresh SQLite schema) and open a parent MLflow run whose
-id the jobs inherit through the environment (joblib's workers are started after this and inherit it).
-The ``vectorized`` launcher asks for the store and the parent run a little later
-(:meth:`SweepCallback.prepare_deferred`, :meth:`SweepCallback.start_deferred`), once its training
-processes run, so that they train while this process imports MLflow.
-After the jobs: read every job's ``summary.json`` from the sweep folder — finished, skipped and failed
-alike — and log the table and the bias/variance chart to the parent run.
+Owns the sweep file ``<sweep dir>/.sweep.json`` (the sweep's id and its parent MLflow run id, shared
+by every process of the sweep), the parent run's lifetime, and the sweep summary: a study's table
+(:mod:`dlpractice.studies`) or the plain sweep table and bias/variance chart. The parent run is
+opened by the first job that starts, in whichever process runs it, so that no process opens the
+store before a launcher forks. It never trains and never formats a table itself.
 """
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import json
-import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from dlpractice.experiment import PARENT_RUN_ENV, SUMMARY_FILE, SWEEP_ID_ENV
+SWEEP_FILE = ".sweep.json"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    sweep_id: str | None = None
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None  # the store the parent run is in
+
+
+def read_info(sweep_dir: Path) -> SweepInfo:
+    """The sweep's id and parent run id, as its first jobs left them (empty outside a sweep)."""
+    try:
+        return SweepInfo(**json.loads((sweep_dir / SWEEP_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return SweepInfo()
+
+
+def _write_info(sweep_dir: Path, info: SweepInfo) -> None:
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(info.__dict__))
+
+
+@contextmanager
+def _locked(sweep_dir: Path) -> Iterator[None]:
+    """One process of the sweep at a time (the jobs may run in several)."""
+    with open(sweep_dir / f"{SWEEP_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _tracking(config: DictConfig) -> Any:
+    """The typed config's tracking section (the jobs were validated already)."""
+    from dlpractice import config as config_module
+
+    return config_module.load(config, check_files=False).tracking
 
 
 class SweepCallback(Callback):
-    def __init__(self) -> None:
-        self.parent_run_id: str | None = None
+    def __init__(self, target_cost: float | None = None) -> None:
+        self.target_cost = target_cost  # a study's iterations_to_target column
+        self.sweep_dir: Path | None = None
         self.sweep_id: str | None = None
-        self.uri: str | None = None
-        self._deferred: dict[str, str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from dlpractice import config as cfg_mod
+        from dlpractice import config as config_module
         from dlpractice import tracking
         from dlpractice.errors import DlpracticeError
 
+        try:
+            cfg = config_module.load(config)
+            if cfg.tracking.enabled:
+                tracking.Store(tracking.resolve_uri(cfg.tracking.uri)).check()
+        except DlpracticeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
         self.sweep_id = uuid.uuid4().hex[:12]
-        os.environ[SWEEP_ID_ENV] = self.sweep_id
-        try:
-            cfg = cfg_mod.load(config)
-            if not cfg.tracking.enabled:
-                return
-            self.uri = tracking.resolve_uri(cfg.tracking.uri)
-            tracking.check_store(self.uri)  # the rest may wait (start_deferred), not the errors
-        except DlpracticeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(1)
-        self._deferred = {"experiment": cfg.tracking.experiment, "sweep_id": self.sweep_id,
-                          "sweep_dir": str(config.hydra.sweep.dir)}
-        # The vectorized launcher first starts its training processes (they need no MLflow), then
-        # calls start_deferred(): the store is opened and MLflow imported while they train.
-        if not _launcher_starts_tracking(config):
-            self.start_deferred()
+        with _locked(self.sweep_dir):
+            _write_info(self.sweep_dir, SweepInfo(self.sweep_id))
+        atexit.register(self._close, "KILLED")
 
-    def prepare_deferred(self) -> None:
-        """Create or upgrade the tracking store (once), with no MLflow call that starts a thread:
-        the vectorized launcher forks its job workers after this, before :meth:`start_deferred`
-        (MLflow's usage telemetry starts threads at the first tracked call, and a process with
-        other threads must not fork)."""
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
         from dlpractice import tracking
         from dlpractice.errors import DlpracticeError
 
-        if self._deferred is None or self.uri is None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
             return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            tracking.prepare_store(self.uri)
-        except DlpracticeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(1)
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
-
-    def start_deferred(self) -> None:
-        """Open the tracking store and the sweep's parent run (once)."""
-        from dlpractice import tracking
-
-        if self._deferred is None or self.uri is None:
+            settings = _tracking(config)
+        except DlpracticeError:
+            return  # the job fails on its own, with its own error
+        if not settings.enabled or read_info(sweep_dir).parent_run_id:
             return
-        self.prepare_deferred()
-        info, self._deferred = self._deferred, None
-        self.parent_run_id = tracking.start_sweep_run(
-            info["experiment"], f"sweep-{info['sweep_id']}", self.uri,
-            tags={"sweep_id": info["sweep_id"], "sweep_dir": info["sweep_dir"]},
-        )
-        os.environ[PARENT_RUN_ENV] = self.parent_run_id
-
-    def in_worker(self) -> None:
-        """In a job worker forked before :meth:`start_deferred`: the launching process opens the
-        parent run (its id reaches the jobs through the environment), not this one."""
-        self._deferred = None
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.start_deferred()  # in case a launcher did not
+        with _locked(sweep_dir):
+            info = read_info(sweep_dir)
+            if info.parent_run_id is None:
+                store = tracking.Store(tracking.resolve_uri(settings.uri))
+                run_id = tracking.start_sweep_run(
+                    store, settings.experiment, f"sweep-{info.sweep_id}",
+                    tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)})
+                _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from dlpractice import plots, report, tracking
+        from dlpractice import plots, report, studies
+        from dlpractice.errors import DlpracticeError
 
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = collect_rows(sweep_dir, self.sweep_id)
-        if not rows:
-            return
-        md, csv_path = report.write_table(rows, sweep_dir, stem="sweep_summary")
-        bayes = float(config.get("diagnosis", {}).get("bayes_error", 0.0))
-        chart_rows = [dict(r, bayes_error=bayes) for r in rows if "train_error" in r]
-        chart = (plots.bias_variance_chart(chart_rows, sweep_dir / "bias_variance.png")
-                 if chart_rows else None)
-        print(f"\nsweep summary ({sweep_dir}):\n" + md.read_text())
+        assert self.sweep_dir is not None
+        rows = collect_rows(self.sweep_dir, self.sweep_id)
+        files: list[Path] = []
+        if rows:
+            study = studies.study_of(rows)
+            if study is not None:
+                try:
+                    rows, files = studies.write_summary(study, rows, self.sweep_dir,
+                                                        self.target_cost)
+                except DlpracticeError as exc:  # e.g. a run's data file is gone
+                    print(f"error: {exc}", file=sys.stderr)
+                columns = [c for c in studies.table_columns(study, rows) if c != "comment"]
+            else:
+                columns = list(report.ROW_COLUMNS)
+                files = list(report.write_table(rows, self.sweep_dir, "sweep_summary", columns))
+                bayes = float(config.get("diagnosis", {}).get("bayes_error", 0.0))
+                chart = [dict(r, bayes_error=bayes) for r in rows if "train_error" in r]
+                if chart:
+                    files.append(plots.bias_variance_chart(chart, self.sweep_dir / "bias_variance.png"))
+            print(f"\nsweep summary ({self.sweep_dir}):\n" + report.table_markdown(rows, columns))
         failed = sum(1 for r in rows if str(r.get("status", "")).startswith("failed"))
         if failed:
             print(f"{failed} of {len(rows)} jobs failed (see the table above)", file=sys.stderr)
-        if self.parent_run_id is not None:
-            tracking.finish_sweep_run(
-                self.parent_run_id, self.uri, files=[md, csv_path] + ([chart] if chart else []),
-                tags={"jobs": str(len(rows)), "failed_jobs": str(failed)},
-            )
-        for env in (SWEEP_ID_ENV, PARENT_RUN_ENV):
-            os.environ.pop(env, None)
+        self._close("FINISHED", files, {"jobs": str(len(rows)), "failed_jobs": str(failed)})
 
+    def _close(self, status: str, files: list[Path] | None = None,
+               tags: dict[str, str] | None = None) -> None:
+        """Finish the sweep's parent run, if a job opened one (once; KILLED at an early exit)."""
+        from dlpractice import tracking
 
-def _launcher_starts_tracking(config: DictConfig) -> bool:
-    """Does the sweep's launcher call :meth:`SweepCallback.start_deferred` itself?"""
-    target = str(config.hydra.launcher.get("_target_", "") if "launcher" in config.hydra else "")
-    return target.endswith(".VectorizedLauncher")
+        if self.sweep_dir is None:
+            return
+        atexit.unregister(self._close)
+        info = read_info(self.sweep_dir)
+        if info.parent_run_id is None or info.sweep_id != self.sweep_id:
+            return
+        store = tracking.Store(str(info.tracking_uri))
+        tracking.finish_sweep_run(store, info.parent_run_id, files=files or (), tags=tags,
+                                  status=status)
+        self.sweep_dir = None
 
 
 def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:
-    """Every job's summary row, in job order (only sweep ``sweep_id``'s, when given)."""
+    """Every job's summary row in job order (only sweep ``sweep_id``'s, when given); each with
+    ``_folder``, the job's output folder."""
     rows = []
-    for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}"), key=lambda p: _job_number(p.parent)):
+    for path in sweep_dir.glob(f"*/{SUMMARY_FILE}"):
         row = json.loads(path.read_text())
         if sweep_id is None or row.get("sweep_id") == sweep_id:
-            rows.append(row)
-    return rows
-
-
-def _job_number(folder: Path) -> tuple[int, str]:
-    return (int(folder.name), "") if folder.name.isdigit() else (1 << 30, folder.name)
+            rows.append(dict(row, _folder=str(path.parent)))
+    return sorted(rows, key=lambda r: (r.get("job", 1 << 30), r["_folder"]))

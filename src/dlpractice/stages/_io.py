@@ -1,14 +1,11 @@
 """What every DVC stage shares: reading ``params.yaml``, the files passed between stages, and
 ``stage_main`` — the wrapper that makes a stage fail cleanly.
 
-A stage writes nothing in place. Every output goes to a staging folder first (``.stage-tmp/``, under
-the same names) and is moved onto its final path with ``os.replace`` only once the stage has
-succeeded, so a stage that fails, is interrupted (Ctrl-C, SIGTERM) or killed leaves no half-written
-outs behind: the old file or no file, never a torn one.
-
-Arrays go through ``.npz`` files written byte for byte reproducibly (fixed zip timestamps): a stage
-that re-runs and computes the same numbers writes the same bytes, so DVC does not re-run what
-follows it. They are read with ``allow_pickle=False``.
+Every output goes to a staging folder (``.stage-tmp/``) and is moved into place with ``os.replace``
+only when the stage succeeds: a failed, interrupted or killed stage leaves the old file or none.
+Arrays go through ``.npz`` files written byte for byte reproducibly (fixed zip timestamps), so a
+stage that computes the same numbers does not make DVC re-run what follows; they are read with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -251,10 +248,7 @@ def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | No
     stage = name or getattr(fn, "__module__", "stage").rsplit(".", 1)[-1]
 
     def main(argv: list[str] | None = None) -> int:
-        from dlpractice._exit import skip_gc_at_exit
         from dlpractice.errors import ArgumentParser
-
-        skip_gc_at_exit()
 
         parser = ArgumentParser(
             prog=f"python -m dlpractice.stages.{stage}",

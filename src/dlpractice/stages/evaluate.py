@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,4 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "evaluate")
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

@@ -8,6 +8,8 @@ exits 1 with a one-line error and writes nothing, so ``dvc repro`` stops here. M
 
 from __future__ import annotations
 
+import sys
+
 from dlpractice import pipeline
 from dlpractice.config import Config
 from dlpractice.stages import GRADCHECK, INIT_PARAMETERS, NORMALIZED_DIR, PARAMETERS
@@ -38,6 +40,4 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "gradcheck")
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

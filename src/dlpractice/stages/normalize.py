@@ -7,6 +7,8 @@ and std, or ``normalized: false``).
 
 from __future__ import annotations
 
+import sys
+
 from dlpractice import pipeline
 from dlpractice.config import Config
 from dlpractice.stages import NORM_STATS, NORMALIZED_DIR, SPLIT_DIR
@@ -29,6 +31,4 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "normalize")
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

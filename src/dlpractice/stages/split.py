@@ -6,6 +6,8 @@ data's fingerprint, the split sizes, the number of features).
 
 from __future__ import annotations
 
+import sys
+
 from dlpractice import pipeline
 from dlpractice.config import Config
 from dlpractice.stages import SPLIT_DIR, SPLIT_META
@@ -31,6 +33,4 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "split")
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

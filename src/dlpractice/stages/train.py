@@ -9,6 +9,8 @@ iterations_run, ...); plots ``models/history.csv`` (iteration, cost, dev_cost) a
 
 from __future__ import annotations
 
+import sys
+
 from dlpractice import pipeline, report
 from dlpractice.config import Config
 from dlpractice.stages import (
@@ -58,6 +60,4 @@ def run(cfg: Config, out: Outputs) -> None:
 main = stage_main(run, "train")
 
 if __name__ == "__main__":
-    from dlpractice._exit import exit_fast
-
-    exit_fast(main)
+    sys.exit(main())

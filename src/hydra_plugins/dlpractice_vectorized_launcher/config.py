@@ -15,13 +15,13 @@ class VectorizedLauncherConf:
     _target_: str = (
         "hydra_plugins.dlpractice_vectorized_launcher.vectorized_launcher.VectorizedLauncher"
     )
-    # processes: n_jobs train the stacks (-1, the default: one per CPU), then this one and
-    # n_jobs - 1 workers finish the jobs (gradient check, evaluation, files, MLflow run).
+    # processes (-1, the default: one per CPU): each trains its share of the stacks, then
+    # finishes its jobs (gradient check, evaluation, files, MLflow run).
     n_jobs: int = -1
     # use workers only for sweeps of at least this many jobs
     min_jobs_for_workers: int = 2
     # how workers start: null (auto: fork on Linux when no other thread runs, else spawn), fork
-    # or spawn (a spawned worker imports everything again: ~2-3 s)
+    # or spawn (a spawned worker imports everything again)
     start_method: Optional[StartMethod] = None  # noqa: UP045 (OmegaConf 2.3 wants Optional)
 
 

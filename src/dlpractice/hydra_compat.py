@@ -1,18 +1,16 @@
-"""Compose a sweep's job configs once per shape, not once per job.
+"""The one adapter to private parts of Hydra 1.3 and OmegaConf 2.3; nothing else in src/ may touch
+them (tests/test_private_api.py). Each use is guarded by :func:`supported` (the versions it was
+written against; tests/test_hydra_compat.py fails when they change) and has a public fallback.
 
-Hydra composes every job's config from scratch (the defaults tree, every group file merged: ~60 ms
-here), and a multirun does it twice per job (the sweeper validates the batch, then the launcher
-loads it). A sweep's jobs usually differ only in plain values (``regularizer.lambd=0.05``): this
-composes the first job of each distinct set of config-group choices with Hydra and derives the
-others from a copy of it the way Hydra's loader applies a value override (``OmegaConf.update`` with
-``merge=True`` on the struct config), with the same ``hydra.overrides.task``,
-``hydra.job.override_dirname`` and resolver cache. Anything else — a config-group choice, ``+``/
-``~``/``++`` overrides, ``hydra.*`` keys, dict or list values, a key the config does not have — goes
-through Hydra's own ``load_sweep_config`` (and so fails with Hydra's own error).
+- :func:`hydra_args_parser`: Hydra's own command-line parser, so that misuse is one line.
+- :func:`install_sweep_config_cache`: a sweep's job configs composed once per set of config-group
+  choices, the others derived the way Hydra's loader applies a value override (its
+  ``get_overrides_dirname``, ``OmegaConf.copy_cache``), in place of ``load_sweep_config``.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import pickle
 from collections.abc import Callable
@@ -21,6 +19,28 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from omegaconf import DictConfig, OmegaConf
+
+HYDRA_VERSIONS = ("1.3.",)
+OMEGACONF_VERSIONS = ("2.3.",)
+
+
+def supported() -> bool:
+    """Are the installed Hydra and OmegaConf the versions this adapter was written for?"""
+    import hydra
+    import omegaconf
+
+    return (hydra.__version__.startswith(HYDRA_VERSIONS)
+            and omegaconf.__version__.startswith(OMEGACONF_VERSIONS))
+
+
+def hydra_args_parser() -> argparse.ArgumentParser | None:
+    """Hydra's argument parser (None on other versions: Hydra then reports misuse itself)."""
+    if not supported():
+        return None
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
 
 _MISSING = object()
 
@@ -92,15 +112,18 @@ class SweepConfigCache:
 
 def _overrides_dirname(overrides: list[Override], exclude_keys: list[str], item_sep: str,
                        kv_sep: str) -> str:
-    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra._internal.config_loader_impl import get_overrides_dirname  # private: see above
 
     return get_overrides_dirname(overrides=overrides, exclude_keys=exclude_keys, item_sep=item_sep,
                                  kv_sep=kv_sep)
 
 
-def install(config_loader: Any) -> SweepConfigCache | None:
+def install_sweep_config_cache(config_loader: Any) -> SweepConfigCache | None:
     """Route ``config_loader.load_sweep_config`` (also used by the sweeper's batch validation)
-    through a :class:`SweepConfigCache`; None when the loader is not Hydra's usual one."""
+    through a :class:`SweepConfigCache`; None when the versions are not the ones this adapter
+    knows or the loader is not Hydra's usual one (Hydra then composes every job itself)."""
+    if not supported():
+        return None
     current = getattr(config_loader, "load_sweep_config", None)
     if isinstance(current, SweepConfigCache):
         return current

@@ -1,0 +1,83 @@
+"""The hooks the ``vectorized`` Hydra launcher imports: plan a sweep's stacks, train a share of one,
+and the task function that finishes a job with a result trained ahead.
+
+A stack is a group of jobs that share a network shape and data (seed, init, learning rate, L2/L1
+strength and dropout keep_prob may differ): :func:`dlpractice.nn.stacked.train_stacked` trains
+them in one pass, with results equal to separate runs. Jobs that cannot stack (invalid, mini-batch,
+early stopping, input dropout or jitter, alone in their group) are in no stack and train on their
+own. Knows nothing of MLflow or of processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dlpractice.data import Splits
+from dlpractice.errors import DlpracticeError
+from dlpractice.nn import TrainConfig, TrainResult
+
+
+@dataclass(frozen=True)
+class Stack:
+    jobs: tuple[int, ...]  # the jobs' indices in the sweep
+    train_configs: tuple[TrainConfig, ...]
+    splits: Splits
+
+    def share(self, part: int, parts: int) -> Stack:
+        """Part ``part`` of ``parts`` nearly equal shares (an empty stack when there are fewer
+        jobs than parts)."""
+        n = len(self.jobs)
+        a, b = n * part // parts, n * (part + 1) // parts
+        return Stack(self.jobs[a:b], self.train_configs[a:b], self.splits)
+
+
+def plan(job_configs: Sequence[Any]) -> list[Stack]:
+    """The stacks of a sweep's job configs (composed DictConfigs, in job order)."""
+    from dlpractice import config, pipeline
+    from dlpractice.nn.stacked import stack_key, unstackable_reason
+
+    groups: dict[tuple, list[tuple[int, TrainConfig, Splits]]] = {}
+    for j, raw in enumerate(job_configs):
+        try:
+            cfg = config.load(raw)
+            data = pipeline.prepare_data(cfg)
+            splits, _ = pipeline.normalize(cfg, data.splits)
+        except DlpracticeError:  # the job fails on its own, with its own error
+            continue
+        tc = pipeline.train_config(cfg, data.n_features)
+        if unstackable_reason(tc, splits.X_train.shape[1]) is None:
+            groups.setdefault((stack_key(tc), _digest(splits)), []).append((j, tc, splits))
+    return [Stack(tuple(m[0] for m in members), tuple(m[1] for m in members), members[0][2])
+            for members in groups.values() if len(members) > 1]
+
+
+def _digest(splits: Splits) -> str:
+    sha = hashlib.sha256()
+    for a in (splits.X_train, splits.Y_train, splits.X_dev, splits.Y_dev):
+        sha.update(repr(a.shape).encode())
+        sha.update(a.tobytes())
+    return sha.hexdigest()
+
+
+def train(stack: Stack) -> dict[int, TrainResult]:
+    """Train a stack in one pass: job index -> result (a job that diverged is left out: it trains
+    on its own and reports where)."""
+    from dlpractice.nn.stacked import train_stacked
+
+    if not stack.jobs:
+        return {}
+    s = stack.splits
+    results = train_stacked(s.X_train, s.Y_train, list(stack.train_configs), X_dev=s.X_dev,
+                            Y_dev=s.Y_dev)
+    return {j: r for j, r in zip(stack.jobs, results, strict=True) if isinstance(r, TrainResult)}
+
+
+def task_with(result: TrainResult) -> Callable[[Any], dict[str, Any] | None]:
+    """The app's Hydra task function for a job whose training is ``result``."""
+    from dlpractice import experiment
+
+    return functools.partial(experiment.task, result=result)
