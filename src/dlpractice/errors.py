@@ -33,6 +33,14 @@ class GradientCheckError(DlpracticeError):
     """Gradient checking was asked for something it cannot check (e.g. with dropout on)."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of ``str(exc)``, stripped; the exception type's name if none."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose usage errors are ONE line on stderr (exit 2), like every
     other error of the entry points, instead of the usage block plus the error."""

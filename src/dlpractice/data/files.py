@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from dlpractice.errors import ConfigError, DataError
+from dlpractice.errors import ConfigError, DataError, one_line
 
 EXTENSIONS = (".csv", ".mat", ".npz")
 
@@ -127,7 +127,7 @@ def _read_archive(raw: bytes, where: str, suffix: str) -> dict[str, np.ndarray]:
             return {k: archive[k] for k in archive.files}
     except Exception as exc:
         kind = "a MATLAB .mat" if suffix == ".mat" else "an .npz"
-        raise DataError(f"{where} cannot be read as {kind} file: {_one_line(exc)}") from exc
+        raise DataError(f"{where} cannot be read as {kind} file: {one_line(exc)}") from exc
 
 
 def _read_csv(raw: bytes, where: str, label_column: str | int | None) -> dict[str, np.ndarray]:
@@ -223,7 +223,3 @@ def _orient(X: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.nd
         raise DataError(f"{where}: X has shape {X.shape} but there are {m} labels; "
                         f"X needs {m} rows or {m} columns")
     return np.ascontiguousarray(X, dtype=np.float64), y.reshape(1, m).astype(np.float64)
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
