@@ -757,6 +757,17 @@ def test_leaky_relu_derivative_at_zero_is_the_slope():
     assert dA.tolist() == [[0.02, 2.0, 0.02]]
 
 
+def test_relu_derivative_at_zero_is_zero_with_or_without_a_mask_buffer():
+    """relu' from A = relu(Z): 1 where A > 0, 0 at the kink (A = 0); a bool buffer spares the temporary."""
+    A = np.array([[0.0, 1.5, 0.0, 3e-300]])
+    plain, buffered = np.full((1, 4), -2.0), np.full((1, 4), -2.0)
+    DERIVATIVES["relu"](plain, A)
+    mask = np.ones((1, 4), dtype=bool)
+    DERIVATIVES["relu"](buffered, A, mask)
+    assert plain.tolist() == buffered.tolist() == [[-0.0, -2.0, -0.0, -2.0]]
+    assert mask.tolist() == [[False, True, False, True]]
+
+
 def test_unknown_activation_message_lists_the_choices():
     with pytest.raises(ValueError) as info:
         check_activation("gelu")

@@ -67,7 +67,7 @@ import numpy as np
 from scipy.special import expit
 
 from dlpractice.errors import GradientCheckError
-from dlpractice.nn.activations import LEAKY_SLOPE, check_activation
+from dlpractice.nn.activations import ACTIVATIONS, LEAKY_SLOPE, check_activation
 from dlpractice.nn.network import cost_and_gradients
 
 EPSILON = 1e-7
@@ -320,12 +320,9 @@ class _Deltas:
         return s, s * expit(-Z)  # σ and σ(1 − σ), the latter accurate also where σ → 1
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
-        a = self.activation
-        if a == "relu":
-            return np.maximum(Z, 0.0)
-        if a == "leaky_relu":
-            return np.maximum(Z, LEAKY_SLOPE * Z)
-        return np.tanh(Z) if a == "tanh" else expit(Z)
+        A = Z.copy()
+        ACTIVATIONS[self.activation](A)
+        return A
 
     def delta(self, d: np.ndarray, ctx: tuple[np.ndarray, ...]) -> np.ndarray:
         """Overwrite ``d`` (a temporary of the caller) with ``g(z + d) − g(z)`` and return it."""

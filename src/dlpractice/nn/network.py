@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 
-from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation, relu_backward
 
 
 class Network:
@@ -134,7 +134,7 @@ class Workspace:
         self._hidden = [None] + [self.A[l][:-1] for l in range(1, net.L)]
         self._A_T = [a.T for a in self.A]
         self._W_T = [None] + [net.Wb[l - 1][:, :-1].T for l in range(1, net.L + 1)]
-        self._relu_mask = [None] + [np.empty((n, m)) for n in dims[1:-1]]
+        self._relu_mask = [None] + [np.empty((n, m), dtype=bool) for n in dims[1:-1]]
         self._grad: np.ndarray | None = None
         self._dWb: list[np.ndarray] = []
 
@@ -192,10 +192,8 @@ class Workspace:
                 dA /= kp
                 if net.hidden_activation not in ("relu", "leaky_relu"):
                     A_hidden = A_hidden * kp  # the derivative needs the activation before dropout
-            if relu:  # relu' = sign(A) exactly (A >= 0), without a boolean temporary
-                mask = self._relu_mask[l - 1]
-                np.sign(A_hidden, out=mask)
-                dA *= mask
+            if relu:
+                relu_backward(dA, A_hidden, self._relu_mask[l - 1])
             else:
                 derivative(dA, A_hidden)
             dZl = dA

@@ -58,7 +58,7 @@ from functools import partial
 import numpy as np
 from scipy.special import expit
 
-from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, relu_mask
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network
 from dlpractice.nn.regularizers import augment_flips, check_keep_probs
@@ -193,7 +193,6 @@ class _StackedWorkspace:
         # dropout (set by train_stacked): masks[l] (K, n_l+1, m) bool; keep[l] (K, n_l+1, 1) divisors
         self.masks: list[np.ndarray | None] = [None] * L
         self.keep: list[np.ndarray | None] = [None] * L
-        self._zero = np.zeros(())  # a 0-d operand is cheaper to pass than a Python float
         Wb = stack.Wb
         self._A_T = [A.T if A.ndim == 2 else A.transpose(0, 2, 1) for A in self.A]
         self._W_T = [None] + [Wb[l - 1][:, : dims[l], : dims[l - 1]].transpose(0, 2, 1)
@@ -241,7 +240,7 @@ class _StackedWorkspace:
         mask. The ones rows stay (1 · True), the next forward pass rewrites the rest."""
         A, dZ, L, dims, ops = self.A, self.dZ, self.stack.L, self.stack.dims, []
         if self.relu and L > 1:
-            ops.append(partial(np.greater, self._A_flat, self._zero, self._B_flat))
+            ops.append(partial(relu_mask, self._A_flat, self._B_flat))
         dZl = dZ[L]
         ops.append(partial(np.subtract, self.A_out, self.Y, dZl))
         ops.append(partial(np.multiply, dZl, self.grad_scale, dZl))
