@@ -1,8 +1,8 @@
 """Bias/variance diagnosis and the course's "basic recipe" for what to try next.
 
-Avoidable bias is train error minus Bayes error (how far training is from the best possible);
-variance is dev error minus train error (how much worse unseen data is). Each is "high" when it
-exceeds its threshold.
+Avoidable bias is train error minus Bayes error; variance is dev error minus train error. Each is
+"high" when it exceeds its threshold. Owns: the rule and the recipe. Must not touch: training,
+accuracies (it takes error rates), tracking.
 """
 
 import math
@@ -60,11 +60,8 @@ def diagnose(
 ) -> Diagnosis:
     """Label a model high bias / high variance / both / good fit from its error rates (in [0, 1]).
 
-    Why 5 points by default: the course's examples call gaps of 10 points or more "high" and gaps
-    of about 1 point "low"; 0.05 sits between with a margin on both sides. It is also about the
-    noise of an error rate measured on the course's small dev sets: with 200 examples its
-    standard error is up to sqrt(0.25 / 200) ~ 3.5 points, so smaller gaps are not reliable.
-    A gap must *exceed* the threshold to count as high.
+    A gap must *exceed* its threshold to be high. 5 points by default: the course calls 10-point
+    gaps high and 1-point ones low, and on 200 dev examples an error rate's noise is ~3.5 points.
     """
     train_error = _rate("train_error", train_error)
     dev_error = _rate("dev_error", dev_error)

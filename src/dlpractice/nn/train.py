@@ -1,20 +1,10 @@
-"""Gradient-descent training: full batch (the course) or mini-batch, with every regularizer.
+"""Gradient-descent training, full batch (the course) or mini-batch, with every regularizer.
 
-Randomness. By default every draw (initialization, dropout masks, mini-batch shuffles, jitter) comes
-from one ``numpy.random.Generator`` seeded with ``TrainConfig.seed``; dropout masks are fresh at every
-step, as dropout intends. With ``course_compat=True`` the draws follow the course's legacy global-seed
-order instead, so its published numbers come out exactly:
-
-* initialization: ``np.random.seed(3)``, then ``np.random.randn`` layer by layer;
-* dropout: the course calls ``np.random.seed(1)`` at the top of every forward pass, so its masks are
-  the same at every iteration (one fixed thinned network, which is why its dropout run still reaches
-  a smooth cost curve). We draw them once, in the course's order, and reuse them;
-* mini-batches (week 2's ``random_mini_batches``): ``np.random.seed(10 + epoch)``, epochs counted
-  from 1 (the course increments its seed before each epoch), then that epoch's permutation.
-
-The cost reported is computed from the logits (finite even when the sigmoid saturates), where the
-course computes ``-log(a)`` and prints ``inf`` for its large random initialization; elsewhere the two
-agree to rounding.
+Every draw (initialization, dropout masks, shuffles, jitter) comes from one Generator seeded with
+``TrainConfig.seed``; ``course_compat=True`` follows the course's global-seed order instead, so its
+published numbers come out exactly. Costs are computed from the logits (finite where the course's
+``-log(a)`` gives inf). Owns: ``TrainConfig``, ``TrainResult`` and the loop. Must not touch: files,
+tracking, configs.
 """
 
 from __future__ import annotations
@@ -103,9 +93,8 @@ def train(
 ) -> TrainResult:
     """Train a fresh (or the given) network on ``X`` (n0, m), ``Y`` (1, m).
 
-    ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration (progress bars, live
-    logging); an exception it raises stops training. A step that produces nan/inf raises
-    :class:`DivergenceError` naming the iteration and the first layer that went non-finite.
+    ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration; its exception stops
+    training. nan/inf raises :class:`DivergenceError` naming the iteration and layer.
     """
     cfg = config
     check_inputs(cfg, X, Y, X_dev, Y_dev)
@@ -156,7 +145,7 @@ def train(
         if full_batch:
             yield None
             return
-        if cfg.course_compat:
+        if cfg.course_compat:  # week 2's random_mini_batches: seed 10 + epoch, epochs from 1
             np.random.seed(COURSE_MINIBATCH_SEED + epoch + 1)
             order = np.random.permutation(m)
         else:
@@ -247,11 +236,8 @@ def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
 
 
 def _raise_divergence(net: Network, ws: Workspace, grad: np.ndarray, iteration: int) -> None:
-    """Name the layer where the non-finite values started.
-
-    That is the first layer (forward order) whose activations overflowed, else the first layer
-    (backward order) whose gradient did, else the first layer whose weights the update overflowed.
-    """
+    """Raise, naming the first layer whose activations went non-finite, else (backward) gradient,
+    else weights."""
     activations = [ws.A[l][:-1] for l in range(1, net.L)] + [ws.Z_out]
     grads = net.grad_views(grad)
     layer = next((l for l in range(1, net.L + 1) if not np.all(np.isfinite(activations[l - 1]))),
