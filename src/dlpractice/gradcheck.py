@@ -14,10 +14,11 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from dlpractice.errors import GradientCheckError
+from dlpractice.errors import DataError, GradientCheckError
 from dlpractice.nn.differences import NetworkDifferences
 from dlpractice.nn.network import cost_and_gradients
 
@@ -107,6 +108,51 @@ class GradientCheckResult:
             rows.append(f"{name:<8} {size:>7} {gn:>11} {gan:>13} {diff:>11.3e}{kinks}{flag}")
         rows.append(self.summary())
         return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON values (arrays as nested lists); :meth:`from_dict` inverts it."""
+        return {
+            "difference": float(self.difference),
+            "passed": bool(self.passed),
+            "threshold": float(self.threshold),
+            "epsilon": float(self.epsilon),
+            "per_array": {k: float(v) for k, v in self.per_array.items()},
+            "method": self.method,
+            "grad": {k: np.asarray(v, dtype=np.float64).tolist() for k, v in self.grad.items()},
+            "gradapprox": {k: np.asarray(v, dtype=np.float64).tolist()
+                           for k, v in self.gradapprox.items()},
+            "kinks": int(self.kinks),
+            "kink_arrays": {k: int(v) for k, v in self.kink_arrays.items()},
+            "checked": int(self.checked),
+            "kink_mask": {k: np.asarray(v, dtype=bool).tolist() for k, v in self.kink_mask.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GradientCheckResult:
+        """The result of :meth:`to_dict`; fields with a default may be left out, as in the constructor."""
+        missing = [k for k in ("difference", "passed", "threshold", "epsilon", "per_array")
+                   if k not in data]
+        if missing:
+            raise DataError(f"gradient check dict has no key '{missing[0]}' "
+                            f"(keys: {', '.join(sorted(map(str, data))) or 'none'})")
+
+        def arrays(key: str, dtype: type) -> dict[str, np.ndarray]:
+            return {k: np.asarray(v, dtype=dtype) for k, v in data.get(key, {}).items()}
+
+        return cls(
+            difference=float(data["difference"]),
+            passed=bool(data["passed"]),
+            threshold=float(data["threshold"]),
+            epsilon=float(data["epsilon"]),
+            per_array={k: float(v) for k, v in data["per_array"].items()},
+            method=str(data.get("method", "central")),
+            grad=arrays("grad", np.float64),
+            gradapprox=arrays("gradapprox", np.float64),
+            kinks=int(data.get("kinks", 0)),
+            kink_arrays={k: int(v) for k, v in data.get("kink_arrays", {}).items()},
+            checked=int(data.get("checked", 0)),
+            kink_mask=arrays("kink_mask", bool),
+        )
 
 
 ZERO_GRADIENT = 1e-8  # a gradient norm below this counts as zero (see relative_difference)
