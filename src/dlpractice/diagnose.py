@@ -10,11 +10,7 @@ from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
 
-import numpy as np
-
-from dlpractice.errors import ConfigError, DataError
-
-LABELS = ("high_bias", "high_variance", "high_bias_high_variance", "good_fit")
+from dlpractice.errors import ConfigError
 
 # The basic recipe: fix bias first (a bigger network rarely hurts with regularization), then
 # variance.
@@ -85,19 +81,6 @@ def diagnose(
     return Diagnosis(
         train_error, dev_error, bayes_error, avoidable_bias, variance, label, recommendations
     )
-
-
-def error_rate(Y_pred: np.ndarray, Y: np.ndarray) -> float:
-    """Fraction of wrong 0/1 predictions; both arrays (1, m) of labels, not probabilities."""
-    Y_pred, Y = np.asarray(Y_pred), np.asarray(Y)
-    if Y_pred.shape != Y.shape or Y.size == 0:
-        raise DataError(
-            f"predictions {Y_pred.shape} and labels {Y.shape} must have the same non-empty shape"
-        )
-    for name, a in (("predictions", Y_pred), ("labels", Y)):
-        if not np.isin(a, (0, 1)).all():
-            raise DataError(f"{name} must be 0/1 labels; got values {np.unique(a)[:6].tolist()}")
-    return float(np.mean(Y_pred != Y))
 
 
 def _rate(name: str, value: float) -> float:

@@ -25,10 +25,6 @@ from dlpractice.nn.network import Network
 from dlpractice.nn.regularizers import augment_flips, check_keep_probs
 from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_inputs
 
-# TrainConfig fields that may differ between the configurations of one stack.
-PER_CONFIG_FIELDS = ("init", "init_scale", "learning_rate", "lambd", "l1", "keep_prob", "seed",
-                     "course_compat")
-
 Callback = Callable[[int, float, float | None], None]
 
 
@@ -41,7 +37,10 @@ class Diverged:
 
 
 def stack_key(cfg: TrainConfig) -> tuple:
-    """Configurations with equal keys (and the same data) can be trained in one stack."""
+    """Configurations with equal keys (and the same data) can be trained in one stack.
+
+    What may differ: init, init_scale, learning_rate, lambd, l1, keep_prob, seed, course_compat.
+    """
     return (tuple(cfg.layer_dims), cfg.hidden_activation, int(cfg.iterations), int(cfg.record_every),
             tuple(cfg.augment_flip_axes), cfg.batch_size, float(cfg.input_keep_prob),
             cfg.early_stopping_patience, float(cfg.augment_jitter))
