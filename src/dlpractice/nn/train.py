@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from dlpractice.errors import DivergenceError
+from dlpractice.errors import DataError, DivergenceError
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network, Workspace, add_penalty_gradient
 from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
@@ -76,6 +77,57 @@ class TrainResult:
     best_iteration: int | None = None  # with early stopping: where the restored weights are from
     stopped_early: bool = False
     train_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the parameter arrays (saved apart, e.g. .npz), as JSON values.
+
+        The network's layer sizes and activation come along; ``json`` writes nan/inf as NaN/Infinity.
+        """
+        return {
+            "layer_dims": [int(n) for n in self.network.layer_dims],
+            "hidden_activation": self.network.hidden_activation,
+            "iterations": [int(i) for i in self.iterations],
+            "costs": [float(c) for c in self.costs],
+            "dev_costs": [float(c) for c in self.dev_costs],
+            "grad_norms": [[float(g) for g in row] for row in self.grad_norms],
+            "final_cost": float(self.final_cost),
+            "iterations_run": int(self.iterations_run),
+            "best_iteration": None if self.best_iteration is None else int(self.best_iteration),
+            "stopped_early": bool(self.stopped_early),
+            "train_seconds": float(self.train_seconds),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], parameters: Mapping[str, np.ndarray]) -> TrainResult:
+        """The result :meth:`to_dict` describes, with its ``parameters`` (W1, b1, ...) loaded apart."""
+        missing = [k for k in _RESULT_KEYS if k not in data]
+        if missing:
+            raise DataError(f"training result dict has no key '{missing[0]}' "
+                            f"(keys: {', '.join(sorted(map(str, data))) or 'none'})")
+        network = Network(data["layer_dims"], data["hidden_activation"])
+        expected = [f"{p}{l}" for l in range(1, network.L + 1) for p in "Wb"]
+        if sorted(parameters) != sorted(expected):
+            raise DataError(f"parameters {sorted(parameters)} do not fit layer_dims "
+                            f"{list(network.layer_dims)}: expected {sorted(expected)}")
+        network.set_parameters(parameters)
+        best = data["best_iteration"]
+        return cls(
+            parameters=network.parameters(),
+            network=network,
+            iterations=[int(i) for i in data["iterations"]],
+            costs=[float(c) for c in data["costs"]],
+            dev_costs=[float(c) for c in data["dev_costs"]],
+            grad_norms=[[float(g) for g in row] for row in data["grad_norms"]],
+            final_cost=float(data["final_cost"]),
+            iterations_run=int(data["iterations_run"]),
+            best_iteration=None if best is None else int(best),
+            stopped_early=bool(data["stopped_early"]),
+            train_seconds=float(data["train_seconds"]),
+        )
+
+
+_RESULT_KEYS = ("layer_dims", "hidden_activation", "iterations", "costs", "dev_costs", "grad_norms",
+                "final_cost", "iterations_run", "best_iteration", "stopped_early", "train_seconds")
 
 
 Callback = Callable[[int, float, float | None], None]
