@@ -15,9 +15,8 @@ import numpy as np
 
 from dlpractice.errors import ConfigError, DataError
 
-# name -> (default n_samples, default noise). What "noise" means depends on the dataset:
-# circles/moons: std of the gaussian jitter (sklearn); blobs: cluster std; spiral: std of the
-# jitter on angle and radius; football_like: std of the label jitter across the boundary.
+# name -> (default n_samples, default noise), noise being the std of the points' jitter (circles,
+# moons), of the clusters (blobs), of angle and radius (spiral), of the labels (football_like)
 DEFAULTS: dict[str, tuple[int, float]] = {
     "circles": (300, 0.05),  # course init_utils.load_dataset
     "moons": (300, 0.2),  # course planar_utils.load_extra_datasets
