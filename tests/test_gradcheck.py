@@ -1083,6 +1083,17 @@ def test_a_result_rebuilt_from_its_verdict_alone_takes_the_defaults():
     assert_same_result(GradientCheckResult.from_dict(d), GradientCheckResult(**d))
 
 
+def test_arrays_written_by_hand_are_read_as_float64_and_bool():
+    d = {"difference": 0.5, "passed": False, "threshold": 2e-7, "epsilon": 1e-7,
+         "per_array": {"W1": 0.5}, "grad": {"W1": [[1, 2]]}, "gradapprox": {"W1": [[1, 3]]},
+         "kink_mask": {"W1": [[0, 1]], "b1": []}}
+    result = GradientCheckResult.from_dict(d)
+    assert result.grad["W1"].dtype == result.gradapprox["W1"].dtype == np.float64
+    assert result.kink_mask["W1"].dtype == result.kink_mask["b1"].dtype == bool
+    assert result.kink_mask["W1"].tolist() == [[False, True]]
+    assert [type(x) for x in result.to_dict()["grad"]["W1"][0]] == [float, float]
+
+
 def test_a_dict_without_a_required_key_is_one_line():
     d = {"difference": 0.5, "passed": False, "threshold": 2e-7, "per_array": {}}
     with pytest.raises(DataError) as info:

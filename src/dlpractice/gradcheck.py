@@ -118,13 +118,12 @@ class GradientCheckResult:
             "epsilon": float(self.epsilon),
             "per_array": {k: float(v) for k, v in self.per_array.items()},
             "method": self.method,
-            "grad": {k: np.asarray(v, dtype=np.float64).tolist() for k, v in self.grad.items()},
-            "gradapprox": {k: np.asarray(v, dtype=np.float64).tolist()
-                           for k, v in self.gradapprox.items()},
+            "grad": {k: np.asarray(v).tolist() for k, v in self.grad.items()},
+            "gradapprox": {k: np.asarray(v).tolist() for k, v in self.gradapprox.items()},
             "kinks": int(self.kinks),
             "kink_arrays": {k: int(v) for k, v in self.kink_arrays.items()},
             "checked": int(self.checked),
-            "kink_mask": {k: np.asarray(v, dtype=bool).tolist() for k, v in self.kink_mask.items()},
+            "kink_mask": {k: np.asarray(v).tolist() for k, v in self.kink_mask.items()},
         }
 
     @classmethod
