@@ -32,7 +32,7 @@ from dlpractice.data import (
     validate_xy,
 )
 from dlpractice.data.generators import DEFAULTS
-from dlpractice.errors import ConfigError, DataError
+from dlpractice.errors import ConfigError, DataError, one_line
 from tests import reference
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -481,6 +481,16 @@ def test_bad_data_raises_one_line_data_error(tmp_path, case, message):
     with pytest.raises(DataError) as info:
         load_file(path)
     assert str(info.value) == message.format(where=f"data file '{path}'")
+
+
+@pytest.mark.parametrize(("exc", "line"), [
+    (ValueError("  \n  first line  \nsecond line"), "first line"),
+    (OSError("one line"), "one line"),
+    (EOFError(), "EOFError"),
+    (RuntimeError("\n\t\n"), "RuntimeError"),
+])
+def test_one_line_is_the_first_non_empty_line_or_the_type_name(exc, line):
+    assert one_line(exc) == line
 
 
 @pytest.mark.skipif(not pathlib.Path("/proc/self/mem").is_file(), reason="needs Linux /proc")

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dlpractice.diagnose import Diagnosis, diagnose, error_rate
-from dlpractice.errors import ConfigError, DataError
+from dlpractice.diagnose import Diagnosis, diagnose
+from dlpractice.errors import ConfigError
+from dlpractice.nn import accuracy
 
 
 @pytest.mark.parametrize(
@@ -125,22 +126,11 @@ def test_invalid_inputs_raise_one_line_config_error(kwargs, fragment):
     assert str(info.value) == f"{fragment}; allowed: a number in [0, 1]"
 
 
-def test_error_rate():
-    Y = np.array([[1, 0, 1, 1]])
-    assert error_rate(np.array([[1, 0, 0, 1]]), Y) == 0.25
-    assert error_rate(Y, Y) == 0.0
-    assert error_rate(np.array([[1]]), np.array([[0]])) == 1.0  # one example is enough
-    with pytest.raises(DataError) as info:
-        error_rate(np.array([[1, 0]]), Y)
-    assert str(info.value) == ("predictions (1, 2) and labels (1, 4) must have the same "
-                               "non-empty shape")
-    with pytest.raises(DataError) as info:
-        error_rate(np.zeros((1, 0)), np.zeros((1, 0)))
-    assert str(info.value) == ("predictions (1, 0) and labels (1, 0) must have the same "
-                               "non-empty shape")
-    with pytest.raises(DataError) as info:
-        error_rate(np.array([[0.9, 0.1, 0.2, 0.7]]), Y)
-    assert str(info.value) == "predictions must be 0/1 labels; got values [0.1, 0.2, 0.7, 0.9]"
-    with pytest.raises(DataError) as info:  # the first six distinct values are named
-        error_rate(np.zeros((1, 7)), np.array([[6, 5, 4, 3, 2, 1, 0]]))
-    assert str(info.value) == "labels must be 0/1 labels; got values [0, 1, 2, 3, 4, 5]"
+def test_error_rates_from_accuracies_diagnose_a_model():
+    """The README's way: error = 1 - accuracy of the model's 0/1 predictions."""
+    params = {"W1": np.array([[1.0]]), "b1": np.array([[0.0]])}  # predicts 1 where x > 0
+    X = np.array([[1.0, -1.0, 2.0, -2.0]])
+    train_error = 1 - accuracy(params, X, np.array([[1.0, 0.0, 1.0, 0.0]]))
+    dev_error = 1 - accuracy(params, X, np.array([[1.0, 1.0, 1.0, 1.0]]))
+    d = diagnose(train_error, dev_error)
+    assert (d.train_error, d.dev_error, d.variance, d.label) == (0.0, 0.5, 0.5, "high_variance")

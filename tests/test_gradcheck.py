@@ -3,6 +3,7 @@ our network. Small nets (m = 10), so the whole file runs in a few seconds."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from decimal import Decimal, localcontext
 
@@ -11,7 +12,7 @@ import pytest
 
 from benchmarks import course_reference as course
 from dlpractice import gradcheck
-from dlpractice.errors import GradientCheckError
+from dlpractice.errors import DataError, GradientCheckError
 from dlpractice.gradcheck import GradientCheckResult, check_network, gradient_check
 from dlpractice.nn import compute_cost, cost_and_gradients, initialize_parameters
 from dlpractice.nn.activations import ACTIVATIONS
@@ -1027,3 +1028,77 @@ def test_a_step_that_moves_a_logit_beyond_exp_overflow_stays_exact():
     result = check_network(p, X, Y, epsilon=1.0, threshold=1.0)
     assert result.gradapprox["W1"][0, 0] == pytest.approx(expected, rel=1e-12)
     assert np.isfinite(result.difference)
+
+
+# -- the result serializes itself -------------------------------------------------------------------
+def assert_same_result(a: GradientCheckResult, b: GradientCheckResult) -> None:
+    """Every field equal (nan equal to nan), arrays with their dtype, dicts in their order."""
+    for name in ("difference", "threshold", "epsilon"):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+        assert type(getattr(b, name)) is float
+    assert (a.passed, a.method, a.kinks, a.kink_arrays, a.checked) == (
+        b.passed, b.method, b.kinks, b.kink_arrays, b.checked)
+    assert list(a.per_array) == list(b.per_array)
+    assert np.array_equal(list(a.per_array.values()), list(b.per_array.values()), equal_nan=True)
+    for name in ("grad", "gradapprox", "kink_mask"):
+        left, right = getattr(a, name), getattr(b, name)
+        assert list(left) == list(right), name
+        for key in left:
+            assert right[key].dtype == (bool if name == "kink_mask" else np.float64)
+            assert right[key].shape == left[key].shape
+            assert np.array_equal(left[key], right[key], equal_nan=True), (name, key)
+
+
+def through_json(result: GradientCheckResult) -> GradientCheckResult:
+    return GradientCheckResult.from_dict(json.loads(json.dumps(result.to_dict())))
+
+
+def test_a_network_check_with_kinks_round_trips_through_json():
+    X, Y = data(n=2)
+    result = check_network(initialize_parameters([2, 10, 5, 1], "zeros"), X, Y, "relu")
+    assert result.kinks == 35
+    back = through_json(result)
+    assert_same_result(result, back)
+    assert back == result and back.report() == result.report()
+
+
+def test_a_failed_generic_check_round_trips_through_json():
+    result = gradient_check(*linear_pair(2.0), LINEAR_PARAMETERS, epsilon=STEP, method="forward")
+    assert not result.passed and result.kink_mask == {}
+    back = through_json(result)
+    assert_same_result(result, back)
+    assert back.to_dict() == result.to_dict() and back.summary() == result.summary()
+
+
+def test_nan_and_inf_round_trip_as_json_allows():
+    result = kinked_result(difference=float("nan"), passed=False, threshold=float("inf"),
+                           per_array={"W1": float("-inf"), "b1": float("nan"), "W2": 0.0},
+                           grad={"W1": np.array([[np.nan, np.inf], [-np.inf, 2.0]])})
+    assert_same_result(result, through_json(result))
+
+
+def test_a_result_rebuilt_from_its_verdict_alone_takes_the_defaults():
+    d = {"difference": 0.5, "passed": False, "threshold": 2e-7, "epsilon": 1e-7,
+         "per_array": {"W1": 0.5}}
+    assert_same_result(GradientCheckResult.from_dict(d), GradientCheckResult(**d))
+
+
+def test_arrays_written_by_hand_are_read_as_float64_and_bool():
+    d = {"difference": 0.5, "passed": False, "threshold": 2e-7, "epsilon": 1e-7,
+         "per_array": {"W1": 0.5}, "grad": {"W1": [[1, 2]]}, "gradapprox": {"W1": [[1, 3]]},
+         "kink_mask": {"W1": [[0, 1]], "b1": []}}
+    result = GradientCheckResult.from_dict(d)
+    assert result.grad["W1"].dtype == result.gradapprox["W1"].dtype == np.float64
+    assert result.kink_mask["W1"].dtype == result.kink_mask["b1"].dtype == bool
+    assert result.kink_mask["W1"].tolist() == [[False, True]]
+    assert [type(x) for x in result.to_dict()["grad"]["W1"][0]] == [float, float]
+
+
+def test_a_dict_without_a_required_key_is_one_line():
+    d = {"difference": 0.5, "passed": False, "threshold": 2e-7, "per_array": {}}
+    with pytest.raises(DataError) as info:
+        GradientCheckResult.from_dict(d)
+    assert str(info.value) == ("gradient check dict has no key 'epsilon' "
+                               "(keys: difference, passed, per_array, threshold)")
+    with pytest.raises(DataError, match=r"no key 'difference' \(keys: none\)"):
+        GradientCheckResult.from_dict({})

@@ -3,6 +3,7 @@ regularizers and the training loop. Fast (the whole file runs in seconds)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -13,10 +14,11 @@ import pytest
 from scipy.special import expit
 
 from benchmarks import course_reference as course
-from dlpractice.errors import DivergenceError
+from dlpractice.errors import DataError, DivergenceError
 from dlpractice.nn import (
     Network,
     TrainConfig,
+    TrainResult,
     accuracy,
     compute_cost,
     cost_and_gradients,
@@ -757,6 +759,17 @@ def test_leaky_relu_derivative_at_zero_is_the_slope():
     assert dA.tolist() == [[0.02, 2.0, 0.02]]
 
 
+def test_relu_derivative_at_zero_is_zero_with_or_without_a_mask_buffer():
+    """relu' from A = relu(Z): 1 where A > 0, 0 at the kink (A = 0); a bool buffer spares the temporary."""
+    A = np.array([[0.0, 1.5, 0.0, 3e-300]])
+    plain, buffered = np.full((1, 4), -2.0), np.full((1, 4), -2.0)
+    DERIVATIVES["relu"](plain, A)
+    mask = np.ones((1, 4), dtype=bool)
+    DERIVATIVES["relu"](buffered, A, mask)
+    assert plain.tolist() == buffered.tolist() == [[-0.0, -2.0, -0.0, -2.0]]
+    assert mask.tolist() == [[False, True, False, True]]
+
+
 def test_unknown_activation_message_lists_the_choices():
     with pytest.raises(ValueError) as info:
         check_activation("gelu")
@@ -1045,3 +1058,76 @@ def test_a_dev_set_is_both_its_inputs_and_labels():
         with pytest.raises(ValueError) as info:
             train(X, Y, TrainConfig((2, 4, 1), iterations=5), **dev)
         assert str(info.value) == "X_dev and Y_dev go together: give both or neither"
+
+
+# -- the result serializes itself (all but the parameter arrays) -------------------------------------
+def same_numbers(a, b) -> bool:
+    """Equal lists / numbers, nan equal to nan (json's NaN comes back as a float nan)."""
+    return json.dumps(a) == json.dumps(b)
+
+
+def through_json(result: TrainResult, parameters) -> TrainResult:
+    return TrainResult.from_dict(json.loads(json.dumps(result.to_dict())), parameters)
+
+
+def test_a_train_result_round_trips_through_json_with_its_parameters_saved_apart(tmp_path):
+    X, Y = ring_data(30, seed=1, noise=0.2)
+    X_dev, Y_dev = ring_data(300, seed=2, noise=0.2)
+    cfg = TrainConfig((2, 30, 30, 1), "tanh", learning_rate=0.03, iterations=4000, record_every=50,
+                      early_stopping_patience=5)
+    result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev)
+    assert result.stopped_early and result.best_iteration is not None and result.dev_costs
+    d = result.to_dict()
+    assert "parameters" not in d and "network" not in d
+    assert (d["layer_dims"], d["hidden_activation"]) == ([2, 30, 30, 1], "tanh")
+    assert len(d["grad_norms"]) == len(d["iterations"]) and len(d["grad_norms"][0]) == 3
+    np.savez(tmp_path / "parameters.npz", **result.parameters)
+    with np.load(tmp_path / "parameters.npz") as saved:
+        back = through_json(result, saved)
+    for name in ("iterations", "costs", "dev_costs", "grad_norms", "final_cost", "iterations_run",
+                 "best_iteration", "stopped_early", "train_seconds"):
+        assert getattr(back, name) == getattr(result, name), name
+    assert type(back.best_iteration) is int and type(back.final_cost) is float
+    assert back.network.layer_dims == result.network.layer_dims
+    assert back.network.hidden_activation == "tanh"
+    assert np.array_equal(back.network.theta, result.network.theta)
+    assert sorted(back.parameters) == sorted(result.parameters)
+    for key, value in result.parameters.items():
+        assert back.parameters[key].shape == value.shape and np.array_equal(back.parameters[key], value)
+    assert np.array_equal(predict(back.network, X_dev), predict(result.parameters, X_dev, "tanh"))
+    assert back.to_dict() == d
+
+
+def test_nan_and_inf_in_a_train_result_round_trip_as_json_allows():
+    X, Y = ring_data(10, seed=0)
+    result = train(X, Y, TrainConfig((2, 3, 1), iterations=3, record_every=1))
+    result = replace(result, costs=[math.inf, math.nan, 0.5], final_cost=math.nan,
+                     grad_norms=[[math.inf, 1.0], [math.nan, -math.inf], [2.0, 3.0]], dev_costs=[],
+                     best_iteration=None, train_seconds=math.inf)
+    back = through_json(result, result.parameters)
+    assert same_numbers(back.to_dict(), result.to_dict())
+    assert math.isnan(back.final_cost) and back.costs[0] == math.inf and back.best_iteration is None
+    assert back.iterations == [0, 1, 2] and back.iterations_run == 3 and not back.stopped_early
+
+
+def test_from_dict_says_what_is_missing_or_does_not_fit():
+    X, Y = ring_data(10, seed=0)
+    result = train(X, Y, TrainConfig((2, 3, 1), iterations=2, record_every=1))
+    d = result.to_dict()
+    del d["dev_costs"]
+    with pytest.raises(DataError) as info:
+        TrainResult.from_dict(d, result.parameters)
+    assert str(info.value) == (
+        "training result dict has no key 'dev_costs' (keys: best_iteration, costs, final_cost, "
+        "grad_norms, hidden_activation, iterations, iterations_run, layer_dims, stopped_early, "
+        "train_seconds)")
+    with pytest.raises(DataError, match=r"no key 'layer_dims' \(keys: none\)"):
+        TrainResult.from_dict({}, result.parameters)
+    with pytest.raises(DataError) as info:
+        TrainResult.from_dict(result.to_dict(), {"W1": result.parameters["W1"]})
+    assert str(info.value) == ("parameters ['W1'] do not fit layer_dims [2, 3, 1]: "
+                               "expected ['W1', 'W2', 'b1', 'b2']")
+    wrong = dict(result.parameters, W2=np.ones((1, 4)))
+    with pytest.raises(ValueError, match="W2"):
+        TrainResult.from_dict(result.to_dict(), wrong)
+

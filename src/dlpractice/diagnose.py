@@ -1,8 +1,8 @@
 """Bias/variance diagnosis and the course's "basic recipe" for what to try next.
 
-Avoidable bias is train error minus Bayes error (how far training is from the best possible);
-variance is dev error minus train error (how much worse unseen data is). Each is "high" when it
-exceeds its threshold.
+Avoidable bias is train error minus Bayes error; variance is dev error minus train error. Each is
+"high" when it exceeds its threshold. Owns: the rule and the recipe. Must not touch: training,
+accuracies (it takes error rates), tracking.
 """
 
 import math
@@ -10,11 +10,7 @@ from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
 
-import numpy as np
-
-from dlpractice.errors import ConfigError, DataError
-
-LABELS = ("high_bias", "high_variance", "high_bias_high_variance", "good_fit")
+from dlpractice.errors import ConfigError
 
 # The basic recipe: fix bias first (a bigger network rarely hurts with regularization), then
 # variance.
@@ -60,11 +56,8 @@ def diagnose(
 ) -> Diagnosis:
     """Label a model high bias / high variance / both / good fit from its error rates (in [0, 1]).
 
-    Why 5 points by default: the course's examples call gaps of 10 points or more "high" and gaps
-    of about 1 point "low"; 0.05 sits between with a margin on both sides. It is also about the
-    noise of an error rate measured on the course's small dev sets: with 200 examples its
-    standard error is up to sqrt(0.25 / 200) ~ 3.5 points, so smaller gaps are not reliable.
-    A gap must *exceed* the threshold to count as high.
+    A gap must *exceed* its threshold to be high. 5 points by default: the course calls 10-point
+    gaps high and 1-point ones low, and on 200 dev examples an error rate's noise is ~3.5 points.
     """
     train_error = _rate("train_error", train_error)
     dev_error = _rate("dev_error", dev_error)
@@ -88,19 +81,6 @@ def diagnose(
     return Diagnosis(
         train_error, dev_error, bayes_error, avoidable_bias, variance, label, recommendations
     )
-
-
-def error_rate(Y_pred: np.ndarray, Y: np.ndarray) -> float:
-    """Fraction of wrong 0/1 predictions; both arrays (1, m) of labels, not probabilities."""
-    Y_pred, Y = np.asarray(Y_pred), np.asarray(Y)
-    if Y_pred.shape != Y.shape or Y.size == 0:
-        raise DataError(
-            f"predictions {Y_pred.shape} and labels {Y.shape} must have the same non-empty shape"
-        )
-    for name, a in (("predictions", Y_pred), ("labels", Y)):
-        if not np.isin(a, (0, 1)).all():
-            raise DataError(f"{name} must be 0/1 labels; got values {np.unique(a)[:6].tolist()}")
-    return float(np.mean(Y_pred != Y))
 
 
 def _rate(name: str, value: float) -> float:

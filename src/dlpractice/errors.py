@@ -1,7 +1,8 @@
 """The project's exceptions: each one carries a single line a user can act on.
 
 Entry points (DVC stages, the Hydra app) print ``str(error)`` on one line and exit non-zero, so the
-message must name what was wrong, the value seen, and what is allowed.
+message must name what was wrong, the value seen, and what is allowed. Owns: the exception types,
+``one_line`` and the one-line ``ArgumentParser``. Must not touch: anything else (stdlib only).
 """
 
 import argparse
@@ -31,6 +32,14 @@ class DivergenceError(DlpracticeError, FloatingPointError):
 
 class GradientCheckError(DlpracticeError):
     """Gradient checking was asked for something it cannot check (e.g. with dropout on)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of ``str(exc)``, stripped; the exception type's name if none."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
 
 
 class ArgumentParser(argparse.ArgumentParser):

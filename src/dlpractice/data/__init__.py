@@ -1,4 +1,8 @@
-"""Datasets in course orientation (X (n, m), Y (1, m)): generated, from files, split, normalized."""
+"""Datasets in course orientation (X (n, m), Y (1, m)): generated, from files, split, normalized.
+
+numpy/scipy only (scikit-learn is imported lazily by the toy generators). Must not touch: training,
+configs, tracking.
+"""
 
 from dlpractice.data.datasets import DATASET_NAMES, array_fingerprint, load_dataset
 from dlpractice.data.files import LoadedData, load_file, validate_xy

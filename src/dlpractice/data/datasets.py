@@ -1,7 +1,8 @@
 """One entry point from a dataset name (a config value) to train/dev/test splits and a fingerprint.
 
 The fingerprint (sha256 hex) identifies the data a run used: a file's bytes, or the generated
-arrays' bytes. Together with the split seed and ratios it pins the exact examples of each split.
+arrays' bytes; with the split seed and ratios it pins the exact examples of each split. Owns: the
+policy from name to splits. Must not touch: configs (it takes plain values), training.
 """
 
 import hashlib
@@ -31,14 +32,11 @@ def load_dataset(
     test_size: int | None = None,
     split_heldout: bool = False,
 ) -> tuple[Splits, str]:
-    """Build the splits of dataset ``name`` and return them with the data's fingerprint.
+    """The splits of dataset ``name`` and the data's fingerprint.
 
-    Data with its own held-out part (a file with Xval/yval, ``football_like``, the course's
-    circles) follows the course: train is train, the held-out part is both dev and test (see
-    ``from_heldout``). ``split_heldout=True`` instead pools both parts and splits the pool like
-    any other data. Everything else is split by ``split_ratios`` or ``dev_size``/``test_size``,
-    with ``seed``. ``course_compat=True`` takes the course's exact arrays (``course_dataset``):
-    ``seed`` then only drives the split.
+    A held-out part (a file's Xval/yval, ``football_like``, the course's circles) is dev and test,
+    as in the course, unless ``split_heldout`` pools it with train; all else is split by
+    ``split_ratios`` or ``dev_size``/``test_size`` with ``seed`` (``course_compat``: the course's arrays).
     """
     if name not in DATASET_NAMES:
         raise DataError(f"unknown dataset '{name}' (allowed: {', '.join(DATASET_NAMES)})")

@@ -1,7 +1,8 @@
 """Load a dataset from a file (.mat, .npz, .csv) and validate it into course orientation.
 
 Every problem is a one-line ``DataError`` naming the file, what was wrong, the value seen and what
-is allowed: these messages end up on the command line of a DVC stage or a Hydra run.
+is allowed: these messages end up on the command line of a DVC stage or a Hydra run. Owns: reading
+and validating. Must not touch: splitting, normalizing, writing files.
 """
 
 import csv
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from dlpractice.errors import ConfigError, DataError
+from dlpractice.errors import ConfigError, DataError, one_line
 
 EXTENSIONS = (".csv", ".mat", ".npz")
 
@@ -73,12 +74,10 @@ def validate_xy(X: np.ndarray, Y: np.ndarray, name: str, *, both_classes: bool =
 
 
 def load_file(path: str | Path, *, label_column: str | int | None = None) -> LoadedData:
-    """Read keys X, y (and optionally Xval, yval) from .mat/.npz, or a .csv table.
+    """Keys X, y (and optionally Xval, yval) of a .mat/.npz, or a .csv table, in course orientation.
 
-    Arrays may be stored either way round, (m, n) or (n, m): the orientation is the one whose
-    length matches the labels; when both do (n == m), rows are examples, the files' usual layout.
-    A .csv holds one example per row, an optional header, and the label in the last column or in
-    ``label_column`` (a header name or a column index); it has no held-out part.
+    Arrays may be stored (m, n) or (n, m): the side matching the label count is m (rows when both
+    do). A .csv has one example per row, an optional header, the label last or in ``label_column``.
     """
     path = Path(path)
     where = f"data file '{path}'"
@@ -127,7 +126,7 @@ def _read_archive(raw: bytes, where: str, suffix: str) -> dict[str, np.ndarray]:
             return {k: archive[k] for k in archive.files}
     except Exception as exc:
         kind = "a MATLAB .mat" if suffix == ".mat" else "an .npz"
-        raise DataError(f"{where} cannot be read as {kind} file: {_one_line(exc)}") from exc
+        raise DataError(f"{where} cannot be read as {kind} file: {one_line(exc)}") from exc
 
 
 def _read_csv(raw: bytes, where: str, label_column: str | int | None) -> dict[str, np.ndarray]:
@@ -223,7 +222,3 @@ def _orient(X: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.nd
         raise DataError(f"{where}: X has shape {X.shape} but there are {m} labels; "
                         f"X needs {m} rows or {m} columns")
     return np.ascontiguousarray(X, dtype=np.float64), y.reshape(1, m).astype(np.float64)
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,12 +1,10 @@
 """Toy 2-D datasets of the course, in course orientation: X (2, m), Y (1, m), both float64.
 
-Two modes. The default draws everything from ``np.random.default_rng(seed)``, so a run depends on
-its own seed only. ``course_compat=True`` (and ``course_circles``/``course_planar``) reproduce the
-course's exact arrays, which come from numpy's *global* RandomState seeded the way the course's
-helper files seed it; the caller's global state is restored afterwards, so reproducing the course
-has no side effect on other code.
-
-scikit-learn is imported lazily, inside the functions that need it, to keep the core light.
+By default everything is drawn from ``np.random.default_rng(seed)``. ``course_compat=True`` (and
+``course_circles``/``course_planar``) reproduce the course's exact arrays from numpy's *global*
+RandomState seeded as its helper files do, then restore the caller's global state.
+scikit-learn is imported inside the functions that need it, to keep the core light.
+Owns: the generators. Must not touch: splitting, files.
 """
 
 from collections.abc import Callable, Iterator
@@ -17,9 +15,8 @@ import numpy as np
 
 from dlpractice.errors import ConfigError, DataError
 
-# name -> (default n_samples, default noise). What "noise" means depends on the dataset:
-# circles/moons: std of the gaussian jitter (sklearn); blobs: cluster std; spiral: std of the
-# jitter on angle and radius; football_like: std of the label jitter across the boundary.
+# name -> (default n_samples, default noise), noise being the std of the points' jitter (circles,
+# moons), of the clusters (blobs), of angle and radius (spiral), of the labels (football_like)
 DEFAULTS: dict[str, tuple[int, float]] = {
     "circles": (300, 0.05),  # course init_utils.load_dataset
     "moons": (300, 0.2),  # course planar_utils.load_extra_datasets
@@ -202,13 +199,10 @@ def _flower(
 def _football_points(
     rng: np.random.Generator, m: int, noise: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points on a field like football.mat's, split by a wavy diagonal, with noisy labels.
+    """Points like football.mat's: class 1 upper-left of a wavy diagonal, class 0 lower-right.
 
-    As in the course's data, class 1 lies upper-left and class 0 lower-right. Labels are jittered
-    across the boundary (std ``noise``) and a fraction ``noise / 5`` is flipped anywhere (the stray
-    dots of the course's plot). Tuned so that, as on the real file, an unregularized 2-20-3-1 net
-    (lr 0.3, 30000 iterations) fits train a few points better than held-out data, and L2 or
-    dropout closes part of that gap.
+    Labels are jittered across the boundary (std ``noise``) and a fraction ``noise / 5`` flipped
+    anywhere, so that, as on the real file, a 2-20-3-1 net overfits a little and L2/dropout help.
     """
     X = np.vstack([rng.uniform(-0.75, 0.6, m), rng.uniform(-0.8, 0.8, m)])
     boundary = 1.1 * X[0] + 0.15 + 0.05 * np.sin(12 * X[0])

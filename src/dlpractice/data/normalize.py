@@ -1,7 +1,7 @@
 """Input normalization: zero mean and unit variance per feature, fitted on the training set only.
 
-Dev and test get the *training* mean and std unchanged: they stand for future data, which will be
-normalized with the statistics we have, so their mean is not forced to zero.
+Dev and test get the *training* mean and std unchanged: they stand for future data, normalized with
+the statistics we have. Owns: ``NormStats`` and its serialization. Must not touch: splitting.
 """
 
 import dataclasses

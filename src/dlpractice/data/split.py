@@ -2,6 +2,7 @@
 
 Ratios (60/20/20) suit small data; for big data the course's advice is a small fixed dev and test
 set (e.g. 10_000 examples each out of a million), hence ``dev_size``/``test_size``.
+Owns: ``Splits`` and how examples are shared out. Must not touch: loading, normalizing.
 """
 
 import math
@@ -67,11 +68,10 @@ def split(
 
 
 def from_heldout(X: np.ndarray, Y: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray) -> Splits:
-    """The course convention for data shipping its own held-out part (e.g. football.mat).
+    """Data shipping its own held-out part (e.g. football.mat), as the course uses it.
 
-    X/Y is the training set and X_val/Y_val serves as BOTH dev and test: the course has no
-    separate dev set, it tunes on Xval and reports Xval's accuracy as the test accuracy. Keeping
-    that makes our numbers comparable with the course's (at the price of an optimistic test score).
+    X_val/Y_val is BOTH dev and test: the course tunes on Xval and reports it as the test accuracy,
+    so our numbers stay comparable with its own (at the price of an optimistic test score).
     """
     validate_xy(X, Y, "train data", both_classes=True)
     validate_xy(X_val, Y_val, "held-out data")
@@ -134,11 +134,10 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
 def _stratified(
     labels: np.ndarray, sizes: np.ndarray, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Share each class among the splits in proportion; the labels are binary.
+    """Share each (binary) class among the splits in proportion, each within one of its share.
 
-    Class 0 gets floor(size * m0 / m) of each split plus one more in the splits with the largest
-    remainders, until all its examples are placed (largest-remainder apportionment, in exact
-    integer arithmetic); class 1 fills the rest. Both are then within one of their exact share.
+    Class 0 by largest-remainder apportionment in exact integers (ties to the earlier split);
+    class 1 fills the rest.
     """
     members = [rng.permutation(np.flatnonzero(labels == c)) for c in (0, 1)]
     m, m0 = labels.size, members[0].size

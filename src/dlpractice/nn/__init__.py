@@ -1,4 +1,7 @@
-"""Network math in numpy: L-layer nets, initializations, regularizers, gradient-descent training."""
+"""Network math in numpy: L-layer nets, initializations, regularizers, gradient-descent training.
+
+Imports numpy and scipy only. Must not touch: files, configs, tracking, plots.
+"""
 
 from dlpractice.nn.activations import ACTIVATIONS
 from dlpractice.nn.init import INITS, initialize_parameters

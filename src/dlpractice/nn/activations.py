@@ -1,9 +1,8 @@
-"""Activation functions and their derivatives, as in-place tables (the scikit-learn way).
+"""Hidden activations and their derivatives as tables of in-place functions (scikit-learn's way).
 
-Each forward function overwrites its argument (``Z`` becomes ``A``) so a training step allocates
-nothing. Each derivative multiplies ``dA`` in place by g'(Z), written in terms of ``A`` (which is all the
-kernel keeps): for relu and leaky relu ``A > 0`` iff ``Z > 0``; for tanh g' = 1 - A²; for sigmoid
-g' = A(1 - A).
+Owns g and g' for every hidden activation, the only place either is written. ``ACTIVATIONS[name](Z)``
+overwrites Z with g(Z); ``DERIVATIVES[name](dA, A)`` multiplies dA in place by g'(Z), computed from
+the activation A (all a pass keeps). Must not touch: layers, buffers, the cost.
 """
 
 from __future__ import annotations
@@ -32,8 +31,14 @@ def sigmoid(Z: np.ndarray) -> None:
     expit(Z, out=Z)
 
 
-def relu_backward(dA: np.ndarray, A: np.ndarray) -> None:
-    dA *= A > 0
+def relu_mask(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """relu'(Z) as a 0/1 mask of ``A = relu(Z)``: ``A > 0`` iff ``Z > 0`` (slope 0 at the kink)."""
+    return np.greater(A, 0.0, out=out)
+
+
+def relu_backward(dA: np.ndarray, A: np.ndarray, mask: np.ndarray | None = None) -> None:
+    """``dA *= relu'(Z)``; ``mask``, a buffer of A's shape, spares the temporary."""
+    dA *= relu_mask(A, mask)
 
 
 def leaky_relu_backward(dA: np.ndarray, A: np.ndarray) -> None:

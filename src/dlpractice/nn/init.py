@@ -1,14 +1,10 @@
-"""Weight initializations. Biases always start at zero.
+"""Weight initializations; biases always start at zero.
 
-Scales (n_prev is the fan-in n_{l-1}, n the fan-out n_l):
-``zeros`` 0 (fails to break symmetry), ``random`` N(0,1)·scale (default 10: the course's "too large"
-init), ``he`` sqrt(2/n_prev) (for relu), ``xavier`` sqrt(1/n_prev) (for tanh), ``glorot``
-sqrt(2/(n_prev + n)).
-
-In course-compatible mode the draws follow the course exactly: ``np.random.seed(3)`` then one
-``np.random.randn(n, n_prev)`` per layer, in layer order, on numpy's legacy global generator; ``xavier``
-divides by sqrt(n_prev) as the Regularization assignment's ``initialize_parameters`` does (the float
-result differs in the last bit from multiplying by sqrt(1/n_prev)).
+Scales (n_prev the fan-in, n the fan-out): ``zeros`` 0, ``random`` N(0,1)·scale (default 10, the
+course's "too large" init), ``he`` sqrt(2/n_prev), ``xavier`` sqrt(1/n_prev), ``glorot``
+sqrt(2/(n_prev + n)). Course mode draws as the course: ``np.random.seed(3)``, then one
+``np.random.randn(n, n_prev)`` per layer, ``xavier`` dividing by sqrt(n_prev) (another last bit).
+Owns: the initial parameters. Must not touch: the network's storage, training.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""The L-layer binary classifier: forward propagation, cost, backward propagation, prediction.
+"""The L-layer binary classifier: forward and backward propagation, cost, prediction.
 
-Course convention: ``X`` is (n_features, m), ``Y`` is (1, m), parameters are ``W1, b1, ..., WL, bL`` with
-``Wl`` of shape (n_l, n_{l-1}). Hidden layers use one activation; the output is a sigmoid.
-
-Storage is laid out for speed on small networks, where per-call numpy overhead outweighs the arithmetic:
-
-* layer l keeps ``[Wl | bl]`` as one (n_l, n_{l-1} + 1) matrix, and every activation buffer carries a
-  last row of ones, so ``Wl A + bl`` is one matmul and ``dZl [A; 1]ᵀ`` yields ``dWl`` and ``dbl`` at once;
-* all those matrices are views into one flat vector ``theta`` (and the gradient into one flat ``grad``),
-  so a gradient-descent step over every layer is a single numpy call;
-* activations are computed in place and a :class:`Workspace` holds every buffer of one batch size, so a
-  training step allocates nothing.
+Course convention: X (n_features, m), Y (1, m), parameters W1, b1, ..., WL, bL with Wl (n_l, n_{l-1});
+hidden layers share one activation, the output is a sigmoid. Layer l is one ``[Wl | bl]`` view of a
+flat ``theta`` and activations carry a row of ones, so a layer is one matmul and a step one call; a
+:class:`Workspace` holds every buffer of one batch size. Owns: parameters, buffers, cost and
+gradients. Must not touch: training loops, randomness, files.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 
-from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, check_activation, relu_backward
 
 
 class Network:
@@ -114,9 +108,8 @@ class Network:
 class Workspace:
     """Every buffer a forward/backward pass over ``m`` examples needs, allocated once.
 
-    ``A[l]`` (l < L) is the augmented activation ``[A_l; 1]`` of shape (n_l + 1, m); ``A[0]`` holds the
-    input batch. ``Z_out``/``A_out`` are the output logits and probabilities; ``dZ[l]`` the gradients.
-    ``masks[l]`` are dropout masks (``None`` where no dropout applies).
+    ``A[l]`` (l < L) is ``[A_l; 1]``, (n_l + 1, m), ``A[0]`` the input batch; ``Z_out``/``A_out`` the
+    output logits and probabilities; ``masks[l]`` dropout masks (``None``: no dropout).
     """
 
     def __init__(self, net: Network, m: int):
@@ -134,7 +127,7 @@ class Workspace:
         self._hidden = [None] + [self.A[l][:-1] for l in range(1, net.L)]
         self._A_T = [a.T for a in self.A]
         self._W_T = [None] + [net.Wb[l - 1][:, :-1].T for l in range(1, net.L + 1)]
-        self._relu_mask = [None] + [np.empty((n, m)) for n in dims[1:-1]]
+        self._relu_mask = [None] + [np.empty((n, m), dtype=bool) for n in dims[1:-1]]
         self._grad: np.ndarray | None = None
         self._dWb: list[np.ndarray] = []
 
@@ -166,8 +159,7 @@ class Workspace:
     def backward(self, grad: np.ndarray, scale: float) -> None:
         """Write ``scale · m · ∂J/∂theta`` of the cross-entropy (no penalty) into ``grad``.
 
-        With ``scale = 1/m`` this is the gradient; the trainer passes ``learning_rate/m`` so the step
-        is then a plain ``theta -= grad``.
+        ``scale = 1/m`` gives the gradient; ``learning_rate/m`` the step (``theta -= grad``).
         """
         net, dZ = self.net, self.dZ
         relu = net.hidden_activation == "relu"
@@ -192,10 +184,8 @@ class Workspace:
                 dA /= kp
                 if net.hidden_activation not in ("relu", "leaky_relu"):
                     A_hidden = A_hidden * kp  # the derivative needs the activation before dropout
-            if relu:  # relu' = sign(A) exactly (A >= 0), without a boolean temporary
-                mask = self._relu_mask[l - 1]
-                np.sign(A_hidden, out=mask)
-                dA *= mask
+            if relu:
+                relu_backward(dA, A_hidden, self._relu_mask[l - 1])
             else:
                 derivative(dA, A_hidden)
             dZl = dA

@@ -1,6 +1,7 @@
-"""Regularizers that act on the training loop: inverted dropout, early stopping, data augmentation.
+"""Regularizers of the training loop: inverted dropout, early stopping, data augmentation by flips.
 
-(L2 and L1 act on the cost and gradient: see ``Network.penalty`` and ``add_penalty_gradient``.)
+L2 and L1 act on the cost and gradient (``Network.penalty``, ``add_penalty_gradient``). Owns: masks,
+the stopping rule, augmented copies. Must not touch: the network's math, the loop itself.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ def check_keep_probs(hidden_keep_probs: Sequence[float], input_keep_prob: float)
 
 
 class DropoutMasks:
-    """Inverted dropout: keep a unit with probability ``keep_prob``, scale kept units by 1/keep_prob.
+    """Inverted dropout of hidden layers (and optionally the input): keep w.p. keep_prob, scale by 1/it.
 
-    Masks apply to hidden layers (and optionally the input), never to the output, and the forward
-    and backward pass of a step share them. Prediction never uses them. In course mode
-    (``course_seed`` set) the masks are the course's: ``np.random.seed(course_seed)`` then one
-    ``np.random.rand(n_l, m) < keep_prob`` per hidden layer, identical at every step.
+    A step's forward and backward pass share its masks. With ``course_seed`` they are the course's:
+    ``np.random.seed(course_seed)``, then ``np.random.rand(n_l, m) < keep_prob`` per layer, every step.
     """
 
     def __init__(
@@ -106,10 +105,9 @@ class EarlyStopping:
 def augment_flips(
     X: np.ndarray, Y: np.ndarray, flip_axes: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Data augmentation for low-dimensional inputs: append a mirrored copy per feature axis.
+    """Append a copy mirrored in feature ``k`` (x_k -> -x_k, same label) per axis in ``flip_axes``.
 
-    Mirroring feature ``k`` (x_k -> -x_k) keeps the label, which is right when the classes are
-    symmetric in that feature (as a goalkeeper's kick is left/right); say so only when it is true.
+    Right only when the classes are symmetric in that feature (a kick's left/right).
     """
     if not flip_axes:
         return X, Y

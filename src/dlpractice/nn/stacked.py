@@ -1,50 +1,11 @@
-"""Train K configurations of the same layer sizes at once: a sweep that costs close to its arithmetic.
+"""Train K configurations of one network shape at once, each to the bit as :func:`~dlpractice.nn.train`.
 
-On the course's tiny networks a single run's iteration is dominated by per-call numpy overhead (about
-25 calls on 20×211 arrays). :func:`train_stacked` runs the same calls once for K configurations whose
-parameters are stacked along a leading axis, so each call does K times the arithmetic for the same
-overhead. Each configuration keeps everything :func:`dlpractice.nn.train` would give it:
-
-* its own initialization (``init``, ``init_scale``, ``seed``, ``course_compat``), drawn by the same
-  :func:`~dlpractice.nn.init.initialize_parameters` call on its own ``np.random.default_rng(seed)``;
-* its own ``learning_rate``, ``lambd`` (L2), ``l1`` and ``keep_prob``: dropout masks come from that
-  same generator, layer by layer at every step, exactly as :class:`~dlpractice.nn.regularizers.
-  DropoutMasks` draws them (course mode: the course's fixed masks after ``np.random.seed(1)``);
-* the same recorded costs, dev costs and gradient norms, the same final cost and parameters — to
-  the bit: per configuration, every matrix product is the single run's BLAS call with the same
-  shapes (a batched ``matmul`` over K), and every elementwise step the same operation.
-
-Layout. Layer l keeps ``[Wl | bl]`` for all K as a (K, n_l, n_{l-1} + 1) block of one flat ``theta``
-(layer-major, so a gradient step over every configuration is one call); activation buffers are
-(K, n_l + 1, m) with the ones row of the bias kept in place, so no call copies activations. With
-relu, a hidden layer's gradient is written over its activations once they are used, and relu' is a
-bool mask taken for every layer in one call: one float buffer per layer keeps the working set in
-L2 (at K = 16 ~1.15-1.2x over two float buffers). An iteration is a prebuilt list of bound calls.
-
-Measured alternatives (2-20-3-1 net, m = 211, K = 8 and 16, bit-identical ones only): an elementwise
-pass over a (K, 21, 211) block costs ~0.15-0.25 ns per element whether or not it fits in L1, so
-cache-sized chunks of K only add calls; what counts is passes, buffers and calls. The relu mask:
-``greater`` into a float buffer (bool→float cast, 0.32 ns/element) + multiply, bool ``greater``
-(0.09) + ``copyto`` to float (0.18) + multiply (0.15), and bool ``greater`` + multiply by the bool
-(0.47, a buffered cast) cost about the same; the last needs no second float buffer and wins at K =
-16. ``np.where``, ``putmask`` and ``copyto(where=)`` are 10x slower; ``sign`` (the single run's) is
-0.5 ns/element; int64 views (``minimum``/shift/``bitwise_and``) need as many passes; a smaller
-``np.setbufsize`` speeds the cast ~2% (global state: not kept). A broadcast ``multiply`` for the
-output layer's outer product runs inner loops with a stride-0 operand (~1 ns/element); ``einsum``
-(exact: no sum) is as fast at K = 8 and ~1.2x faster at K = 16, and slower when it also takes the
-layer's mask. Python floats as ufunc operands cost ~0.2 µs per call more than a 0-d array, broadcast
-(1, m) / (K, 1, 1) operands more than tiled copies; relu's ``maximum`` is ~10% faster against zeros
-of one configuration's shape than against a 0-d zero. One (K·n1, n0+1) @ (n0+1, m) GEMM for the
-shared-input first layer is slower than K batched calls, and one (K·n1, m) @ (m, n0+1) GEMM for its
-gradient changes the last bits for most K (other BLAS kernels); scipy's ``expit`` (4 ns/element, a
-tenth of the time) is kept over the ~3x faster ``1/(1+e^-z)`` for the same reason: on a trajectory
-that crosses a relu kink, last-bit differences grow to 1e-3 over 30000 iterations.
-
-Full batch only, with the same X for every configuration. Mini-batches, input dropout, input jitter
-and early stopping are per-run schedules: :func:`unstackable_reason` names them and the caller trains
-those configurations separately with :func:`~dlpractice.nn.train`. A configuration that diverges is
-reported as a :class:`Diverged` entry (the others go on); re-running it with ``train`` raises its
-:class:`~dlpractice.errors.DivergenceError` naming the iteration and layer.
+The K parameter sets are stacked along a leading axis, so each numpy call of an iteration does K
+times the arithmetic for one call's overhead; per configuration every product is the single run's
+BLAS call and every elementwise step the same operation. Full batch on one X only:
+:func:`unstackable_reason` names what needs its own run, and a configuration that diverges comes
+back as :class:`Diverged` while the others go on. Owns: the stacked buffers and loop. Must not
+touch: the single run's math (it reuses init, regularizers, ``TrainConfig``), files, tracking.
 """
 
 from __future__ import annotations
@@ -58,15 +19,11 @@ from functools import partial
 import numpy as np
 from scipy.special import expit
 
-from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES
+from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, relu_mask
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network
 from dlpractice.nn.regularizers import augment_flips, check_keep_probs
 from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_inputs
-
-# TrainConfig fields that may differ between the configurations of one stack.
-PER_CONFIG_FIELDS = ("init", "init_scale", "learning_rate", "lambd", "l1", "keep_prob", "seed",
-                     "course_compat")
 
 Callback = Callable[[int, float, float | None], None]
 
@@ -80,7 +37,10 @@ class Diverged:
 
 
 def stack_key(cfg: TrainConfig) -> tuple:
-    """Configurations with equal keys (and the same data) can be trained in one stack."""
+    """Configurations with equal keys (and the same data) can be trained in one stack.
+
+    What may differ: init, init_scale, learning_rate, lambd, l1, keep_prob, seed, course_compat.
+    """
     return (tuple(cfg.layer_dims), cfg.hidden_activation, int(cfg.iterations), int(cfg.record_every),
             tuple(cfg.augment_flip_axes), cfg.batch_size, float(cfg.input_keep_prob),
             cfg.early_stopping_patience, float(cfg.augment_jitter))
@@ -152,11 +112,8 @@ class _Stack:
 
 
 class _StackedWorkspace:
-    """Buffers of one stacked forward/backward pass over ``m`` examples (cf. ``Workspace``).
-
-    A pass is a fixed list of argument-bound numpy calls (:meth:`forward_ops`,
-    :meth:`backward_ops`), built once: per iteration the trainer only calls them.
-    """
+    """Buffers of one stacked pass over ``m`` examples (cf. ``Workspace``), and its calls built once
+    (:meth:`forward_ops`, :meth:`backward_ops`)."""
 
     def __init__(self, stack: _Stack, activation: str, X: np.ndarray, Y: np.ndarray | None):
         K, dims, L = stack.K, stack.dims, stack.L
@@ -172,8 +129,7 @@ class _StackedWorkspace:
         self.Y = None if Y is None else np.tile(np.asarray(Y, dtype=float).reshape(1, 1, m),
                                                 (K, 1, 1))
         self.grad_scale = np.ones((K, 1, m))  # learning_rate / m per configuration
-        # hidden activations (K, n_l + 1, m), ones row last, and their relu masks, each kind in one
-        # buffer: one call computes every layer's mask
+        # activations (K, n_l + 1, m) and relu masks each in one flat buffer: one call masks all layers
         sizes = [K * (n + 1) * m for n in dims[1:-1]]
         self._A_flat = np.ones(sum(sizes))
         self._B_flat = np.empty(sum(sizes), dtype=bool) if self.relu else None
@@ -186,14 +142,12 @@ class _StackedWorkspace:
             start += size
         self.Z_out = np.empty((K, 1, m))
         self.A_out = np.empty((K, 1, m))
-        # relu writes the hidden gradients over the activations (see backward_ops); other
-        # activations need A in the backward pass and get their own gradient buffers
+        # relu's gradients overwrite its used activations; the others need A, so get own buffers
         self.dZ = [None] + [A if self.relu else np.zeros_like(A) for A in self.A[1:]]
         self.dZ.append(np.empty((K, 1, m)))
         # dropout (set by train_stacked): masks[l] (K, n_l+1, m) bool; keep[l] (K, n_l+1, 1) divisors
         self.masks: list[np.ndarray | None] = [None] * L
         self.keep: list[np.ndarray | None] = [None] * L
-        self._zero = np.zeros(())  # a 0-d operand is cheaper to pass than a Python float
         Wb = stack.Wb
         self._A_T = [A.T if A.ndim == 2 else A.transpose(0, 2, 1) for A in self.A]
         self._W_T = [None] + [Wb[l - 1][:, : dims[l], : dims[l - 1]].transpose(0, 2, 1)
@@ -205,8 +159,7 @@ class _StackedWorkspace:
         passes in place)."""
         st, A, L, ops = self.stack, self.A, self.stack.L, []
         for l in range(1, L):
-            # the real rows only (the ones row of A[l] stays): per configuration, the very BLAS
-            # call of the single run, so the results are the same to the bit
+            # per configuration the single run's very BLAS call (the ones row stays): the same bits
             n = st.dims[l]
             ops.append(partial(np.matmul, st.Wb[l - 1][:, :n, :], A[l - 1], A[l][:, :n, :]))
             if self.relu:  # max with zeros of one configuration's shape: faster than with 0-d
@@ -220,8 +173,7 @@ class _StackedWorkspace:
                 ops.append(partial(np.multiply, A[l], D, A[l]))
                 ops.append(partial(np.divide, A[l], self.keep[l], A[l]))
         ops.append(partial(np.matmul, st.Wb[-1], A[-1], self.Z_out))
-        # scipy's expit, as the single run: 1/(1 + e^-z) would be ~3x faster here but differs in
-        # the last bit, and on a sensitive trajectory (a relu kink crossed) last bits grow
+        # scipy's expit as the single run: a faster 1/(1 + e^-z) differs in last bits, which grow
         ops.append(partial(expit, self.Z_out, self.A_out))
         return ops
 
@@ -232,16 +184,13 @@ class _StackedWorkspace:
             op()
 
     def backward_ops(self, grad_views: list[np.ndarray]) -> list[Callable[[], object]]:
-        """The calls of one backward pass, after a forward pass: ``grad = learning_rate/m · m ·
-        ∂J/∂theta`` per configuration (no penalty), like ``Workspace.backward(grad,
-        learning_rate / m)``.
+        """The calls of ``Workspace.backward(grad, learning_rate / m)`` for every configuration.
 
-        Relu: every layer's mask ``A > 0`` is taken first (bool, one call); each hidden gradient
-        is then written over its activations once ``dW`` has used them, and multiplied by the
-        mask. The ones rows stay (1 · True), the next forward pass rewrites the rest."""
+        Relu takes every layer's mask first (one call), then writes each hidden gradient over its
+        activations once ``dW`` has used them."""
         A, dZ, L, dims, ops = self.A, self.dZ, self.stack.L, self.stack.dims, []
         if self.relu and L > 1:
-            ops.append(partial(np.greater, self._A_flat, self._zero, self._B_flat))
+            ops.append(partial(relu_mask, self._A_flat, self._B_flat))
         dZl = dZ[L]
         ops.append(partial(np.subtract, self.A_out, self.Y, dZl))
         ops.append(partial(np.multiply, dZl, self.grad_scale, dZl))
@@ -293,13 +242,10 @@ def train_stacked(
     Y_dev: np.ndarray | None = None,
     callbacks: Sequence[Callback | None] | None = None,
 ) -> list[TrainResult | Diverged]:
-    """Train every configuration on ``X`` (n0, m), ``Y`` (1, m) in one stacked pass.
+    """Entry k equals ``train(X, Y, configs[k], X_dev=..., callback=callbacks[k])``, or is
+    :class:`Diverged` where that run would raise; ``train_seconds`` is the stack's time / K.
 
-    Entry k equals ``train(X, Y, configs[k], X_dev=X_dev, Y_dev=Y_dev, callback=callbacks[k])``
-    (to rounding), or is :class:`Diverged` where that run would raise. ``train_seconds`` of each
-    result is the stack's training time divided by K (the amortized cost of one configuration).
-    Raises ValueError when the configurations do not share :func:`stack_key` or one of them is
-    :func:`unstackable_reason`.
+    ValueError when the configurations differ in :func:`stack_key` or one is unstackable.
     """
     configs = list(configs)
     if not configs:
@@ -347,8 +293,7 @@ def train_stacked(
             for k, cfg in enumerate(configs):
                 block[k] = mask[k] * (lrs[k] * cfg.l1 / (2 * m) if cfg.l1 else 0.0)
 
-    # dropout: uniforms U[l] (K, n_l, m); mask = U < keep_prob. Configurations without dropout on a
-    # layer keep U = 0 (always kept, divided by 1: exact); course mode keeps its one fixed draw.
+    # dropout masks U[l] < keep_prob; a configuration without dropout keeps U = 0 (exact: kept, / 1)
     keep = [cfg.hidden_keep_probs() for cfg in configs]
     draws: list[tuple[np.random.Generator, list[np.ndarray]]] = []
     uniforms: list[np.ndarray | None] = [None] * L
@@ -398,8 +343,7 @@ def train_stacked(
             sums = sum(v.reshape(K, -1).sum(axis=1) for v in stack.views(flat))
         return [bool(math.isfinite(s)) for s in sums]
 
-    # one iteration as a flat list of argument-bound numpy calls: the per-iteration Python work
-    # is one call each (dropout draws, forward, backward, penalty gradient)
+    # an iteration as a flat list of bound numpy calls: per-iteration Python work is one call each
     step = [partial(rng.random, out=u) for rng, outs in draws for u in outs]
     step += [partial(np.less, uniforms[l], keep_cols[l], ws.masks[l][:, : dims[l], :])
              for l in dropout_layers]

@@ -1,32 +1,23 @@
-"""Gradient-descent training: full batch (the course) or mini-batch, with every regularizer.
+"""Gradient-descent training, full batch (the course) or mini-batch, with every regularizer.
 
-Randomness. By default every draw (initialization, dropout masks, mini-batch shuffles, jitter) comes
-from one ``numpy.random.Generator`` seeded with ``TrainConfig.seed``; dropout masks are fresh at every
-step, as dropout intends. With ``course_compat=True`` the draws follow the course's legacy global-seed
-order instead, so its published numbers come out exactly:
-
-* initialization: ``np.random.seed(3)``, then ``np.random.randn`` layer by layer;
-* dropout: the course calls ``np.random.seed(1)`` at the top of every forward pass, so its masks are
-  the same at every iteration (one fixed thinned network, which is why its dropout run still reaches
-  a smooth cost curve). We draw them once, in the course's order, and reuse them;
-* mini-batches (week 2's ``random_mini_batches``): ``np.random.seed(10 + epoch)``, epochs counted
-  from 1 (the course increments its seed before each epoch), then that epoch's permutation.
-
-The cost reported is computed from the logits (finite even when the sigmoid saturates), where the
-course computes ``-log(a)`` and prints ``inf`` for its large random initialization; elsewhere the two
-agree to rounding.
+Every draw (initialization, dropout masks, shuffles, jitter) comes from one Generator seeded with
+``TrainConfig.seed``; ``course_compat=True`` follows the course's global-seed order instead, so its
+published numbers come out exactly. Costs are computed from the logits (finite where the course's
+``-log(a)`` gives inf). Owns: ``TrainConfig``, ``TrainResult`` and the loop. Must not touch: files,
+tracking, configs.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from dlpractice.errors import DivergenceError
+from dlpractice.errors import DataError, DivergenceError
 from dlpractice.nn.init import initialize_parameters
 from dlpractice.nn.network import Network, Workspace, add_penalty_gradient
 from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
@@ -87,6 +78,57 @@ class TrainResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the parameter arrays (saved apart, e.g. .npz), as JSON values.
+
+        The network's layer sizes and activation come along; ``json`` writes nan/inf as NaN/Infinity.
+        """
+        return {
+            "layer_dims": [int(n) for n in self.network.layer_dims],
+            "hidden_activation": self.network.hidden_activation,
+            "iterations": [int(i) for i in self.iterations],
+            "costs": [float(c) for c in self.costs],
+            "dev_costs": [float(c) for c in self.dev_costs],
+            "grad_norms": [[float(g) for g in row] for row in self.grad_norms],
+            "final_cost": float(self.final_cost),
+            "iterations_run": int(self.iterations_run),
+            "best_iteration": None if self.best_iteration is None else int(self.best_iteration),
+            "stopped_early": bool(self.stopped_early),
+            "train_seconds": float(self.train_seconds),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], parameters: Mapping[str, np.ndarray]) -> TrainResult:
+        """The result :meth:`to_dict` describes, with its ``parameters`` (W1, b1, ...) loaded apart."""
+        missing = [k for k in _RESULT_KEYS if k not in data]
+        if missing:
+            raise DataError(f"training result dict has no key '{missing[0]}' "
+                            f"(keys: {', '.join(sorted(map(str, data))) or 'none'})")
+        network = Network(data["layer_dims"], data["hidden_activation"])
+        expected = [f"{p}{l}" for l in range(1, network.L + 1) for p in "Wb"]
+        if sorted(parameters) != sorted(expected):
+            raise DataError(f"parameters {sorted(parameters)} do not fit layer_dims "
+                            f"{list(network.layer_dims)}: expected {sorted(expected)}")
+        network.set_parameters(parameters)
+        best = data["best_iteration"]
+        return cls(
+            parameters=network.parameters(),
+            network=network,
+            iterations=[int(i) for i in data["iterations"]],
+            costs=[float(c) for c in data["costs"]],
+            dev_costs=[float(c) for c in data["dev_costs"]],
+            grad_norms=[[float(g) for g in row] for row in data["grad_norms"]],
+            final_cost=float(data["final_cost"]),
+            iterations_run=int(data["iterations_run"]),
+            best_iteration=None if best is None else int(best),
+            stopped_early=bool(data["stopped_early"]),
+            train_seconds=float(data["train_seconds"]),
+        )
+
+
+_RESULT_KEYS = ("layer_dims", "hidden_activation", "iterations", "costs", "dev_costs", "grad_norms",
+                "final_cost", "iterations_run", "best_iteration", "stopped_early", "train_seconds")
+
 
 Callback = Callable[[int, float, float | None], None]
 
@@ -103,9 +145,8 @@ def train(
 ) -> TrainResult:
     """Train a fresh (or the given) network on ``X`` (n0, m), ``Y`` (1, m).
 
-    ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration (progress bars, live
-    logging); an exception it raises stops training. A step that produces nan/inf raises
-    :class:`DivergenceError` naming the iteration and the first layer that went non-finite.
+    ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration; its exception stops
+    training. nan/inf raises :class:`DivergenceError` naming the iteration and layer.
     """
     cfg = config
     check_inputs(cfg, X, Y, X_dev, Y_dev)
@@ -156,7 +197,7 @@ def train(
         if full_batch:
             yield None
             return
-        if cfg.course_compat:
+        if cfg.course_compat:  # week 2's random_mini_batches: seed 10 + epoch, epochs from 1
             np.random.seed(COURSE_MINIBATCH_SEED + epoch + 1)
             order = np.random.permutation(m)
         else:
@@ -247,11 +288,8 @@ def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
 
 
 def _raise_divergence(net: Network, ws: Workspace, grad: np.ndarray, iteration: int) -> None:
-    """Name the layer where the non-finite values started.
-
-    That is the first layer (forward order) whose activations overflowed, else the first layer
-    (backward order) whose gradient did, else the first layer whose weights the update overflowed.
-    """
+    """Raise, naming the first layer whose activations went non-finite, else (backward) gradient,
+    else weights."""
     activations = [ws.A[l][:-1] for l in range(1, net.L)] + [ws.Z_out]
     grads = net.grad_views(grad)
     layer = next((l for l in range(1, net.L + 1) if not np.all(np.isfinite(activations[l - 1]))),
