@@ -216,8 +216,6 @@ def before_fork() -> None:
     are forked, so that they inherit it instead of importing it again each."""
     from dlpractice import gradcheck, pipeline, plots, report, tracking  # noqa: F401
 
-    plots.warm_up()
-
 
 def after_fork() -> None:
     """In a forked worker process: reopen what must not be shared with the parent."""
