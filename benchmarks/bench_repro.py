@@ -1,34 +1,42 @@
-"""``dvc repro --all-pipelines`` end to end, from a clean cache, and a second no-op call.
+"""``dvc repro --all-pipelines`` end to end from a clean cache, then a second no-op call.
 
-In a temporary copy of the repository (working tree without .git, .venv, caches, DVC outs, lock
-files, ``mlflow.db`` and ``pipelines/*/results``; made its own git repository so DVC works), with
-``MLFLOW_TRACKING_URI`` on a temporary SQLite store and the venv's ``bin`` first on ``PATH`` (so the
-stages' ``python`` is the venv's):
-
-* wall seconds of ``dvc repro --all-pipelines`` (the root pipeline and every study);
-* the share spent training: the sum of ``train_seconds`` over every MLflow run it logged (read back
-  with ``mlflow.search_runs`` over all experiments), against everything else (process start-up,
-  imports, data, gradient checks, plots, tracking, DVC's own work);
-* wall seconds of a second ``dvc repro --all-pipelines`` with nothing changed (target < 5 s).
-
-Both calls use ``--keep-going`` so that one failing stage does not hide the other pipelines' time;
-the exit codes are a row of their own (target 0, 0). After a failure the second call is not a pure
-no-op: it retries the failed stage.
-
-Run ``python -m benchmarks.bench_repro`` from the repository root.
+In a scratch copy (``benchmarks.scratch``: no .git, venv, caches or outputs; its own git repository
+and MLflow SQLite store): wall seconds of both calls (``--keep-going``, exit codes a row of their
+own), and the share of the first spent training (``train_seconds`` summed over the MLflow runs).
+``--against REV`` does the same in a copy of the working tree and one of git revision REV, each
+with its own venv (``pip install -e .``), and compares their times and the studies' accuracies.
+It writes nothing in the repository. ``python -m benchmarks.bench_repro [--repeats N] [--against
+REV]``; ``--repeats`` gives medians.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import fnmatch
+import math
 import os
+import shutil
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.scratch import BIN, ROOT, copy_project, environment
+from benchmarks.scratch import (
+    BIN,
+    ROOT,
+    SKIP_NAMES,
+    SKIP_PATHS,
+    SKIP_PATTERNS,
+    copy_project,
+    environment,
+)
 
 NOOP_TARGET = 5.0
+ACCURACIES = ("train_accuracy", "dev_accuracy", "test_accuracy")
+
 
 def _run(cmd: list[str], root: Path, env: dict[str, str], timeout: float = 3600,
          check: bool = True) -> tuple[float, int]:
@@ -61,22 +69,34 @@ def train_seconds(uri: str) -> tuple[float, int]:
     return total, len(runs)
 
 
-def measure() -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="dlpractice-bench-repro-") as tmp:
-        root = Path(tmp) / "repo"
-        copy_project(root)
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        env = environment(root, uri, who="bench")
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],  # DVC needs a git repository
-                    ["git", "commit", "-q", "-m", "bench"]):
-            _run(cmd, root, env)
-        # --keep-going: a failing stage is reported (row "exit code") without hiding the rest
-        repro = [str(BIN / "dvc"), "repro", "--all-pipelines", "--keep-going"]
-        full, full_rc = _run(repro, root, env, check=False)
-        noop, noop_rc = _run(repro, root, env, check=False)
-        trained, n_runs = train_seconds(uri)
+def repro(root: Path, uri: str, env: dict[str, str], dvc: Path) -> dict[str, float]:
+    """Make ``root`` a git repository, then time a clean ``dvc repro`` and the no-op one."""
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],  # DVC needs a git repository
+                ["git", "commit", "-q", "-m", "bench"]):
+        _run(cmd, root, env)
+    # --keep-going: a failing stage is reported (row "exit code") without hiding the rest
+    command = [str(dvc), "repro", "--all-pipelines", "--keep-going"]
+    full, full_rc = _run(command, root, env, check=False)
+    noop, noop_rc = _run(command, root, env, check=False)
+    trained, n_runs = train_seconds(uri)
     return {"full": full, "noop": noop, "train": trained, "runs": n_runs,
             "full_rc": full_rc, "noop_rc": noop_rc}
+
+
+def measure() -> dict[str, float]:
+    """One clean repro and its no-op in a scratch copy of the working tree, with this venv."""
+    with tempfile.TemporaryDirectory(prefix="dlpractice-bench-repro-") as tmp:
+        root = copy_project(Path(tmp) / "repo")
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        return repro(root, uri, environment(root, uri, who="bench"), BIN / "dvc")
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per key, the median over the repeats (exit codes: the worst)."""
+    out = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    for k in ("full_rc", "noop_rc"):
+        out[k] = next((r[k] for r in runs if r[k] != 0), 0)
+    return out
 
 
 def rows_from(m: dict[str, float]) -> list[dict]:
@@ -101,10 +121,191 @@ def run() -> list[dict]:
     return rows_from(measure())
 
 
-def main() -> None:
+# -- the working tree against a git revision -----------------------------------------------------
+
+
+def _prune(root: Path) -> None:
+    """Remove from ``root`` what ``benchmarks.scratch`` leaves out of a copy (outputs, lock files,
+    caches), so that a revision's copy also reproduces from a clean cache."""
+    for folder, names, files in os.walk(root, topdown=True):
+        rel = Path(folder).relative_to(root)
+        for name in [*names, *files]:
+            path = (rel / name).as_posix()
+            if (name in SKIP_NAMES or any(fnmatch.fnmatch(name, p) for p in SKIP_PATTERNS)
+                    or path in SKIP_PATHS or fnmatch.fnmatch(path, "pipelines/*/results")):
+                target = Path(folder) / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                    names.remove(name)  # nothing left to walk into
+                else:
+                    target.unlink()
+
+
+def export_revision(rev: str, dest: Path) -> Path:
+    """The files of ``rev`` (``git archive``) in ``dest``, less what a scratch copy leaves out."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    _prune(dest)
+    return dest
+
+
+def make_venv(project: Path, venv: Path) -> float:
+    """A virtual environment at ``venv`` with ``project`` installed editable; the seconds it took."""
+    start = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    for cmd in ([sys.executable, "-m", "venv", str(venv)],
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-e", "."]):
+        proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+class Side:
+    """One copy (the working tree or a revision) with its venv, reproduced afresh per repeat."""
+
+    def __init__(self, label: str, folder: Path, source: Path):
+        self.label, self.folder, self.source = label, folder, source
+        self.repo, self.venv = folder / "repo", folder / "venv"
+        self.runs: list[dict[str, float]] = []
+        self.tables: dict[str, list[dict[str, str]]] = {}
+
+    def set_up(self) -> float:
+        shutil.copytree(self.source, self.repo, symlinks=True)
+        return make_venv(self.repo, self.venv)
+
+    def measure(self) -> None:
+        """A clean repro in a fresh copy at the same path (the editable install points there)."""
+        if self.runs:
+            shutil.rmtree(self.repo)
+            shutil.copytree(self.source, self.repo, symlinks=True)
+        uri = f"sqlite:///{self.folder / f'mlflow-{len(self.runs)}.db'}"
+        env = environment(self.repo, uri, who="bench")
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env['PATH']}"  # the stages' `python`
+        env["VIRTUAL_ENV"] = str(self.venv)
+        self.runs.append(repro(self.repo, uri, env, self.venv / "bin" / "dvc"))
+        self.tables = read_tables(self.repo)
+
+
+def read_tables(root: Path) -> dict[str, list[dict[str, str]]]:
+    """Each study's ``results/table.csv`` rows, by study folder name."""
+    tables = {}
+    for path in sorted(root.glob("pipelines/*/results/table.csv")):
+        with path.open(newline="", encoding="utf-8") as f:
+            tables[path.parents[1].name] = list(csv.DictReader(f))
+    return tables
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    """Equal as written, or as numbers (``0.93`` and ``0.9300``)."""
+    if a == b:
+        return True
+    try:
+        return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-12)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def compare_tables(ours: dict[str, list[dict[str, str]]], theirs: dict[str, list[dict[str, str]]],
+                   our_label: str, their_label: str) -> dict[str, list[str]]:
+    """Per study, ``["same (n settings)"]`` or the differences of the accuracies, rows matched by
+    their ``setting``."""
+    out = {}
+    for study in sorted(set(ours) | set(theirs)):
+        if study not in ours or study not in theirs:
+            out[study] = [f"no table in {our_label if study not in ours else their_label}"]
+            continue
+        mine = {r.get("setting"): r for r in ours[study]}
+        other = {r.get("setting"): r for r in theirs[study]}
+        lines = []
+        for setting in [*mine, *(s for s in other if s not in mine)]:
+            if setting not in other or setting not in mine:
+                lines.append(f"{setting}: only in {our_label if setting in mine else their_label}")
+                continue
+            for column in ACCURACIES:
+                a, b = mine[setting].get(column), other[setting].get(column)
+                if not _same(a, b):
+                    lines.append(f"{setting}: {column} {a or '(empty)'} ({our_label}) vs "
+                                 f"{b or '(empty)'} ({their_label})")
+        out[study] = lines or [f"same ({len(mine)} settings)"]
+    return out
+
+
+def against(rev: str, repeats: int) -> None:
+    """The working tree and ``rev`` side by side: set-up, then ``repeats`` alternating rounds."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="dlpractice-bench-against-") as tmp:
+        tmp = Path(tmp)
+        tree = Side("working tree", tmp / "tree", copy_project(tmp / "tree-source"))
+        other = Side(rev if rev == commit else f"{rev} ({commit})", tmp / "rev",
+                     export_revision(commit, tmp / "rev-source"))
+        setup = {}
+        for side in (tree, other):
+            print(f"{side.label}: venv and pip install -e . ...", flush=True)
+            setup[side.label] = side.set_up()
+        for r in range(repeats):
+            # alternate which goes first, so that neither always meets a warmer machine
+            for side in (tree, other) if r % 2 == 0 else (other, tree):
+                print(f"round {r + 1}/{repeats}: dvc repro --all-pipelines in {side.label} ...",
+                      flush=True)
+                side.measure()
+        print(format_against(tree, other, setup, repeats))
+
+
+def format_against(tree: Side, other: Side, setup: dict[str, float], repeats: int) -> str:
+    a, b = _medians(tree.runs), _medians(other.runs)
+    head = f"{'median of ' + str(repeats) if repeats > 1 else 'one run'}"
+    rows = [("dvc repro --all-pipelines s (clean cache)", a["full"], b["full"], ".2f"),
+            ("dvc repro --all-pipelines s (no-op)", a["noop"], b["noop"], ".2f"),
+            ("training s (sum of train_seconds)", a["train"], b["train"], ".2f"),
+            ("outside training s", a["full"] - a["train"], b["full"] - b["train"], ".2f"),
+            ("MLflow runs", a["runs"], b["runs"], ".0f")]
+    width = 44
+
+    def codes(m: dict[str, float]) -> str:
+        return f"{m['full_rc']}, {m['noop_rc']}"
+
+    lines = [f"dvc repro --all-pipelines, {head}; {os.cpu_count()} CPUs",
+             f"{'measure':<{width}} {tree.label[:14]:>14} {other.label[:14]:>14} "
+             f"{'ratio':>7}",
+             *(f"{name:<{width}} {x:>14{spec}} {y:>14{spec}} {y / x if x else math.nan:>7.2f}"
+               for name, x, y, spec in rows),
+             f"{'exit codes (full, no-op)':<{width}} {codes(a):>14} {codes(b):>14}",
+             f"{'venv + pip install -e . s (not measured)':<{width}} "
+             f"{setup[tree.label]:>14.1f} {setup[other.label]:>14.1f}",
+             f"(ratio: {other.label} / {tree.label})", "",
+             "accuracies (pipelines/<study>/results/table.csv, rows matched by setting):"]
+    for study, diffs in compare_tables(tree.tables, other.tables, "working tree",
+                                       other.label).items():
+        lines += [f"  {study:<22} {diffs[0]}", *(f"  {'':<22} {d}" for d in diffs[1:])]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_repro",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="REV",
+                        help="also reproduce git revision REV, in its own copy and venv")
+    parser.add_argument("--repeats", type=int, default=1, metavar="N",
+                        help="clean repros per copy; the table shows medians (default 1)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.against:
+        known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                                f"{args.against}^{{commit}}"], capture_output=True)
+        if known.returncode != 0:
+            parser.error(f"--against {args.against}: not a git revision of {ROOT}")
+        print(f"dvc repro --all-pipelines: the working tree of {ROOT} against {args.against}",
+              flush=True)
+        against(args.against, args.repeats)
+        return
     print(f"dvc repro --all-pipelines in a temporary copy of {ROOT}; {os.cpu_count()} CPUs",
           flush=True)
-    rows = run()
+    rows = rows_from(_medians([measure() for _ in range(args.repeats)]))
     print(f"{'measure':<52} {'value':>9}  {'target':>7}  ok")
     for row in rows:
         value = row["value"]

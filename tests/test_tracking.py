@@ -462,30 +462,49 @@ def test_import_is_cheap():
 # -- plots -------------------------------------------------------------------------------------
 
 
-def _png(path: Path | None) -> bool:
-    return path is not None and path.stat().st_size > 1000 and \
-        path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def _png_size(path: Path | None) -> tuple[int, int] | None:
+    """(width, height) in pixels of the PNG at ``path``; None when there is none."""
+    if path is None or not path.is_file():
+        return None
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    assert data[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82", path  # written to the end
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_every_plot_writes_a_png(outcome, tmp_path):
+def test_every_plot_writes_a_png_of_its_size(outcome, tmp_path):
+    """Sizes at 100 dpi: 6x4 inches for a history, 3x2.6 per weight histogram, 4x3.8 per
+    boundary panel, and the bias/variance chart widening with the settings."""
     r, s, act = outcome.result, outcome.splits, outcome.cfg.model.activation
-    assert _png(plots.cost_curve(r, tmp_path / "cost.png"))
-    assert _png(plots.grad_norms(r, tmp_path / "grads.png"))
-    assert _png(plots.weight_histograms(r.parameters, tmp_path / "w.png"))
-    assert _png(plots.decision_boundary(r.parameters, s.X_train, s.Y_train, act,
-                                        tmp_path / "db.png", title="he-none"))
-    assert _png(plots.boundaries_side_by_side(
-        [("a", r.parameters, s.X_train, s.Y_train, act),
-         ("b", r.parameters, s.X_dev, s.Y_dev, act)], tmp_path / "sbs.png"))
-    assert _png(plots.cost_curves([("a", r.iterations, r.costs), ("b", r.iterations, r.dev_costs)],
-                                  tmp_path / "curves.png", target=0.3))
-    assert _png(plots.layer_norms([("he", {"act_rms": [1.0, 0.5], "grad_norm": [0.2, 0.1, 0.05]}),
-                                   ("zeros", {"act_rms": [0.0, 0.0], "grad_norm": [0.0, np.inf]})],
-                                  tmp_path / "layers.png"))
-    assert _png(plots.bias_variance_chart(
-        [{"setting": "a", "train_error": 0.1, "dev_error": 0.2, "bayes_error": 0.05},
-         {"setting": "b", "train_error": None, "dev_error": None, "bayes_error": 0.05}],
-        tmp_path / "nested" / "bv.png"))
+    assert sorted(k for k in r.parameters if k.startswith("W")) == ["W1", "W2", "W3"]
+    sizes = {
+        "cost": plots.cost_curve(r, tmp_path / "cost.png"),
+        "grads": plots.grad_norms(r, tmp_path / "grads.png"),
+        "weights": plots.weight_histograms(r.parameters, tmp_path / "w.png"),
+        "boundary": plots.decision_boundary(r.parameters, s.X_train, s.Y_train, act,
+                                            tmp_path / "db.png", title="he-none"),
+        "side by side": plots.boundaries_side_by_side(
+            [("a", r.parameters, s.X_train, s.Y_train, act),
+             ("b", r.parameters, s.X_dev, s.Y_dev, act)], tmp_path / "sbs.png"),
+        "curves": plots.cost_curves([("a", r.iterations, r.costs),
+                                     ("b", r.iterations, r.dev_costs)],
+                                    tmp_path / "curves.png", target=0.3),
+        "layers": plots.layer_norms(
+            [("he", {"act_rms": [1.0, 0.5], "grad_norm": [0.2, 0.1, 0.05]}),
+             ("zeros", {"act_rms": [0.0, 0.0], "grad_norm": [0.0, np.inf]})],
+            tmp_path / "layers.png"),
+        "bias/variance": plots.bias_variance_chart(
+            [{"setting": "a", "train_error": 0.1, "dev_error": 0.2, "bayes_error": 0.05},
+             {"setting": "b", "train_error": None, "dev_error": None, "bayes_error": 0.05}],
+            tmp_path / "nested" / "bv.png"),
+        "6 settings": plots.bias_variance_chart(
+            [{"setting": f"setting {k}", "train_error": 0.1, "dev_error": 0.2 + k / 100,
+              "bayes_error": k / 100} for k in range(6)], tmp_path / "bv6.png"),
+    }
+    assert {name: _png_size(path) for name, path in sizes.items()} == {
+        "cost": (600, 400), "grads": (600, 400), "weights": (900, 260), "boundary": (500, 450),
+        "side by side": (800, 380), "curves": (650, 420), "layers": (1000, 400),
+        "bias/variance": (500, 420), "6 settings": (860, 420)}
 
 
 def test_decision_boundary_needs_2d_data(tmp_path):
@@ -493,17 +512,19 @@ def test_decision_boundary_needs_2d_data(tmp_path):
               "b2": np.zeros((1, 1))}
     X = np.zeros((3, 5))
     assert plots.decision_boundary(params, X, np.zeros((1, 5)), "relu", tmp_path / "x.png") is None
+    assert plots.decision_boundary(params, np.zeros((2, 0)), np.zeros((1, 0)), "relu",
+                                   tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()
 
 
-# -- the per-run plots' reusable figures ------------------------------------------------------
+# -- the per-run plots ------------------------------------------------------------------------
 
 RUN_PLOTS = ("cost_curve.png", "grad_norms.png", "weight_histograms.png", "decision_boundary.png")
 
 
 @pytest.fixture(scope="module")
 def runs():
-    """Two different runs of the same layout (so they share figures), the data to draw them on."""
+    """Two different runs of the same layout, the data to draw them on."""
     from dlpractice.data.generators import football_like
     from dlpractice.nn import TrainConfig, train
 
@@ -546,32 +567,63 @@ def test_a_run_draws_the_same_figures_whatever_was_drawn_before(runs, tmp_path):
         assert (tmp_path / "there" / name).read_bytes() == here[name], name
 
 
-def test_figures_follow_the_layout_of_each_run(runs, tmp_path):
-    """3 then 4 layers, with and without a dev cost, nothing recorded, a failing call: each
-    drawing still matches a fresh one."""
+def test_plots_of_runs_with_little_or_odd_data(runs, tmp_path):
+    """Nothing recorded, infinite or missing costs, one layer, a layer without a finite weight,
+    3-D data: each still gives its figure (or, for the boundary, none) at its usual size."""
     from dlpractice.data.generators import football_like
-    from dlpractice.nn import TrainConfig, TrainResult, train
+    from dlpractice.nn import TrainResult
 
     a, b, X, Y = runs
-    deeper = train(X, Y, TrainConfig(layer_dims=(2, 6, 4, 3, 1), iterations=200, record_every=10))
     empty = TrainResult(parameters={}, network=None)
-    drawn = {}
-    for k, result in enumerate((a, deeper, b, deeper, a)):
-        drawn[k] = _draw_run(result, X, Y, tmp_path / str(k))
-    assert drawn[1] == drawn[3] and drawn[0] == drawn[4]
-    assert drawn[1]["grad_norms.png"] != drawn[2]["grad_norms.png"]
-    for name, draw in (("cost.png", plots.cost_curve), ("grads.png", plots.grad_norms)):
-        assert _png(draw(empty, tmp_path / name))
-    assert _png(plots.weight_histograms({}, tmp_path / "w.png"))
-    X3 = football_like(0)[0][:1].repeat(3, axis=0)
-    assert plots.decision_boundary(a.parameters, X3, Y, "relu", tmp_path / "x.png") is None
-    # A call that fails (histories of different lengths) drops its figure instead of keeping it
-    # half updated: the next call draws as before.
+    diverged = TrainResult(parameters=b.parameters, network=None, iterations=[0, 10, 20, 30],
+                           costs=[0.7, np.inf, np.nan, 0.01], dev_costs=[0.7, 0.8, np.inf, 0.9],
+                           grad_norms=[[1.0, np.nan], [np.inf, 0.0], [0.1, 0.1], [0.0, 0.0]])
+    one_layer = TrainResult(parameters={"W1": np.array([[0.5, -0.5]]), "b1": np.zeros((1, 1))},
+                            network=None, iterations=[0, 10], costs=[0.7, 0.6],
+                            grad_norms=[[0.3], [0.2]])
+    drawn = {
+        "empty cost": plots.cost_curve(empty, tmp_path / "empty_cost.png"),
+        "empty grads": plots.grad_norms(empty, tmp_path / "empty_grads.png"),
+        "no weights": plots.weight_histograms({}, tmp_path / "no_weights.png"),
+        "diverged cost": plots.cost_curve(diverged, tmp_path / "diverged_cost.png"),
+        "diverged grads": plots.grad_norms(diverged, tmp_path / "diverged_grads.png"),
+        "nan weights": plots.weight_histograms({"W1": np.full((3, 2), np.nan),
+                                                "W2": np.ones((1, 3))}, tmp_path / "nan_w.png"),
+        "one layer cost": plots.cost_curve(one_layer, tmp_path / "one_cost.png"),
+        "one layer grads": plots.grad_norms(one_layer, tmp_path / "one_grads.png"),
+        "one layer weights": plots.weight_histograms(one_layer.parameters, tmp_path / "one_w.png"),
+        "one layer boundary": plots.decision_boundary(
+            {"W1": np.array([[1.0, -1.0]]), "b1": np.zeros((1, 1))}, X, Y, "relu",
+            tmp_path / "one_db.png"),
+        "no curves": plots.cost_curves([], tmp_path / "no_curves.png"),
+        "no panels": plots.boundaries_side_by_side([], tmp_path / "no_panels.png"),
+        "no rows": plots.bias_variance_chart([], tmp_path / "no_rows.png"),
+        "3-D boundary": plots.decision_boundary(
+            a.parameters, football_like(0)[0][:1].repeat(3, axis=0), Y, "relu",
+            tmp_path / "3d.png"),
+    }
+    assert {name: _png_size(path) for name, path in drawn.items()} == {
+        "empty cost": (600, 400), "empty grads": (600, 400), "no weights": (300, 260),
+        "diverged cost": (600, 400), "diverged grads": (600, 400), "nan weights": (600, 260),
+        "one layer cost": (600, 400), "one layer grads": (600, 400),
+        "one layer weights": (300, 260), "one layer boundary": (500, 450),
+        "no curves": (650, 420), "no panels": (400, 380), "no rows": (500, 420),
+        "3-D boundary": None}
+    assert not (tmp_path / "3d.png").exists()
+    # each empty figure names the history that is missing
+    assert drawn["empty cost"].read_bytes() != drawn["empty grads"].read_bytes()
+
+
+def test_a_history_of_mismatched_lengths_is_an_error(runs, tmp_path):
+    from dlpractice.nn import TrainResult
+
+    a, b, X, Y = runs
     broken = TrainResult(parameters=b.parameters, network=None, iterations=[0, 1],
                          costs=[0.7, 0.6, 0.5], grad_norms=[[1.0, 1.0, 1.0]] * 3)
     with pytest.raises(ValueError):
         plots.cost_curve(broken, tmp_path / "broken.png")
-    assert _draw_run(b, X, Y, tmp_path / "after") == drawn[2]
+    assert not (tmp_path / "broken.png").exists()
+    assert _draw_run(b, X, Y, tmp_path / "after") == _draw_run(b, X, Y, tmp_path / "again")
 
 
 def test_plots_from_several_threads(runs, tmp_path):
