@@ -106,17 +106,18 @@ def compare(results: Path, study: str, settings: dict, target: float | None = No
     from dlpractice import studies, sweep
 
     for j, (name, setting) in enumerate(settings.items()):
-        row = json.loads((results / name / "summary.json").read_text())
+        row = json.loads((results / name / "summary.json").read_text(encoding="utf-8"))
         tracking = row["config"].setdefault("tracking", {})
         tracking["note"] = setting.get("comment", "")
         if "course" in setting:
             tracking["tags"] = {"course_train_test": setting["course"]}
         row["config"]["study"] = study
         row.update(setting=name, job=j)
-        (results / name / "summary.json").write_text(json.dumps(row))
+        (results / name / "summary.json").write_text(json.dumps(row), encoding="utf-8")
     rows, files = studies.write_summary(study, sweep.collect_rows(results), results, target)
     assert sorted(files) == sorted(p for p in results.iterdir() if p.is_file())
-    return rows, ref.read_csv(results / "table.csv"), (results / "table.md").read_text()
+    return rows, ref.read_csv(results / "table.csv"), (results / "table.md").read_text(
+        encoding="utf-8")
 
 
 def png(path: Path) -> bool:

@@ -136,14 +136,14 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
         try:  # e.g. train.iterations='${oops}'
             raw = {k: _plain(raw, k) for k in raw if k != "hydra"}
         except OmegaConfBaseException as exc:
-            raise ConfigError(_one_line(exc)) from None
+            raise ConfigError(_config_error_line(exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
     try:
         cfg: Config = OmegaConf.to_object(OmegaConf.merge(_schema(), raw))  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise ConfigError(_config_error_line(exc)) from None
     validate(cfg, check_files=check_files)
     return cfg
 
@@ -172,7 +172,7 @@ def _schema() -> Any:
 _TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
 
 
-def _one_line(exc: Exception) -> str:
+def _config_error_line(exc: Exception) -> str:
     key = getattr(exc, "full_key", None) or ""
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
     if "not in" in msg and "Key" in msg:
@@ -316,10 +316,6 @@ def check_fits_data(cfg: Config, n_features: int) -> None:
     if scales is not None and len(scales) != n_features:
         _fail("data.feature_scales", list(scales),
               f"one scale per feature ({cfg.data.name} has {n_features})")
-
-
-def layer_dims(cfg: Config, n_features: int) -> tuple[int, ...]:
-    return (n_features, *cfg.model.hidden, 1)
 
 
 def run_name(cfg: Config) -> str:

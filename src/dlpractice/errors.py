@@ -2,7 +2,8 @@
 
 Entry points (DVC stages, the Hydra app) print ``str(error)`` on one line and exit non-zero, so the
 message must name what was wrong, the value seen, and what is allowed. Owns: the exception types,
-``one_line`` and the one-line ``ArgumentParser``. Must not touch: anything else (stdlib only).
+``one_line``, the one-line ``ArgumentParser`` and the SIGTERM handler of every entry point. Must
+not touch: anything else (stdlib only).
 """
 
 import argparse
@@ -48,3 +49,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see --help)\n")
+
+
+def sigterm_as_interrupt() -> None:
+    """SIGTERM ends an entry point like Ctrl-C does (``KeyboardInterrupt("signal 15")``): an open
+    MLflow run is closed as KILLED and a stage's staged outputs are discarded."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from dlpractice.errors import DlpracticeError
+from dlpractice.errors import DlpracticeError, one_line, sigterm_as_interrupt
 
 
 def _conf_dir() -> Path:
@@ -34,15 +34,6 @@ def _conf_dir() -> Path:
 
 CONF_DIR = _conf_dir()
 PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
-
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM ends a run like Ctrl-C does: the MLflow run is closed as KILLED, not left RUNNING."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
@@ -121,7 +112,8 @@ def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
     if multirun:
         row.update(sweep_id=info.sweep_id, job=hc.job.num)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / sweep.SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str))
+    (output_dir / sweep.SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str),
+                                                 encoding="utf-8")
     if not multirun:
         from dlpractice import report
 
@@ -213,15 +205,12 @@ def _in_schema(key: str) -> bool:
     return True
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    first = lines[0] if lines else type(exc).__name__
-    cause = exc.__cause__
-    if first.startswith("Error merging override") and cause is not None:
-        # Hydra's line names the override, its cause (OmegaConf's) what is allowed
-        why = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-        if why:
-            first = f"{first}: {why[0]}"
+def _hydra_error_line(exc: BaseException) -> str:
+    """Hydra's error in one line; an override that does not merge also says why (its cause's
+    first line, OmegaConf's, names what is allowed)."""
+    first = one_line(exc)
+    if first.startswith("Error merging override") and exc.__cause__ is not None:
+        first = f"{first}: {one_line(exc.__cause__)}"
     return first
 
 
@@ -277,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     except DlpracticeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     # `mlflow run` hands us its own run in MLFLOW_RUN_ID; our runs go to the configured experiment
     # instead (tagged with that launcher run), so don't let MLflow's fluent API resume it.
     if "MLFLOW_RUN_ID" in os.environ:
@@ -293,9 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_hydra_error_line(exc)}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see _sigterm_as_interrupt)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see sigterm_as_interrupt)
         signum = signal.SIGTERM if str(exc) == f"signal {int(signal.SIGTERM)}" else signal.SIGINT
         print(f"error: interrupted by {signal.Signals(signum).name}; an open MLflow run is "
               "recorded as KILLED", file=sys.stderr)

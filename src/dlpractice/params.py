@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlpractice.errors import ArgumentParser, ConfigError, DlpracticeError
+from dlpractice.errors import ArgumentParser, ConfigError, DlpracticeError, one_line
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,11 +45,6 @@ def hydra_settings(root: Path) -> dict[str, str | None]:
         "config_name": hydra.get("config_name", "config"),
         "plugins_path": os.path.join(str(root), hydra.get("plugins_path", "")),
     }
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
 
 
 def check_group_choices(overrides: list[str], config_dir: Path) -> None:
@@ -110,7 +105,7 @@ def compose(overrides: list[str], output: str | Path, root: Path | None = None) 
         try:
             compose_and_dump(tmp, overrides=list(overrides), **settings)
         except (HydraException, OmegaConfBaseException) as exc:  # composition, override grammar
-            raise ConfigError(f"cannot compose the config: {_one_line(exc)}") from None
+            raise ConfigError(f"cannot compose the config: {one_line(exc)}") from None
         import yaml
 
         config.load(yaml.safe_load(tmp.read_text(encoding="utf-8")), check_files=False)

@@ -13,13 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from dlpractice.config import Config, check_fits_data, layer_dims
+from dlpractice.config import Config, check_fits_data
 from dlpractice.data import NormStats, Splits, load_dataset, normalize_splits
 from dlpractice.data.generators import COURSE_NAMES
 from dlpractice.diagnose import Diagnosis, diagnose
 from dlpractice.errors import GradientCheckError
 from dlpractice.gradcheck import GradientCheckResult, check_network
-from dlpractice.nn import TrainConfig, TrainResult, accuracy, initialize_parameters, train
+from dlpractice.nn import (
+    TrainConfig,
+    TrainResult,
+    accuracy,
+    initialize_parameters,
+    layer_dims_for,
+    train,
+)
 
 # -- split ---------------------------------------------------------------------------------------
 
@@ -76,7 +83,7 @@ def normalize(cfg: Config, splits: Splits) -> tuple[Splits, NormStats | None]:
 def train_config(cfg: Config, n_features: int) -> TrainConfig:
     r, t = cfg.regularizer, cfg.train
     return TrainConfig(
-        layer_dims=layer_dims(cfg, n_features),
+        layer_dims=layer_dims_for(n_features, cfg.model.hidden),
         hidden_activation=cfg.model.activation,
         init=cfg.init.name,
         init_scale=cfg.init.scale,

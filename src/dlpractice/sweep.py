@@ -166,7 +166,7 @@ def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str,
     ``_folder``, the job's output folder."""
     rows = []
     for path in sweep_dir.glob(f"*/{SUMMARY_FILE}"):
-        row = json.loads(path.read_text())
+        row = json.loads(path.read_text(encoding="utf-8"))
         if sweep_id is None or row.get("sweep_id") == sweep_id:
             rows.append(dict(row, _folder=str(path.parent)))
     return sorted(rows, key=lambda r: (r.get("job", 1 << 30), r["_folder"]))

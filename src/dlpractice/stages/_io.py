@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ import numpy as np
 
 from dlpractice.config import Config
 from dlpractice.data import Splits
-from dlpractice.errors import ConfigError, DataError, DlpracticeError
+from dlpractice.errors import ConfigError, DataError, DlpracticeError, sigterm_as_interrupt
 
 PARAMS_FILE = Path("params.yaml")
 STAGING_DIR = Path(".stage-tmp")
@@ -229,13 +228,6 @@ class Outputs:
 StageFn = Callable[[Config, Outputs], None]
 
 
-def _sigterm_as_interrupt() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | None], int]:
     """Turn ``fn(cfg, out)`` into a stage's ``main``.
 
@@ -257,7 +249,7 @@ def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | No
         parser.add_argument("--params", default=str(PARAMS_FILE),
                             help="the composed config to read (default: params.yaml)")
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-        _sigterm_as_interrupt()
+        sigterm_as_interrupt()
         out = Outputs()
         try:
             cfg = read_params(args.params)
