@@ -59,16 +59,16 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
     digest = config.config_hash(cfg)
     pretrained = _PRETRAINED.pop(digest, None)
     # a stacked job was looked up when its sweep started (pretrain_stacked, finished_jobs)
-    if cfg.tracking.enabled and not cfg.tracking.rerun and pretrained is None:
-        uri = tracking.resolve_uri(cfg.tracking.uri)
-        done = tracking.find_finished_run(cfg.tracking.experiment, digest, uri)
+    store = tracking.Store(tracking.resolve_uri(cfg.tracking.uri)) if cfg.tracking.enabled else None
+    if store is not None and not cfg.tracking.rerun and pretrained is None:
+        done = store.find_finished_run(cfg.tracking.experiment, digest)
         if done is not None:
-            row.update(tracking.run_summary(done, uri), status="skipped (already finished)")
+            row.update(store.run_summary(done), status="skipped (already finished)")
             return row
     tracker = (
-        tracking.RunTracker(cfg, parent_run_id=os.environ.get(PARENT_RUN_ENV),
+        tracking.RunTracker(cfg, store, parent_run_id=os.environ.get(PARENT_RUN_ENV),
                             tags=_sweep_tags())
-        if cfg.tracking.enabled else None
+        if store is not None else None
     )
     progress = report.progress_bar(cfg.train.iterations, enabled=not multirun)
     with tracker if tracker is not None else _null():
@@ -83,7 +83,8 @@ def run_job(raw_cfg: Any, output_dir: Path, *, multirun: bool = False) -> dict[s
         artifacts = report.write_run_outputs(outcome, output_dir)
         if tracker is not None:
             tracker.log_history(outcome.result)
-            tracker.log_outcome(outcome, artifacts)
+            tracker.log_outcome(outcome)
+            tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
         pipeline.require_gradcheck(cfg, outcome.gradcheck)
     row.update(report.outcome_row(outcome), status="finished")
@@ -124,11 +125,12 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1, 
     out: list[tuple[str, Any] | None] = [None] * len(raw_cfgs)
     groups: dict[tuple, list[tuple[int, str, Any, Any]]] = {}
     none_yet: dict[tuple[str, str], bool] = {}
+    stores: dict[str, Any] = {}
     for j, raw in enumerate(raw_cfgs):
         try:
             cfg = config.load(raw)
             digest = config.config_hash(cfg)
-            if skip_finished and _finished(cfg, digest, none_yet):
+            if skip_finished and _finished(cfg, digest, none_yet, stores):
                 continue
             data = pipeline.prepare_data(cfg)
             splits, _ = pipeline.normalize(cfg, data.splits)
@@ -165,23 +167,25 @@ def pretrain_stacked(raw_cfgs: list[Any], executor: Any = None, parts: int = 1, 
     return out
 
 
-def _finished(cfg: Any, digest: str, none_yet: dict[tuple[str, str], bool] | None = None
-              ) -> bool:
+def _finished(cfg: Any, digest: str, none_yet: dict[tuple[str, str], bool] | None = None,
+              stores: dict[str, Any] | None = None) -> bool:
     """Is this configuration FINISHED in its tracking store (and not to be run again)?
     ``none_yet``: a sweep's memo of the experiments that have no FINISHED run at all — one query
-    each instead of one per job (a first sweep)."""
+    each instead of one per job (a first sweep); ``stores``: its tracking stores by URI."""
     from dlpractice import tracking
 
     if not cfg.tracking.enabled or cfg.tracking.rerun:
         return False
     uri = tracking.resolve_uri(cfg.tracking.uri)
+    stores = {} if stores is None else stores
+    store = stores.setdefault(uri, tracking.Store(uri))
     if none_yet is not None:
         key = (uri, cfg.tracking.experiment)
         if key not in none_yet:
-            none_yet[key] = not tracking.has_finished_runs(cfg.tracking.experiment, uri)
+            none_yet[key] = not store.has_finished_runs(cfg.tracking.experiment)
         if none_yet[key]:
             return False
-    return bool(tracking.find_finished_run(cfg.tracking.experiment, digest, uri))
+    return bool(store.find_finished_run(cfg.tracking.experiment, digest))
 
 
 def finished_jobs(raw_cfgs: list[Any]) -> list[bool]:
@@ -190,10 +194,11 @@ def finished_jobs(raw_cfgs: list[Any]) -> list[bool]:
 
     out = []
     none_yet: dict[tuple[str, str], bool] = {}
+    stores: dict[str, Any] = {}
     for raw in raw_cfgs:
         try:
             cfg = config.load(raw)
-            out.append(_finished(cfg, config.config_hash(cfg), none_yet))
+            out.append(_finished(cfg, config.config_hash(cfg), none_yet, stores))
         except Exception:
             out.append(False)
     return out
@@ -217,13 +222,6 @@ def before_fork() -> None:
     from dlpractice import gradcheck, pipeline, plots, report, tracking  # noqa: F401
 
     plots.warm_up()
-
-
-def after_fork() -> None:
-    """In a forked worker process: reopen what must not be shared with the parent."""
-    from dlpractice import tracking
-
-    tracking.after_fork()
 
 
 class _null:

@@ -12,24 +12,28 @@ alike — and log the table and the bias/variance chart to the parent run.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dlpractice.experiment import PARENT_RUN_ENV, SUMMARY_FILE, SWEEP_ID_ENV
 
+if TYPE_CHECKING:
+    from dlpractice.tracking import Store
+
 
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
         self.sweep_id: str | None = None
-        self.uri: str | None = None
+        self.store: Store | None = None  # the sweep's tracking store, opened once
         self._deferred: dict[str, str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -44,8 +48,8 @@ class SweepCallback(Callback):
             cfg = cfg_mod.load(config)
             if not cfg.tracking.enabled:
                 return
-            self.uri = tracking.resolve_uri(cfg.tracking.uri)
-            tracking.check_store(self.uri)  # the rest may wait (start_deferred), not the errors
+            self.store = tracking.Store(tracking.resolve_uri(cfg.tracking.uri))
+            self.store.check()  # the rest may wait (start_deferred), not the errors
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
@@ -61,31 +65,44 @@ class SweepCallback(Callback):
         the vectorized launcher forks its job workers after this, before :meth:`start_deferred`
         (MLflow's usage telemetry starts threads at the first tracked call, and a process with
         other threads must not fork)."""
-        from dlpractice import tracking
         from dlpractice.errors import DlpracticeError
 
-        if self._deferred is None or self.uri is None:
+        if self._deferred is None or self.store is None:
             return
         try:
-            tracking.prepare_store(self.uri)
+            self.store.prepare()
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
+        os.environ["MLFLOW_TRACKING_URI"] = self.store.uri
 
     def start_deferred(self) -> None:
         """Open the tracking store and the sweep's parent run (once)."""
         from dlpractice import tracking
 
-        if self._deferred is None or self.uri is None:
+        if self._deferred is None or self.store is None:
             return
         self.prepare_deferred()
         info, self._deferred = self._deferred, None
         self.parent_run_id = tracking.start_sweep_run(
-            info["experiment"], f"sweep-{info['sweep_id']}", self.uri,
+            self.store, info["experiment"], f"sweep-{info['sweep_id']}",
             tags={"sweep_id": info["sweep_id"], "sweep_dir": info["sweep_dir"]},
         )
+        atexit.register(self._close_at_exit)  # a sweep that never ends is closed KILLED
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+
+    def _close_at_exit(self) -> None:
+        from dlpractice import tracking
+        from dlpractice.tracking.metadata import one_line
+
+        if self.parent_run_id is None or self.store is None:
+            return
+        run_id, self.parent_run_id = self.parent_run_id, None
+        try:
+            tracking.finish_sweep_run(self.store, run_id, status="KILLED")
+        except Exception as exc:
+            print(f"could not close MLflow run {run_id} as KILLED: {one_line(exc)}",
+                  file=sys.stderr)
 
     def in_worker(self) -> None:
         """In a job worker forked before :meth:`start_deferred`: the launching process opens the
@@ -111,9 +128,10 @@ class SweepCallback(Callback):
         failed = sum(1 for r in rows if str(r.get("status", "")).startswith("failed"))
         if failed:
             print(f"{failed} of {len(rows)} jobs failed (see the table above)", file=sys.stderr)
-        if self.parent_run_id is not None:
+        if self.parent_run_id is not None and self.store is not None:
+            atexit.unregister(self._close_at_exit)
             tracking.finish_sweep_run(
-                self.parent_run_id, self.uri, files=[md, csv_path] + ([chart] if chart else []),
+                self.store, self.parent_run_id, files=[md, csv_path] + ([chart] if chart else []),
                 tags={"jobs": str(len(rows)), "failed_jobs": str(failed)},
             )
         for env in (SWEEP_ID_ENV, PARENT_RUN_ENV):
