@@ -7,8 +7,9 @@ repeat, in one process:
 
 * (a) ``pipeline.run_all(cfg)`` — data, normalization, training, gradient check, evaluation;
 * (b) the tracking part — ``report.write_run_outputs(outcome, tmpdir)`` (files and plots) and
-  ``with tracking.RunTracker(cfg) as t: t.log_history(outcome.result); t.log_outcome(outcome,
-  artifacts)`` (one MLflow run: params, metrics, tags, artifacts).
+  ``with tracking.RunTracker(cfg, store) as t: t.log_history(outcome.result);
+  t.log_outcome(outcome); t.upload(artifacts)`` (one MLflow run: params, metrics, tags,
+  artifacts), ``store`` being one :class:`dlpractice.tracking.Store` for every repeat.
 
 Reported: the median over the repeats of (a) and (b) in seconds, (b)'s target ≤ 0.3 s, and (b)'s
 share of (a) + (b).
@@ -36,17 +37,19 @@ def measure(repeats: int = REPEATS) -> dict[str, float]:
         folder = Path(tmp)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         cfg = config.load({"tracking": {"uri": uri}})
-        tracking.prepare_store(uri)
-        tracking.get_experiment_id(cfg.tracking.experiment, uri)
+        store = tracking.Store(uri)
+        store.prepare()
+        store.experiment_id(cfg.tracking.experiment)
 
         def once(k: int) -> tuple[float, float]:
             start = time.perf_counter()
             outcome = pipeline.run_all(cfg)
             middle = time.perf_counter()
             artifacts = report.write_run_outputs(outcome, folder / f"run-{k}")
-            with tracking.RunTracker(cfg) as t:
+            with tracking.RunTracker(cfg, store) as t:
                 t.log_history(outcome.result)
-                t.log_outcome(outcome, artifacts)
+                t.log_outcome(outcome)
+                t.upload(artifacts)
             end = time.perf_counter()
             return middle - start, end - middle
 

@@ -41,7 +41,8 @@ def test_run_files(outcome, tmp_path):
     assert {k: v.name for k, v in files.items()} == {
         "parameters": "parameters.npz", "history": "history.csv", "config": "config.yaml",
         "metrics": "metrics.json", "cost_curve": "cost_curve.png", "grad_norms": "grad_norms.png",
-        "weights": "weight_histograms.png", "decision_boundary": "decision_boundary.png"}
+        "weights": "weight_histograms.png", "decision_boundary": "decision_boundary.png",
+        "normalizer": "normalizer.npz"}
     assert all(p.parent == tmp_path / "nested" / "run" and p.is_file() for p in files.values())
     files = {k: tmp_path / "run" / v.name for k, v in files.items()}
     # the YAML keeps the config's order; the JSON is indented for people
@@ -58,6 +59,10 @@ def test_run_files(outcome, tmp_path):
         np.testing.assert_array_equal(parameters[key], value)
     cfg = yaml.safe_load(files["config"].read_text())
     assert cfg == outcome.cfg.to_dict()
+    normalizer = ref.load_npz(files["normalizer"])  # the inputs' normalization, to apply again
+    assert sorted(normalizer) == ["mean", "std"]
+    np.testing.assert_array_equal(normalizer["mean"], outcome.stats.mean)
+    np.testing.assert_array_equal(normalizer["std"], outcome.stats.std)
     expected = ref.evaluate(parameters, cfg)
     metrics = json.loads(files["metrics"].read_text())
     assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
@@ -110,6 +115,7 @@ def test_a_run_on_more_than_two_features_has_no_boundary(tmp_path):
     n_features = run.splits.X_train.shape[0]
     files = report.write_run_outputs(run, tmp_path)
     assert ("decision_boundary" in files) == (n_features == 2)
+    assert ("normalizer" in files) == (run.stats is not None)
     metrics = json.loads(files["metrics"].read_text())
     assert "gradcheck_difference" not in metrics  # the check was off
 

@@ -166,7 +166,7 @@ def test_secret_keys_are_not_params(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = config.load({"tracking": {"uri": uri, "experiment": "secrets"}})
     cfg.to_dict = lambda: SECRETS
-    with tracking.RunTracker(cfg) as tracker:
+    with tracking.RunTracker(cfg, tracking.Store(uri)) as tracker:
         pass
     params = MlflowClient(uri).get_run(tracker.run_id).data.params
     assert params == {"train.learning_rate": "0.01", "train.keep_prob": "0.8",  # keep is not key
@@ -181,7 +181,7 @@ def test_a_tracked_run_logs_no_secret(tmp_path):
                        "tracking": {"uri": uri, "experiment": "secrets"}})
     tags = {"api_token": "tok-VALUE", "password": "pw-VALUE", "client_secret": "sec-VALUE",
             "note": "kept", "endpoint": "https://bob:uri-VALUE@example.org/x"}
-    with tracking.RunTracker(cfg, tags=tags) as tracker:
+    with tracking.RunTracker(cfg, tracking.Store(uri), tags=tags) as tracker:
         pass
     run = MlflowClient(uri).get_run(tracker.run_id)
     assert run.info.status == "FINISHED"

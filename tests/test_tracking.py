@@ -1,4 +1,5 @@
-"""MLflow tracking against a real SQLite store, and the plots that go with a run."""
+"""MLflow tracking (:mod:`dlpractice.tracking`) against a real SQLite store, and the plots that go
+with a run."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlpractice import config, pipeline, plots, tracking
+from dlpractice import config, paths, pipeline, plots, report, tracking
 from dlpractice.errors import DivergenceError, DlpracticeError
+from dlpractice.tracking.runs import PARENT_RUN_TAG
 from tests import reference as ref
 
 # MLflow's own SQLAlchemy models trigger this at import; nothing to act on here.
@@ -28,7 +30,8 @@ METRIC_NAMES = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error"
                 "test_error", "avoidable_bias", "variance")
 
 
-def make_cfg(uri: str, experiment: str = "t", **overrides) -> config.Config:
+def make_cfg(where: str | tracking.Store, experiment: str = "t", **overrides) -> config.Config:
+    uri = where.uri if isinstance(where, tracking.Store) else where
     raw = {"train": {"iterations": 200, "record_every": 10}, "data": {"n_samples": 200},
            "tracking": {"uri": uri, "experiment": experiment}}
     for section, values in overrides.items():
@@ -40,16 +43,17 @@ def make_cfg(uri: str, experiment: str = "t", **overrides) -> config.Config:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+def store(tmp_path_factory) -> tracking.Store:
+    """The module's store: one object, as a process passes it to whatever tracks."""
+    return tracking.Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
 
 
 @pytest.fixture(scope="module")
 def client(store):
     from mlflow.tracking import MlflowClient
 
-    tracking.prepare_store(store)
-    return MlflowClient(store)
+    store.prepare()
+    return MlflowClient(store.uri)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +62,17 @@ def outcome(store):
 
 
 @pytest.fixture(scope="module")
-def finished(store, outcome, tmp_path_factory):
-    extra = tmp_path_factory.mktemp("extra") / "history.csv"
-    extra.write_text("iteration,cost\n0,0.7\n")
-    with tracking.RunTracker(outcome.cfg) as tracker:
+def run_folder(outcome, tmp_path_factory) -> dict[str, Path]:
+    """What the app writes for the run (``report.write_run_outputs``), by label."""
+    return report.write_run_outputs(outcome, tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def finished(store, outcome, run_folder):
+    with tracking.RunTracker(outcome.cfg, store) as tracker:
         tracker.log_history(outcome.result)
-        tracker.log_outcome(outcome, {"history": extra})
+        tracker.log_outcome(outcome)
+        tracker.upload(run_folder)
     return tracker
 
 
@@ -95,7 +104,7 @@ def test_finished_run_has_params_metrics_tags(client, outcome, finished):
     assert tags["dataset_fingerprint"] == outcome.data.fingerprint
     assert tags["config_hash"] == config.config_hash(outcome.cfg)
     assert "failure_reason" not in tags and "mlflow.parentRunId" not in tags
-    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tracking.project_root(),
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.project_root(),
                          capture_output=True, text=True, check=False)
     if git.returncode == 0:
         assert tags["git_commit"] == git.stdout.strip()
@@ -120,15 +129,19 @@ def test_histories_have_every_recorded_point(client, outcome, finished):
                                    [row[layer] for row in outcome.result.grad_norms])
 
 
-def test_artifacts_are_logged_and_parameters_load_without_pickle(client, outcome, finished,
-                                                                 tmp_path):
+def test_artifacts_are_the_run_folder_and_parameters_load_without_pickle(
+        client, outcome, finished, run_folder, tmp_path):
     import yaml
 
     names = {a.path for a in client.list_artifacts(finished.run_id)}
     assert names == {"config.yaml", "parameters.npz", "normalizer.npz", "cost_curve.png",
                      "grad_norms.png", "weight_histograms.png", "decision_boundary.png",
-                     "history.csv"}
+                     "history.csv", "metrics.json"}
     got = Path(client.download_artifacts(finished.run_id, "", str(tmp_path)))
+    # every file is the caller's, byte for byte: tracking uploads, it does not write run files
+    assert {path.name for path in run_folder.values()} == names
+    for path in run_folder.values():
+        assert (got / path.name).read_bytes() == path.read_bytes(), path.name
     params = ref.load_npz(got / "parameters.npz")  # allow_pickle=False
     assert sorted(params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     expected = ref.evaluate(params, outcome.cfg.to_dict())
@@ -139,8 +152,6 @@ def test_artifacts_are_logged_and_parameters_load_without_pickle(client, outcome
     normalizer = ref.load_npz(got / "normalizer.npz")
     np.testing.assert_allclose(normalizer["mean"], mean, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(normalizer["std"], std, rtol=1e-14)
-    # a file given by the caller is logged as it is, not generated again
-    assert (got / "history.csv").read_text() == "iteration,cost\n0,0.7\n"
     assert config.load(yaml.safe_load((got / "config.yaml").read_text())) == outcome.cfg
     for png in ("cost_curve.png", "grad_norms.png", "weight_histograms.png",
                 "decision_boundary.png"):
@@ -151,30 +162,32 @@ def test_experiment_opens_on_runs_table_and_artifacts_sit_next_to_the_db(client,
     exp = client.get_experiment(finished.experiment_id)
     assert exp.name == "t"
     assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    db_dir = Path(store.removeprefix("sqlite:///")).parent
+    db_dir = Path(store.uri.removeprefix("sqlite:///")).parent
     assert exp.artifact_location == (db_dir / "mlartifacts" / "t").as_uri()
-    assert tracking.runs_url("t", store) == (
+    assert store.runs_url("t") == (
         f"http://127.0.0.1:5000/#/experiments/{finished.experiment_id}/runs")
+    assert store.runs_url("t", host="localhost", port=8080) == (
+        f"http://localhost:8080/#/experiments/{finished.experiment_id}/runs")
     # other names: runs of anything but letters, digits, '.', '_', '-' become one '_'; leading and
     # trailing '.'/'_' go; nothing left is "experiment"
     for name, folder in (("Bias & variance/λ=0.7", "Bias_variance_0.7"),
                          ("._Hidden-Name_.", "Hidden-Name"), (" pad ", "pad"), ("Xray", "Xray"),
                          ("///", "experiment")):
-        exp = client.get_experiment(tracking.get_experiment_id(name, store))
+        exp = client.get_experiment(store.experiment_id(name))
         assert exp.artifact_location == (db_dir / "mlartifacts" / folder).as_uri(), name
 
 
 def test_find_finished_run(store, outcome, finished):
     h = config.config_hash(outcome.cfg)
-    assert tracking.find_finished_run("t", h, store) == finished.run_id
-    assert tracking.find_finished_run("t", "0" * 64, store) is None
-    assert tracking.find_finished_run("no-such-experiment", h, store) is None
+    assert store.find_finished_run("t", h) == finished.run_id
+    assert store.find_finished_run("t", "0" * 64) is None
+    assert store.find_finished_run("no-such-experiment", h) is None
 
 
 def test_run_summary_is_one_flat_row(client, store, outcome, finished):
     run = client.get_run(finished.run_id)
     expected = ref.evaluate(outcome.result.parameters, outcome.cfg.to_dict())
-    row = tracking.run_summary(finished.run_id, store)
+    row = store.run_summary(finished.run_id)
     assert row == {
         "run_id": finished.run_id, "setting": "he-none", "status": "FINISHED",
         **run.data.metrics,  # the latest value of each metric
@@ -186,13 +199,13 @@ def test_run_summary_is_one_flat_row(client, store, outcome, finished):
 
 
 def test_has_finished_runs(client, store, finished):
-    assert tracking.has_finished_runs("t", store)
-    assert not tracking.has_finished_runs("no-such-experiment", store)
+    assert store.has_finished_runs("t")
+    assert not store.has_finished_runs("no-such-experiment")
     client.create_experiment("only-running")
-    tracking.get_experiment_id("only-running", store)
-    with tracking.RunTracker(make_cfg(store, experiment="only-running")):
-        assert not tracking.has_finished_runs("only-running", store)  # one RUNNING run only
-    assert tracking.has_finished_runs("only-running", store)
+    store.experiment_id("only-running")
+    with tracking.RunTracker(make_cfg(store, experiment="only-running"), store):
+        assert not store.has_finished_runs("only-running")  # one RUNNING run only
+    assert store.has_finished_runs("only-running")
 
 
 # -- failed, killed, nested --------------------------------------------------------------------
@@ -202,7 +215,7 @@ def test_exception_marks_the_run_failed_with_a_one_line_reason(client, store):
     cfg = make_cfg(store, experiment="failures")
     error = DivergenceError("training diverged at iteration 12: non-finite values (nan/inf) in "
                             "layer 2; lower train.learning_rate\nsecond line", iteration=12, layer=2)
-    with pytest.raises(DivergenceError), tracking.RunTracker(cfg) as tracker:
+    with pytest.raises(DivergenceError), tracking.RunTracker(cfg, store) as tracker:
         tracker.callback(0, 0.7, 0.71)
         raise error
     run = client.get_run(tracker.run_id)
@@ -212,7 +225,7 @@ def test_exception_marks_the_run_failed_with_a_one_line_reason(client, store):
         "lower train.learning_rate")
     assert history(client, tracker.run_id, "cost") == [(0, 0.7)]
     # a failed run does not count as done
-    assert tracking.find_finished_run("failures", tracker.config_hash, store) is None
+    assert store.find_finished_run("failures", tracker.config_hash) is None
 
 
 def test_keyboard_interrupt_marks_the_run_killed_with_the_partial_history(client, store):
@@ -223,7 +236,7 @@ def test_keyboard_interrupt_marks_the_run_killed_with_the_partial_history(client
         if i == 100:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt), tracking.RunTracker(cfg) as tracker:
+    with pytest.raises(KeyboardInterrupt), tracking.RunTracker(cfg, store) as tracker:
         pipeline.run_all(cfg, callback=stop_at_100)
     run = client.get_run(tracker.run_id)
     assert run.info.status == "KILLED"
@@ -235,15 +248,15 @@ def test_keyboard_interrupt_marks_the_run_killed_with_the_partial_history(client
 
 def test_parent_and_nested_runs(client, store):
     cfg = make_cfg(store, experiment="sweeps")
-    parent = tracking.start_sweep_run("sweeps", "sweep-x", store, tags={"sweep_id": "x"})
-    with (tracking.RunTracker(cfg, parent_run_id=parent, tags={"sweep_id": "x"}) as child,
-          tracking.RunTracker(cfg, nested=True) as grandchild):
+    parent = tracking.start_sweep_run(store, "sweeps", "sweep-x", tags={"sweep_id": "x"})
+    with (tracking.RunTracker(cfg, store, parent_run_id=parent, tags={"sweep_id": "x"}) as child,
+          tracking.RunTracker(cfg, store, nested=True) as grandchild):
         pass
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent
     assert client.get_run(child.run_id).data.tags["sweep_id"] == "x"
     assert client.get_run(grandchild.run_id).data.tags["mlflow.parentRunId"] == child.run_id
     assert client.get_run(parent).info.status == "RUNNING"
-    tracking.finish_sweep_run(parent, store, files=[], tags={"jobs": "1"})
+    tracking.finish_sweep_run(store, parent, files=[], tags={"jobs": "1"})
     assert client.get_run(parent).info.status == "FINISHED"
 
 
@@ -257,7 +270,7 @@ def test_secret_looking_params_are_not_logged(client, store):
     base = cfg.to_dict()
     base["tracking"].update({key: f"{key}-VALUE" for key in (*SECRET_KEYS, *KEPT_KEYS)})
     cfg.to_dict = lambda: base  # a config carrying credentials (e.g. from a plugin)
-    with tracking.RunTracker(cfg, tags={"access_token": "t", "owner": "me"}) as tracker:
+    with tracking.RunTracker(cfg, store, tags={"access_token": "t", "owner": "me"}) as tracker:
         pass
     run = client.get_run(tracker.run_id)
     logged = {k.removeprefix("tracking."): v for k, v in run.data.params.items()}
@@ -278,7 +291,7 @@ def test_resolve_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.chdir(project / "sub")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    assert tracking.project_root() == project.resolve()
+    assert paths.project_root() == project.resolve()
     assert tracking.resolve_uri(None) == f"sqlite:///{project.resolve()}/mlflow.db"
     monkeypatch.setenv("DVC_ROOT", str(workspace))
     assert tracking.resolve_uri(None) == f"sqlite:///{workspace.resolve()}/mlflow.db"
@@ -289,7 +302,7 @@ def test_resolve_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.delenv("DVC_ROOT")
-    assert tracking.project_root() == ROOT  # no dvc.yaml + conf/ above: this repository
+    assert paths.project_root() == ROOT  # no dvc.yaml + conf/ above: this repository
 
 
 def test_unreachable_server_fails_fast_with_one_line():
@@ -299,7 +312,7 @@ def test_unreachable_server_fails_fast_with_one_line():
     uri = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
     with pytest.raises(DlpracticeError) as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     assert time.perf_counter() - start < 5
     refused = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
     assert str(info.value) == (f"MLflow tracking server {uri} is unreachable: {refused}; "
@@ -337,16 +350,21 @@ def test_server_health_is_checked_once(status, ok):
     server, uri = serve(answer)
     uri += "/mlflowX/"  # served under a path, as behind a reverse proxy
     try:
+        store = tracking.Store(uri)
         if ok:  # up (a 4xx: it answers, e.g. behind a proxy without /health)
-            tracking.prepare_store(uri)
-            tracking.prepare_store(uri)  # cached: asked once per process
+            store.check()
+            store.prepare()
+            store.prepare()  # remembered: asked once per Store object
         else:
             with pytest.raises(DlpracticeError) as info:
-                tracking.prepare_store(uri)
+                store.prepare()
             assert str(info.value) == (
                 f"MLflow tracking server {uri} is unreachable: /health answered HTTP {status}; "
                 "start it with `make server` or set tracking.uri")
         assert hits == ["/mlflowX/health"]
+        if ok:  # another object (another process's) asks again
+            tracking.Store(uri).check()
+            assert hits == ["/mlflowX/health"] * 2
     finally:
         server.shutdown()
         server.server_close()
@@ -364,12 +382,12 @@ def test_a_server_that_does_not_answer_fails_after_the_health_timeout():
     start = time.perf_counter()
     try:
         with pytest.raises(DlpracticeError) as info:
-            tracking.prepare_store(uri)
+            tracking.Store(uri).prepare()
         elapsed = time.perf_counter() - start
     finally:
         give_up.cancel()
         listener.close()
-    assert 3.0 <= elapsed < 10  # tracking.HEALTH_TIMEOUT_S
+    assert 3.0 <= elapsed < 10  # tracking.store.HEALTH_TIMEOUT_S
     assert str(info.value) == (f"MLflow tracking server {uri} is unreachable: timed out; "
                                "start it with `make server` or set tracking.uri")
 
@@ -377,28 +395,59 @@ def test_a_server_that_does_not_answer_fails_after_the_health_timeout():
 @pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "./mlruns", "/tmp/mlruns"])
 def test_plain_folder_stores_are_refused(uri):
     with pytest.raises(DlpracticeError, match=r"sqlite:///") as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        f"tracking store {uri!r} is a plain folder, which MLflow 3 refuses as a tracking store; "
+        "use a database instead, e.g. tracking.uri=sqlite:///<absolute path>/mlflow.db")
+
+
+def test_check_needs_no_mlflow_and_creates_the_sqlite_folder(tmp_path):
+    """``Store.check`` is what a sweep runs before training starts: fast, without MLflow."""
+    db = tmp_path / "a" / "b" / "mlflow.db"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = textwrap.dedent(f"""
+        import sys
+        from dlpractice import tracking
+        from dlpractice.errors import DlpracticeError
+        tracking.Store({f"sqlite:///{db}"!r}).check()
+        try:
+            tracking.Store({f"sqlite:///{blocker}/mlflow.db"!r}).check()
+        except DlpracticeError as exc:
+            print(exc)
+        print(sorted(m for m in ("mlflow", "sqlalchemy") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).stdout
+    error = FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(blocker))
+    assert out.splitlines() == [
+        f"cannot create the folder of the MLflow store sqlite:///{blocker}/mlflow.db: {error}",
+        "[]"]
+    assert db.parent.is_dir() and not db.exists()
 
 
 def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_path):
-    """Three processes prepare a fresh store at once; one of them ends with a run and a sweep run
-    still open (and another sweep run finished)."""
+    """Three processes prepare a fresh store at once; one of them ends with two runs (one nested
+    in the other) and a sweep run still open, and another run and sweep run finished."""
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     script = textwrap.dedent(f"""
         import sys
         from dlpractice import config, tracking
-        uri = {uri!r}
-        tracking.prepare_store(uri)
+        store = tracking.Store({uri!r})
+        store.prepare()
         if sys.argv[1] == "leave-open":
-            cfg = config.load({{"tracking": {{"uri": uri, "experiment": "atexit"}}}})
-            tracker = tracking.RunTracker(cfg).__enter__()
+            cfg = config.load({{"tracking": {{"experiment": "atexit"}}}})
+            with tracking.RunTracker(cfg, store) as done:
+                done.callback(0, 0.7, None)
+            tracker = tracking.RunTracker(cfg, store).__enter__()
             tracker.callback(0, 0.69, None)
             tracker.callback(10, 0.5, None)
-            left_open = tracking.start_sweep_run("atexit", "sweep-left-open", uri)
-            finished = tracking.start_sweep_run("atexit", "sweep-finished", uri)
-            tracking.finish_sweep_run(finished, uri)
-            print(tracker.run_id, left_open, finished)
+            inner = tracking.RunTracker(cfg, store, nested=True).__enter__()
+            left_open = tracking.start_sweep_run(store, "atexit", "sweep-left-open")
+            finished = tracking.start_sweep_run(store, "atexit", "sweep-finished")
+            tracking.finish_sweep_run(store, finished)
+            print(tracker.run_id, inner.run_id, done.run_id, left_open, finished)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     procs = [subprocess.Popen([sys.executable, "-c", script, mode], env=env, text=True,
@@ -407,35 +456,49 @@ def test_parallel_first_use_creates_the_schema_once_and_runs_close_at_exit(tmp_p
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
-    run_id, left_open, finished = outputs[-1][0].strip().splitlines()[-1].split()
+    run_id, inner, done, left_open, finished = outputs[-1][0].strip().splitlines()[-1].split()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
+    store = tracking.Store(uri)
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert history(client, run_id, "cost") == [(0, 0.69), (10, 0.5)]
-    assert client.get_run(left_open).info.status == "KILLED"
+    assert client.get_run(inner).info.status == "KILLED"
+    assert client.get_run(inner).data.tags[PARENT_RUN_TAG] == run_id
+    # the inner run is closed first (its handler was registered last)
+    assert client.get_run(inner).info.end_time <= run.info.end_time
+    # a run closed in time is left as it was (its handler went with it)
+    assert store.run_summary(done) == {
+        "run_id": done, "setting": "he-none", "status": "FINISHED", "cost": 0.7,
+        "config_hash": run.data.tags["config_hash"]}
+    # a sweep's run belongs to its caller (the sweep callback closes it at exit): left RUNNING
+    assert client.get_run(left_open).info.status == "RUNNING"
     assert client.get_run(finished).info.status == "FINISHED"
     cfg = config.load({"tracking": {"uri": uri, "experiment": "atexit"}})
-    assert tracking.run_summary(run_id, uri) == {
+    assert store.run_summary(run_id) == {
         "run_id": run_id, "setting": "he-none", "status": "KILLED", "cost": 0.5,
         "config_hash": ref.config_hash(cfg.to_dict()),
         "failure_reason": "the process ended with the run still open"}
+    tracking.finish_sweep_run(store, left_open, status="KILLED")
+    assert client.get_run(left_open).info.status == "KILLED"
     # while its process lives, a sweep run stays open until finished
-    here = tracking.start_sweep_run("atexit", "sweep-here", uri)
+    here = tracking.start_sweep_run(store, "atexit", "sweep-here")
     assert client.get_run(here).info.status == "RUNNING"
-    tracking.finish_sweep_run(here, uri, status="KILLED")
+    tracking.finish_sweep_run(store, here, status="KILLED")
     assert client.get_run(here).info.status == "KILLED"
 
 
-def test_a_sweep_run_that_cannot_be_closed_at_exit_is_named_in_one_line(tmp_path):
-    """The store broke while a sweep run was open: at exit, one warning names the run and why."""
+def test_a_run_that_cannot_be_closed_at_exit_is_named_in_one_line(tmp_path):
+    """The store broke while a run was open: at exit, the last warning names the run and why."""
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     garbage = b"this is not a database" * 100
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from dlpractice import tracking
-        print(tracking.start_sweep_run("atexit", "sweep-left-open", {uri!r}), flush=True)
+        from dlpractice import config, tracking
+        cfg = config.load({{"tracking": {{"experiment": "atexit"}}}})
+        tracker = tracking.RunTracker(cfg, tracking.Store({uri!r})).__enter__()
+        print(tracker.run_id, flush=True)
         for path in Path({str(tmp_path / 'store')!r}).glob("mlflow.db*"):
             path.write_bytes({garbage!r})
     """)
@@ -645,7 +708,7 @@ def template_db(client, store, tmp_path_factory) -> Path:
     """A database at MLflow's current schema in rollback-journal mode: a consistent copy (sqlite's
     backup API) of the module's store. Copies of it are stores this process has never opened."""
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    source, copy = sqlite3.connect(store.removeprefix("sqlite:///")), sqlite3.connect(path)
+    source, copy = sqlite3.connect(store.uri.removeprefix("sqlite:///")), sqlite3.connect(path)
     try:
         source.backup(copy)
         copy.execute("PRAGMA journal_mode=DELETE")
@@ -688,7 +751,7 @@ def test_prepare_store_switches_the_database_to_wal_and_writes_nothing_else(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     experiments = sql(db, "SELECT experiment_id, name FROM experiments ORDER BY experiment_id")
     assert journal_mode(db) == "delete"
-    tracking.prepare_store(uri)
+    tracking.Store(uri).prepare()
     assert journal_mode(db) == "wal"
     assert (tmp_path / "store" / "mlflow.db-init.lock").is_file()
     assert sql(db, "SELECT experiment_id, name FROM experiments ORDER BY experiment_id") == \
@@ -699,7 +762,7 @@ def test_prepare_store_switches_the_database_to_wal_and_writes_nothing_else(
 def test_an_in_memory_store_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tracking.prepare_store("sqlite:///:memory:")
+    tracking.Store("sqlite:///:memory:").prepare()
     assert os.listdir(tmp_path) == []
 
 
@@ -712,7 +775,7 @@ def test_a_store_that_cannot_use_wal_keeps_its_journal_and_says_why(template_db,
     writer.execute("BEGIN IMMEDIATE")
     try:
         with caplog.at_level(logging.INFO, logger="dlpractice.tracking"):
-            tracking.prepare_store(uri)
+            tracking.Store(uri).prepare()
         assert journal_mode(db) == "delete"
         con = sqlite3.connect(db)
         with pytest.raises(sqlite3.OperationalError) as by_hand:  # the same switch, by hand
@@ -731,7 +794,7 @@ def prepare_in_thread(uri: str):
 
     def work():
         try:
-            outcome.append(tracking.prepare_store(uri))
+            outcome.append(tracking.Store(uri).prepare())
         except BaseException as exc:  # reported by the test
             outcome.append(exc)
 
@@ -755,7 +818,7 @@ def test_store_preparation_holds_the_init_lock_next_to_the_database(
     lock = tmp_path / "a" / "mlflow.db-init.lock"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
         gc.collect()
     assert [str(w.message) for w in caught if "init.lock" in str(w.message)] == []
     assert journal_mode(db) == "wal"
@@ -811,7 +874,7 @@ def test_a_store_of_an_unknown_schema_is_backed_up_then_refused_with_one_line(
     start = time.time()
     with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"), \
             pytest.raises(DlpracticeError) as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     [backup] = backups(tmp_path / "store")
     assert backup.name in backup_names(start, time.time())
     assert str(info.value) == (
@@ -868,8 +931,9 @@ def test_an_upgraded_store_is_opened_again_and_switched_to_wal(template_db, tmp_
     argv = fake_mlflow_cli(tmp_path, monkeypatch, stdout="upgraded\n", exit_code=0,
                            set_version=head)
     start = time.time()
+    upgraded = tracking.Store(uri)
     with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"):
-        tracking.prepare_store(uri)
+        upgraded.prepare()
     [backup] = backups(tmp_path / "store")
     assert backup.name in backup_names(start, time.time())
     assert json.loads(argv.read_text()) == ["db", "upgrade", uri]
@@ -879,7 +943,7 @@ def test_an_upgraded_store_is_opened_again_and_switched_to_wal(template_db, tmp_
     assert journal_mode(db) == "wal"
     assert tracking_log(caplog) == [
         ("WARNING", f"upgrading the MLflow schema of {db} (backup: {backup})")]
-    assert tracking.get_experiment_id("after-upgrade", uri) == str(sql(
+    assert upgraded.experiment_id("after-upgrade") == str(sql(
         db, "SELECT experiment_id FROM experiments WHERE name = 'after-upgrade'")[0][0])
 
 
@@ -901,7 +965,7 @@ def test_a_failed_upgrade_names_the_backup_and_the_last_line(
     argv = fake_mlflow_cli(tmp_path, monkeypatch, stdout=stdout, stderr=stderr)
     start = time.time()
     with pytest.raises(DlpracticeError) as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     [backup] = backups(tmp_path / "store")
     assert backup.name in backup_names(start, time.time())
     assert str(info.value) == (
@@ -930,7 +994,7 @@ def test_a_store_mlflow_cannot_query_fails_with_one_line(template_db, tmp_path):
     kind, first_line = first_line_of_mlflow_error(uri)
     assert kind == "MlflowException"
     with pytest.raises(DlpracticeError) as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     assert str(info.value) == f"cannot open the MLflow store {uri}: {first_line}"
     assert backups(tmp_path / "store") == []  # not taken for an out-of-date schema
 
@@ -943,7 +1007,7 @@ def test_a_file_that_is_no_database_fails_with_one_line(tmp_path):
     db.write_text("iteration,cost\n" * 200)  # e.g. a CSV saved under the wrong name
     uri = f"sqlite:///{db}"
     with pytest.raises(DlpracticeError) as info:
-        tracking.prepare_store(uri)
+        tracking.Store(uri).prepare()
     kind, first_line = first_line_of_mlflow_error(uri)
     assert str(info.value) == f"cannot open the MLflow store {uri}: {kind}: {first_line}"
     assert db.read_text() == "iteration,cost\n" * 200
@@ -1011,10 +1075,11 @@ class FakeTrackingServer:
 def test_runs_url_of_a_tracking_server_is_the_server_itself():
     server = FakeTrackingServer({"remote": "42"})
     try:
-        assert tracking.runs_url("remote", server.uri + "/", host="localhost", port=8080) == (
+        store = tracking.Store(server.uri + "/")
+        assert store.runs_url("remote", host="localhost", port=8080) == (
             f"{server.uri}/#/experiments/42/runs")
         # a server under a path (behind a reverse proxy) keeps it
-        assert tracking.runs_url("remote", server.uri + "/mlflowX/") == (
+        assert tracking.Store(server.uri + "/mlflowX/").runs_url("remote") == (
             f"{server.uri}/mlflowX/#/experiments/42/runs")
     finally:
         server.close()
@@ -1053,48 +1118,34 @@ def test_runs_url_of_a_tls_tracking_server(tmp_path, monkeypatch):
     server = FakeTrackingServer({"remote": "7"}, tls=context)
     try:
         assert server.uri.startswith("https://")
-        assert tracking.runs_url("remote", server.uri) == f"{server.uri}/#/experiments/7/runs"
+        store = tracking.Store(server.uri)
+        assert store.runs_url("remote") == f"{server.uri}/#/experiments/7/runs"
+        assert store.runs_url("remote") == f"{server.uri}/#/experiments/7/runs"  # remembered
         assert [path for _, path in server.requests] == [
             "/health", "/api/2.0/mlflow/experiments/get-by-name"]
     finally:
         server.close()
 
 
-def test_after_fork_lets_go_of_the_connections_this_process_holds(template_db, tmp_path):
-    """What a forked child calls first: its store connections and HTTP sessions are dropped, so
-    the next call opens its own."""
-    import gc
-
-    def held(db: Path) -> list[str]:
-        names = []
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                target = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith(str(db)):
-                names.append(Path(target).name)
-        return sorted(names)
-
-    db, uri = store_copy(template_db, tmp_path / "store")
-    tracking.get_experiment_id("before-fork", uri)
-    assert "mlflow.db" in held(db)
-    server = FakeTrackingServer({"a": "1", "b": "2", "c": "3"})
+def test_a_store_keeps_one_client_and_remembers_experiment_ids(template_db, tmp_path):
+    """One MLflow client per Store object (its kept-alive connection serves every call); an
+    experiment id is asked for once per object."""
+    _, uri = store_copy(template_db, tmp_path / "store")
+    store = tracking.Store(uri)
+    assert store.client is store.client
+    assert store.experiment_id("one") == store.experiment_id("one")
+    server = FakeTrackingServer({"a": "1", "b": "2"})
     try:
-        tracking.get_experiment_id("a", server.uri)
-        tracking.get_experiment_id("b", server.uri)
-        tracking.after_fork()
-        gc.collect()
-        assert held(db) == []
-        tracking.get_experiment_id("c", server.uri)
-        first, again, after = server.api_ports()
-        assert first == again != after  # one kept-alive connection, then a new one
+        remote = tracking.Store(server.uri)
+        assert (remote.experiment_id("a"), remote.experiment_id("b")) == ("1", "2")
+        assert remote.experiment_id("a") == "1"  # not asked again
+        first, again = server.api_ports()
+        assert first == again  # one kept-alive connection
+        assert [path for _, path in server.requests] == [
+            "/health", "/api/2.0/mlflow/experiments/get-by-name",
+            "/api/2.0/mlflow/experiments/get-by-name"]
     finally:
         server.close()
-    tracking.get_experiment_id("after-fork", uri)  # opened again on demand
-    assert "mlflow.db" in held(db)
-    assert sql(db, "SELECT name FROM experiments WHERE name LIKE '%-fork' ORDER BY name") == [
-        ("after-fork",), ("before-fork",)]
 
 
 # -- experiments made or changed by others -----------------------------------------------------
@@ -1114,28 +1165,28 @@ def test_finished_runs_of_an_experiment_made_by_another_process(client, store):
     older = finished_run(client, made, h, start_time=1_000)
     latest = finished_run(client, made, h, start_time=2_000)
     finished_run(client, made, "other", start_time=3_000)
-    assert tracking.find_finished_run("made-elsewhere", h, store) == latest != older
-    assert tracking.has_finished_runs("made-elsewhere", store)
+    assert store.find_finished_run("made-elsewhere", h) == latest != older
+    assert store.has_finished_runs("made-elsewhere")
 
     gone = client.create_experiment("deleted-elsewhere")
     restored = finished_run(client, gone, h, start_time=1_000)
     client.delete_experiment(gone)
     client.restore_run(restored)  # a run brought back in an experiment that stays deleted
-    assert tracking.find_finished_run("deleted-elsewhere", h, store) is None
-    assert not tracking.has_finished_runs("deleted-elsewhere", store)
+    assert store.find_finished_run("deleted-elsewhere", h) is None
+    assert not store.has_finished_runs("deleted-elsewhere")
 
     # An experiment this process uses keeps its id here when renamed meanwhile.
-    own = tracking.get_experiment_id("renamed-elsewhere", store)
+    own = store.experiment_id("renamed-elsewhere")
     kept = finished_run(client, own, h, start_time=1_000)
     client.rename_experiment(own, "new-name")
-    assert tracking.find_finished_run("renamed-elsewhere", h, store) == kept
-    assert tracking.has_finished_runs("renamed-elsewhere", store)
+    assert store.find_finished_run("renamed-elsewhere", h) == kept
+    assert store.has_finished_runs("renamed-elsewhere")
 
 
 @pytest.mark.parametrize("bad", ["", "abc def", "x' OR '1'='1", "ab.cd", "é"])
 def test_find_finished_run_refuses_a_hash_that_is_no_digest(store, bad):
     with pytest.raises(ValueError) as info:
-        tracking.find_finished_run("t", bad, store)
+        store.find_finished_run("t", bad)
     assert str(info.value) == f"config_hash {bad!r} must be a hex digest"
 
 
@@ -1154,7 +1205,7 @@ def test_log_history_records_every_series_at_its_steps(client, store):
         parameters={}, network=None, iterations=[0, 5, 9], costs=[0.7, 0.5, 0.25],
         dev_costs=[0.75, 0.625, 0.5], grad_norms=[[1.5, 0.25], [1.0, 0.125], [0.5, 0.0625]],
         final_cost=0.2, iterations_run=10, best_iteration=5, train_seconds=1.25)
-    with tracking.RunTracker(cfg) as tracker:
+    with tracking.RunTracker(cfg, store) as tracker:
         tracker.callback(0, 99.0, 98.0)  # buffered, but superseded by log_history
         tracker.log_history(result)
     assert all_histories(client, tracker.run_id) == {
@@ -1171,7 +1222,7 @@ def test_log_history_records_every_series_at_its_steps(client, store):
                          dev_costs=[0.8], final_cost=0.6, iterations_run=20, train_seconds=0.5)
     empty = TrainResult(parameters={}, network=None, final_cost=0.3, iterations_run=0,
                         train_seconds=0.0)
-    with tracking.RunTracker(cfg) as first, tracking.RunTracker(cfg) as second:
+    with tracking.RunTracker(cfg, store) as first, tracking.RunTracker(cfg, store) as second:
         first.log_history(uneven)
         second.log_history(empty)
     assert all_histories(client, first.run_id) == {
@@ -1182,9 +1233,9 @@ def test_log_history_records_every_series_at_its_steps(client, store):
 
 
 def test_a_tracker_that_is_not_open_refuses_to_log(client, store, outcome):
-    message = "RunTracker is not open: use it as `with RunTracker(cfg) as t:`"
+    message = "RunTracker is not open: use it as `with RunTracker(cfg, store) as t:`"
     cfg = make_cfg(store, experiment="not-open")
-    tracker = tracking.RunTracker(cfg)
+    tracker = tracking.RunTracker(cfg, store)
     with pytest.raises(RuntimeError) as before:
         tracker.log_history(outcome.result)
     with tracker:
@@ -1197,17 +1248,37 @@ def test_a_tracker_that_is_not_open_refuses_to_log(client, store, outcome):
     from mlflow.exceptions import MlflowException
 
     doomed = make_cfg(store, experiment="deleted-meanwhile")
-    client.delete_experiment(tracking.get_experiment_id("deleted-meanwhile", store))
-    failed = tracking.RunTracker(doomed)
+    client.delete_experiment(store.experiment_id("deleted-meanwhile"))
+    failed = tracking.RunTracker(doomed, store)
     with pytest.raises(MlflowException):
         failed.__enter__()
     with pytest.raises(RuntimeError) as unopened:
         failed.log_history(outcome.result)
     assert str(unopened.value) == message
+    assert store.open_runs == []
+
+
+def test_a_deleted_experiment_is_refused_in_one_line(client, store):
+    """Another process (here: a fresh Store) finds the experiment deleted: one line, no run."""
+    exp_id = store.experiment_id("deleted-before")
+    client.delete_experiment(exp_id)
+    fresh = tracking.Store(store.uri)
+    message = (f"MLflow experiment 'deleted-before' is deleted in {store.uri}; restore it "
+               f"(`mlflow experiments restore --experiment-id {exp_id}`) or choose another "
+               "tracking.experiment")
+    with pytest.raises(DlpracticeError) as info:
+        fresh.experiment_id("deleted-before")
+    assert str(info.value) == message
+    tracker = tracking.RunTracker(make_cfg(store, experiment="deleted-before"), fresh)
+    with pytest.raises(DlpracticeError) as info:
+        tracker.__enter__()
+    assert str(info.value) == message and tracker.run_id is None
+    assert client.search_runs([exp_id]) == []
 
 
 def test_an_exception_without_a_message_is_named_by_its_type(client, store):
-    with pytest.raises(ValueError), tracking.RunTracker(make_cfg(store, "failures")) as tracker:
+    cfg = make_cfg(store, "failures")
+    with pytest.raises(ValueError), tracking.RunTracker(cfg, store) as tracker:
         raise ValueError()
     run = client.get_run(tracker.run_id)
     assert (run.info.status, run.data.tags["failure_reason"]) == ("FAILED", "ValueError")
@@ -1219,17 +1290,26 @@ def test_nested_runs_nest_under_the_same_store_or_the_active_fluent_run(client, 
 
     cfg = make_cfg(store, experiment="nesting")
     _, other_uri = store_copy(template_db, tmp_path / "other")
-    with tracking.RunTracker(make_cfg(other_uri, experiment="nesting")) as elsewhere, \
-            tracking.RunTracker(cfg, nested=True) as alone:
-        pass
-    assert tracking.PARENT_RUN_TAG not in client.get_run(alone.run_id).data.tags
+    other = tracking.Store(other_uri)
+    with tracking.RunTracker(make_cfg(other_uri, experiment="nesting"), other) as elsewhere, \
+            tracking.RunTracker(cfg, store, nested=True) as alone:
+        assert (other.open_runs, store.open_runs) == ([elsewhere.run_id], [alone.run_id])
+    assert PARENT_RUN_TAG not in client.get_run(alone.run_id).data.tags
     assert elsewhere.run_id != alone.run_id
+    assert other.open_runs == store.open_runs == []
+    # nesting follows the Store object: another object on the same URI knows no open run
+    same_uri = tracking.Store(store.uri)
+    with tracking.RunTracker(cfg, store) as outer, \
+            tracking.RunTracker(cfg, same_uri, nested=True) as apart:
+        pass
+    assert PARENT_RUN_TAG not in client.get_run(apart.run_id).data.tags
+    assert outer.run_id != apart.run_id
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # for MLflow's fluent API
-    with mlflow.start_run(experiment_id=tracking.get_experiment_id("nesting", store)) as active:
-        with tracking.RunTracker(cfg, nested=True) as child:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)  # for MLflow's fluent API
+    with mlflow.start_run(experiment_id=store.experiment_id("nesting")) as active:
+        with tracking.RunTracker(cfg, store, nested=True) as child:
             pass
-    assert client.get_run(child.run_id).data.tags[tracking.PARENT_RUN_TAG] == active.info.run_id
+    assert client.get_run(child.run_id).data.tags[PARENT_RUN_TAG] == active.info.run_id
 
 
 def test_runs_carry_the_git_commit_of_the_project_whatever_the_cwd(client, store, tmp_path,
@@ -1237,12 +1317,13 @@ def test_runs_carry_the_git_commit_of_the_project_whatever_the_cwd(client, store
     git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                          check=False)
     monkeypatch.chdir(tmp_path)  # no dvc.yaml + conf/ above, not a git repository
-    with tracking.RunTracker(make_cfg(store, experiment="git")) as tracker:
+    with tracking.RunTracker(make_cfg(store, experiment="git"), store) as tracker:
         pass
     # a fresh process started in that folder (nothing it remembers of other runs)
     script = (f"from dlpractice import tracking\n"
-              f"run = tracking.start_sweep_run('git', 'sweep-git', {store!r})\n"
-              f"tracking.finish_sweep_run(run, {store!r})\nprint(run)")
+              f"store = tracking.Store({store.uri!r})\n"
+              f"run = tracking.start_sweep_run(store, 'git', 'sweep-git')\n"
+              f"tracking.finish_sweep_run(store, run)\nprint(run)")
     # (mutmut's call-recording pass needs its config in the cwd: there the child runs plain code)
     env = {**{k: v for k, v in os.environ.items() if (k, v) != ("MUTANT_UNDER_TEST", "stats")},
            "PYTHONPATH": str(ROOT / "src")}
@@ -1263,7 +1344,6 @@ def test_log_outcome_tags_the_gradient_check_and_logs_evaluation_at_step_zero(cl
 
     from dlpractice.pipeline import GradcheckReport
 
-    # every artifact given: nothing is drawn again (see the next test for what is generated)
     given = {}
     for name in ("config.yaml", "parameters.npz", "cost_curve.png", "grad_norms.png",
                  "weight_histograms.png", "decision_boundary.png"):
@@ -1275,8 +1355,11 @@ def test_log_outcome_tags_the_gradient_check_and_logs_evaluation_at_step_zero(cl
     seen = {}
     for label, gradcheck in (("passed", report), ("failed", failing), ("none", None)):
         variant = dataclasses.replace(outcome, gradcheck=gradcheck, stats=None)
-        with tracking.RunTracker(outcome.cfg) as tracker:
-            tracker.log_outcome(variant, given)
+        with tracking.RunTracker(outcome.cfg, store) as tracker:
+            tracker.log_outcome(variant)
+            # metrics and tags only: no file is made or uploaded
+            assert client.list_artifacts(tracker.run_id) == []
+            tracker.upload(given)
         seen[label] = tracker.run_id
     assert report.passed and report.difference < outcome.cfg.gradcheck.threshold
     for label, run_id in seen.items():
@@ -1285,69 +1368,69 @@ def test_log_outcome_tags_the_gradient_check_and_logs_evaluation_at_step_zero(cl
         assert all_histories(client, run_id) == {
             **{name: [(0, value)] for name, value in expected.items()}, **checked}
         assert run.data.tags.get("gradcheck") == (None if label == "none" else label)
+        assert {k: run.data.tags[k] for k in ("diagnosis", "recommendation",
+                                              "dataset_fingerprint")} == {
+            "diagnosis": outcome.evaluation.diagnosis.label,
+            "recommendation": outcome.evaluation.diagnosis.recommendation,
+            "dataset_fingerprint": outcome.data.fingerprint}
+        # what was given, as given: nothing drawn or written in its place
         assert sorted(a.path for a in client.list_artifacts(run_id)) == sorted(given)
         got = Path(client.download_artifacts(run_id, "", str(tmp_path / label)))
         for name in given:
             assert (got / name).read_text() == f"given {name}"
 
 
-def test_log_outcome_artifacts_from_files_folders_and_the_outcome(client, store, outcome,
-                                                                  tmp_path, caplog):
-    import dataclasses
-
-    import yaml
-
-    # parameters held as float32 are saved as float64
-    result = dataclasses.replace(outcome.result, parameters={
-        k: v.astype(np.float32) for k, v in outcome.result.parameters.items()})
-    variant = dataclasses.replace(outcome, result=result)
+def test_upload_merges_folders_and_leaves_the_callers_files_alone(client, store, outcome,
+                                                                 tmp_path, caplog):
     for folder, files in (("x", {"a.txt": "a"}), ("y", {"sub/b.txt": "b"})):
         for rel, text in files.items():
             (tmp_path / folder / "outputs" / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / folder / "outputs" / rel).write_text(text)
     (tmp_path / "x" / "results.csv").write_text("x\n")
     (tmp_path / "y" / "results.csv").write_text("y\n")
+    (tmp_path / "y" / "outputs" / "a.txt").write_text("a from y")
     given = {"outputs": tmp_path / "x" / "outputs", "more outputs": str(tmp_path / "y" / "outputs"),
              "table": tmp_path / "x" / "results.csv", "table again": tmp_path / "y" / "results.csv",
              "missing": tmp_path / "nope.txt"}
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"), \
-            tracking.RunTracker(outcome.cfg) as tracker:
-        tracker.log_outcome(variant, given)
+            tracking.RunTracker(outcome.cfg, store) as tracker:
+        tracker.upload({})  # nothing to upload: no request
+        tracker.upload(given)
     assert tracking_log(caplog) == [
         ("WARNING", f"artifact missing: {tmp_path / 'nope.txt'} does not exist; skipped")]
     got = Path(client.download_artifacts(tracker.run_id, "", str(tmp_path / "got")))
     files = sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_file())
-    assert files == sorted(["outputs/a.txt", "outputs/sub/b.txt", "results.csv", "config.yaml",
-                            "parameters.npz", "normalizer.npz", "cost_curve.png", "grad_norms.png",
-                            "weight_histograms.png", "decision_boundary.png"])
+    assert files == ["outputs/a.txt", "outputs/sub/b.txt", "results.csv"]  # and nothing else
     assert [(got / f).read_text() for f in ("outputs/a.txt", "outputs/sub/b.txt", "results.csv")] \
-        == ["a", "b", "y\n"]  # folders merged; of two files with one name, the last given
+        == ["a from y", "b", "y\n"]  # folders merged; of two files with one name, the last given
+    # staged by links, but never written through: the caller's files are as they were
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "nope.txt").exists()
+
+
+def test_a_run_without_normalization_uploads_no_normalizer(client, store, outcome, tmp_path):
+    """The artifacts are the run folder ``report.write_run_outputs`` wrote: config.yaml in the
+    config's own order, and normalizer.npz only when the inputs were normalized."""
+    import dataclasses
+
+    import yaml
+
+    variant = dataclasses.replace(outcome, stats=None)
+    folder = report.write_run_outputs(variant, tmp_path / "run")
+    with tracking.RunTracker(outcome.cfg, store) as tracker:
+        tracker.log_outcome(variant)
+        tracker.upload(folder)
+    got = Path(client.download_artifacts(tracker.run_id, "", str(tmp_path / "got")))
+    assert sorted(p.name for p in got.iterdir()) == sorted(
+        ["config.yaml", "parameters.npz", "history.csv", "metrics.json", "cost_curve.png",
+         "grad_norms.png", "weight_histograms.png", "decision_boundary.png"])
     text = (got / "config.yaml").read_text()
     assert yaml.safe_load(text) == outcome.cfg.to_dict()
     assert [line.split(":")[0] for line in text.splitlines() if not line.startswith(" ")] == \
         list(outcome.cfg.to_dict())  # in the config's own order
-    saved = ref.load_npz(got / "parameters.npz")
-    assert sorted(saved) == sorted(result.parameters)
-    for k, v in result.parameters.items():
-        assert saved[k].dtype == np.float64
-        np.testing.assert_array_equal(saved[k], v.astype(np.float64))
-    data, _ = ref.dataset(outcome.cfg.to_dict())
-    mean, std = ref.normalizer(data["X_train"])
-    normalizer = ref.load_npz(got / "normalizer.npz")
-    assert sorted(normalizer) == ["mean", "std"]
-    np.testing.assert_allclose(normalizer["mean"], mean, rtol=1e-14, atol=1e-15)
-    np.testing.assert_allclose(normalizer["std"], std, rtol=1e-14)
-    # the figures are the plots module's, the boundary titled with the run name
-    drawn = tmp_path / "drawn"
-    drawn.mkdir()
-    s = variant.splits
-    plots.cost_curve(result, drawn / "cost_curve.png")
-    plots.grad_norms(result, drawn / "grad_norms.png")
-    plots.weight_histograms(result.parameters, drawn / "weight_histograms.png")
-    plots.decision_boundary(result.parameters, s.X_train, s.Y_train, outcome.cfg.model.activation,
-                            drawn / "decision_boundary.png", title="he-none (train)")
-    for name in RUN_PLOTS:
-        assert (got / name).read_bytes() == (drawn / name).read_bytes(), name
+    for path in folder.values():
+        assert (got / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 # -- sweeps ------------------------------------------------------------------------------------
@@ -1358,7 +1441,7 @@ def test_sweep_run_tags_files_and_status(client, store, tmp_path):
 
     tags = {"sweep_id": "s1", "note": "first line\nsecond line", "skipped": None,
             "api_token": "hunter2", "jobs": 4}
-    parent = tracking.start_sweep_run("sweep-runs", "grid-1", store, tags=tags)
+    parent = tracking.start_sweep_run(store, "sweep-runs", "grid-1", tags=tags)
     run = client.get_run(parent)
     assert (run.info.status, run.info.run_name) == ("RUNNING", "grid-1")
     assert run.info.experiment_id == client.get_experiment_by_name("sweep-runs").experiment_id
@@ -1371,7 +1454,7 @@ def test_sweep_run_tags_files_and_status(client, store, tmp_path):
     (tmp_path / "folder").mkdir()
     files = [tmp_path / "summary.md", None, tmp_path / "missing.csv", tmp_path / "folder",
              str(tmp_path / "summary.md")]
-    tracking.finish_sweep_run(parent, store, files=files, status="FAILED",
+    tracking.finish_sweep_run(store, parent, files=files, status="FAILED",
                               tags={"best": "he-l2_0.7\nmore", "jobs_done": 3})
     run = client.get_run(parent)
     assert run.info.status == "FAILED"
@@ -1382,19 +1465,36 @@ def test_sweep_run_tags_files_and_status(client, store, tmp_path):
 
     # a sweep run opened by another process (here: through MLflow) is closed all the same
     other = client.create_run(client.get_experiment_by_name("sweep-runs").experiment_id).info
-    tracking.finish_sweep_run(other.run_id, store)
+    tracking.finish_sweep_run(store, other.run_id)
     assert client.get_run(other.run_id).info.status == "FINISHED"
+
+
+def test_a_sweep_run_is_closed_even_when_its_logging_fails(client, store, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    def refused(self, *args, **kwargs):
+        raise RuntimeError("upload refused")
+
+    (tmp_path / "summary.md").write_text("| setting |\n")
+    parent = tracking.start_sweep_run(store, "sweep-runs", "grid-2")
+    monkeypatch.setattr(MlflowClient, "log_artifacts", refused)
+    with pytest.raises(RuntimeError, match="^upload refused$"):
+        tracking.finish_sweep_run(store, parent, files=[tmp_path / "summary.md"],
+                                  tags={"jobs": 2}, status="FINISHED")
+    run = client.get_run(parent)
+    assert (run.info.status, run.data.tags["jobs"]) == ("FINISHED", "2")
+    assert client.list_artifacts(parent) == []
 
 
 def test_long_values_are_cut_to_mlflows_limits_and_uri_passwords_hidden(client, store):
     """Params over 6000 and tags over 5000 characters end in "…"; values at the limit are kept;
     a password in a URI param is masked; metrics carry the wall-clock time of logging, in ms."""
-    server = "http://alice:s3cret@example.invalid:5000"  # the config's store; uri= overrides it
+    server = "http://alice:s3cret@example.invalid:5000"  # the config's; the run goes to store
     runs = {}
     for path, reason in (("p" * 6000, "e" * 5000), ("q" * 6001, "f" * 5001)):
         cfg = make_cfg(server, experiment="limits", data={"path": path})
         start = time.time()
-        with pytest.raises(RuntimeError), tracking.RunTracker(cfg, uri=store) as tracker:
+        with pytest.raises(RuntimeError), tracking.RunTracker(cfg, store) as tracker:
             tracker.callback(0, 0.5, None)
             raise RuntimeError(reason)
         runs[path] = (client.get_run(tracker.run_id), start, time.time())
@@ -1411,15 +1511,15 @@ def test_long_values_are_cut_to_mlflows_limits_and_uri_passwords_hidden(client, 
 
 def test_a_run_opened_inside_another_nests_only_when_asked(client, store):
     cfg = make_cfg(store, experiment="nesting-asked")
-    inner = tracking.RunTracker(cfg)
+    inner = tracking.RunTracker(cfg, store)
     assert (inner.run_id, inner.experiment_id) == (None, None)  # not open yet
-    given = tracking.start_sweep_run("nesting-asked", "sweep-given", store)
-    with tracking.RunTracker(cfg) as outer, inner, \
-            tracking.RunTracker(cfg, parent_run_id=given, nested=True) as explicit:
+    given = tracking.start_sweep_run(store, "nesting-asked", "sweep-given")
+    with tracking.RunTracker(cfg, store) as outer, inner, \
+            tracking.RunTracker(cfg, store, parent_run_id=given, nested=True) as explicit:
         pass
-    tracking.finish_sweep_run(given, store)
-    assert tracking.PARENT_RUN_TAG not in client.get_run(inner.run_id).data.tags
-    assert client.get_run(explicit.run_id).data.tags[tracking.PARENT_RUN_TAG] == given
+    tracking.finish_sweep_run(store, given)
+    assert PARENT_RUN_TAG not in client.get_run(inner.run_id).data.tags
+    assert client.get_run(explicit.run_id).data.tags[PARENT_RUN_TAG] == given
     assert outer.run_id not in (inner.run_id, explicit.run_id)
     assert (inner.parent_run_id, explicit.parent_run_id) == (None, given)
     assert inner.experiment_id == outer.experiment_id == client.get_run(
@@ -1431,7 +1531,7 @@ def test_a_run_opened_inside_another_nests_only_when_asked(client, store):
     ("stopped by the user", "FAILED", "stopped by the user")])
 def test_sys_exit_inside_a_run_sets_its_status(client, store, code, status, reason):
     cfg = make_cfg(store, experiment="exits", study="exits-study")
-    with pytest.raises(SystemExit), tracking.RunTracker(cfg) as tracker:
+    with pytest.raises(SystemExit), tracking.RunTracker(cfg, store) as tracker:
         tracker.callback(0, 0.5, 0.6)
         raise SystemExit(code)
     run = client.get_run(tracker.run_id)
@@ -1465,7 +1565,8 @@ def test_a_run_that_cannot_be_closed_says_so(template_db, tmp_path, caplog):
     the store; an exit by an exception keeps that exception and only warns; nothing is retried."""
     uri, folder, garbage = broken_store(template_db, tmp_path / "store")
     cfg = make_cfg(uri, experiment="breaks")
-    clean, failing = tracking.RunTracker(cfg), tracking.RunTracker(cfg)
+    broken = tracking.Store(uri)
+    clean, failing = tracking.RunTracker(cfg, broken), tracking.RunTracker(cfg, broken)
     with caplog.at_level(logging.WARNING, logger="dlpractice.tracking"):
         with pytest.raises(DlpracticeError) as info, clean:
             clean.callback(0, 0.5, None)
@@ -1493,7 +1594,7 @@ def test_a_run_whose_params_cannot_be_logged_is_closed_at_once(client, store, mo
     base = cfg.to_dict()
     base["tracking"]["k" * 300] = "v"
     cfg.to_dict = lambda: base
-    tracker = tracking.RunTracker(cfg)
+    tracker = tracking.RunTracker(cfg, store)
     with pytest.raises(MlflowException) as refused, tracker:
         pass
     run = client.get_run(tracker.run_id)
@@ -1504,7 +1605,7 @@ def test_a_run_whose_params_cannot_be_logged_is_closed_at_once(client, store, mo
         raise KeyboardInterrupt
 
     monkeypatch.setattr(MlflowClient, "log_batch", interrupted)
-    tracker = tracking.RunTracker(make_cfg(store, experiment="bad-params"))
+    tracker = tracking.RunTracker(make_cfg(store, experiment="bad-params"), store)
     with pytest.raises(KeyboardInterrupt), tracker:
         pass
     run = client.get_run(tracker.run_id)
@@ -1521,9 +1622,9 @@ def test_closing_errors_keep_the_error_that_ended_the_run(client, store, monkeyp
 
     cfg = make_cfg(store, experiment="closing")
     with pytest.raises(DlpracticeError) as info:
-        with tracking.RunTracker(cfg) as tracker:
+        with tracking.RunTracker(cfg, store) as tracker:
             monkeypatch.setattr(MlflowClient, "set_terminated", store_gone)
-    assert str(info.value) == (f"MLflow run {tracker.run_id} in {store} could not be closed "
+    assert str(info.value) == (f"MLflow run {tracker.run_id} in {store.uri} could not be closed "
                                "cleanly: store gone")
     monkeypatch.undo()
     assert client.get_run(tracker.run_id).info.status == "RUNNING"
@@ -1533,7 +1634,7 @@ def test_closing_errors_keep_the_error_that_ended_the_run(client, store, monkeyp
 
     monkeypatch.setattr(MlflowClient, "log_batch", refused)
     monkeypatch.setattr(MlflowClient, "set_terminated", store_gone)
-    with pytest.raises(ValueError, match="^params refused$"), tracking.RunTracker(cfg):
+    with pytest.raises(ValueError, match="^params refused$"), tracking.RunTracker(cfg, store):
         pass
 
 
@@ -1551,7 +1652,7 @@ def test_a_failed_run_keeps_a_history_longer_than_one_batch(client, store, monke
 
     monkeypatch.setattr(MlflowClient, "log_batch", counted)
     cfg = make_cfg(store, experiment="long-history")
-    with pytest.raises(RuntimeError), tracking.RunTracker(cfg) as tracker:
+    with pytest.raises(RuntimeError), tracking.RunTracker(cfg, store) as tracker:
         for i in range(2500):
             tracker.callback(i, 1.0 / (i + 1), 2.0 / (i + 1))
         raise RuntimeError("stopped")
@@ -1569,7 +1670,7 @@ def test_runs_record_the_user_and_the_dvc_experiment_when_there_are(client, stor
     import getpass
 
     monkeypatch.setenv("DVC_EXP_NAME", "exp-lambda-0.7")
-    with tracking.RunTracker(make_cfg(store, experiment="who")) as tracker:
+    with tracking.RunTracker(make_cfg(store, experiment="who"), store) as tracker:
         pass
     tags = client.get_run(tracker.run_id).data.tags
     assert (tags["mlflow.user"], tags["dvc_experiment"]) == (getpass.getuser(), "exp-lambda-0.7")
@@ -1581,7 +1682,7 @@ def test_runs_record_the_user_and_the_dvc_experiment_when_there_are(client, stor
             raise error
 
         monkeypatch.setattr(getpass, "getuser", nameless)
-        with tracking.RunTracker(make_cfg(store, experiment="who")) as tracker:
+        with tracking.RunTracker(make_cfg(store, experiment="who"), store) as tracker:
             pass
         run = client.get_run(tracker.run_id)
         assert run.info.status == "FINISHED"
@@ -1601,4 +1702,4 @@ def test_project_root_is_the_folder_with_dvc_yaml_and_conf(tmp_path, monkeypatch
     (only_conf / "conf").mkdir(parents=True)
     for cwd, root in ((project / "sub" / "dir", project), (only_dvc, ROOT), (only_conf, ROOT)):
         monkeypatch.chdir(cwd)
-        assert tracking.project_root() == root, cwd
+        assert paths.project_root() == root, cwd

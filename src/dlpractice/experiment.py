@@ -22,14 +22,12 @@ from dlpractice.errors import DlpracticeError, one_line, sigterm_as_interrupt
 
 
 def _conf_dir() -> Path:
-    """``conf/`` of the project: $DLPRACTICE_CONF, else the nearest one above the cwd (where
-    ``mlflow run`` and DVC run us), else the one beside the source tree (editable installs)."""
+    """``conf/`` of the project: $DLPRACTICE_CONF, else the project root's."""
+    from dlpractice.paths import project_root
+
     if os.environ.get("DLPRACTICE_CONF"):
         return Path(os.environ["DLPRACTICE_CONF"]).resolve()
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "conf" / "config.yaml").is_file() and (folder / "dvc.yaml").is_file():
-            return folder / "conf"
-    return Path(__file__).resolve().parents[2] / "conf"
+    return project_root() / "conf"
 
 
 CONF_DIR = _conf_dir()

@@ -3,8 +3,8 @@ and a sweep's summary table.
 
 Files a run writes (``write_run_outputs``): ``parameters.npz`` (load with ``allow_pickle=False``),
 ``history.csv`` (iteration, cost, dev_cost, per-layer gradient norms), ``config.yaml`` (resolved),
-``metrics.json`` and the plots. The Hydra app, the DVC stages and the study comparisons read and
-write these.
+``normalizer.npz`` (mean, std; when the inputs were normalized), ``metrics.json`` and the plots.
+The Hydra app, the DVC stages and the study comparisons read and write these.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlpractice import config
 from dlpractice.pipeline import Outcome
+
+if TYPE_CHECKING:
+    from dlpractice.data import NormStats
 
 PARAMETERS = "parameters.npz"
 HISTORY = "history.csv"
@@ -31,6 +34,20 @@ ROW_COLUMNS = (
 
 def save_parameters(parameters: dict[str, np.ndarray], path: Path) -> Path:
     np.savez(path, **parameters)
+    return path
+
+
+def save_config(cfg: config.Config, path: Path) -> Path:
+    """The resolved config as YAML, in the config's own order."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return path
+
+
+def save_normalizer(stats: NormStats, path: Path) -> Path:
+    """``mean`` and ``std`` of the input normalization (apply as ``(X - mean) / std``)."""
+    np.savez(path, mean=stats.mean, std=stats.std)
     return path
 
 
@@ -74,8 +91,6 @@ def outcome_metrics(outcome: Outcome) -> dict[str, float]:
 
 def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     """Write a run's files and plots into ``out_dir``; returns them by name (MLflow artifacts)."""
-    import yaml
-
     from dlpractice import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,8 +99,9 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
         "parameters": save_parameters(outcome.result.parameters, out_dir / PARAMETERS),
         "history": write_history(outcome, out_dir / HISTORY),
     }
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    files["config"] = out_dir / "config.yaml"
+    files["config"] = save_config(cfg, out_dir / "config.yaml")
+    if outcome.stats is not None:
+        files["normalizer"] = save_normalizer(outcome.stats, out_dir / "normalizer.npz")
     metrics = outcome_metrics(outcome)
     diag = outcome.evaluation.diagnosis
     (out_dir / "metrics.json").write_text(json.dumps(

@@ -15,7 +15,7 @@ Builds the ``mlflow server`` command and replaces this process with it::
   the command line is refused (``ps`` would show it). The store URI reaches ``mlflow server`` through
   its ``MLFLOW_BACKEND_STORE_URI`` variable, never its argv, and the command printed before starting
   shows the URI with its password redacted.
-* Before starting, the schema is made ready through :func:`dlpractice.tracking.prepare_store`:
+* Before starting, the schema is made ready through :meth:`dlpractice.tracking.Store.prepare`:
   created when missing (SQLite: under a file lock, then WAL); an out-of-date SQLite schema is backed
   up and upgraded; an out-of-date PostgreSQL/MySQL schema is upgraded only with ``--upgrade-db``
   (back it up first, e.g. with ``pg_dump``). ``mlflow server`` would create a missing schema itself
@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from dlpractice.errors import DlpracticeError
+from dlpractice.paths import project_root
 
 __all__ = ["BACKEND_ENV", "RunningServer", "build_command", "free_port", "main", "redact",
            "resolve_backend", "running_server"]
@@ -59,12 +60,6 @@ _UPGRADE_SNIPPET = (
     "import os; from mlflow.db import upgrade; "
     f"upgrade.main([os.environ[{MLFLOW_BACKEND_ENV!r}]], standalone_mode=True)"
 )
-
-
-def _project_root() -> Path:
-    from dlpractice.tracking import project_root
-
-    return project_root()
 
 
 def _has_password(uri: str) -> bool:
@@ -90,11 +85,11 @@ def redact(uri: str) -> str:
 def resolve_backend(given: str | None) -> str:
     """``--backend-store-uri`` > ``$DLPRACTICE_BACKEND_STORE_URI`` > ``sqlite:///<project>/mlflow.db``
     (a relative SQLite path is taken against the project folder)."""
-    from dlpractice.tracking import DB_NAME
+    from dlpractice.tracking.store import DB_NAME
 
     uri = (given or os.environ.get(BACKEND_ENV) or "").strip()
     if not uri:
-        return f"sqlite:///{_project_root() / DB_NAME}"
+        return f"sqlite:///{project_root() / DB_NAME}"
     scheme = uri.split(":", 1)[0].lower() if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", uri) else ""
     if scheme == "postgres":  # SQLAlchemy only knows the long name
         uri, scheme = "postgresql" + uri[len("postgres"):], "postgresql"
@@ -104,7 +99,7 @@ def resolve_backend(given: str | None) -> str:
     if scheme == "sqlite" and uri.startswith("sqlite:///"):
         rest = uri[len("sqlite:///"):]
         if rest and rest != ":memory:" and not Path(rest.split("?", 1)[0]).is_absolute():
-            uri = f"sqlite:///{(_project_root() / rest).resolve()}"
+            uri = f"sqlite:///{(project_root() / rest).resolve()}"
     if scheme in ("", "file"):
         raise DlpracticeError(
             f"backend store {uri!r} is a folder; use a database: sqlite:///<path>/mlflow.db or "
@@ -122,10 +117,10 @@ def _driver_missing(module: str) -> bool:
 def _artifacts_destination(given: str | None) -> str:
     """A given URI with a scheme (``s3://…``) as is; a path made absolute; default
     ``<project>/mlartifacts``."""
-    from dlpractice.tracking import ARTIFACTS_DIR
+    from dlpractice.tracking.store import ARTIFACTS_DIR
 
     if not given:
-        return str(_project_root() / ARTIFACTS_DIR)
+        return str(project_root() / ARTIFACTS_DIR)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", given):
         return given
     return str(Path(given).expanduser().resolve())
@@ -144,13 +139,13 @@ def build_command(args: argparse.Namespace) -> list[str]:
 def _prepare_schema(uri: str, upgrade: bool) -> None:
     """Create a missing schema; upgrade an outdated one (SQLite always, with a backup; others only
     when asked)."""
-    from dlpractice import tracking
+    from dlpractice.tracking import Store
+    from dlpractice.tracking.store import OutdatedSchemaError
 
-    outdated = getattr(tracking, "_OutdatedSchema", ())
     try:
-        tracking.prepare_store(uri)
+        Store(uri).prepare()
         return
-    except outdated:
+    except OutdatedSchemaError:
         if not upgrade:
             raise DlpracticeError(
                 f"the MLflow schema of {redact(uri)} is out of date; back the database up "
@@ -164,8 +159,7 @@ def _prepare_schema(uri: str, upgrade: bool) -> None:
         tail = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         last = tail[-1] if tail else "mlflow db upgrade failed"
         raise DlpracticeError(f"cannot upgrade the MLflow schema of {redact(uri)}: {last}")
-    tracking._prepared.discard(uri)
-    tracking.prepare_store(uri)
+    Store(uri).prepare()  # a fresh object: the upgraded schema is opened again
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -198,20 +198,21 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
 def show(studies: Sequence[str], root: Path | None = None) -> int:
     """Print each study's comparison table, then where to browse its runs."""
     from dlpractice import tracking
+    from dlpractice.paths import project_root
 
     unknown = [s for s in studies if s not in STUDIES]
     if unknown:
         raise DataError(f"unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
-    root = tracking.project_root() if root is None else root
+    root = project_root() if root is None else root
     for study in studies:
         table = root / "pipelines" / study / "results" / "table.md"
         print(f"\n## {study}\n")
         print(table.read_text() if table.is_file() else
               f"(no table yet: dvc repro pipelines/{study}/dvc.yaml)\n")
-    uri = tracking.resolve_uri(None)
+    store = tracking.Store(tracking.resolve_uri(None))
     print("Browse the runs in the MLflow UI: make ui   (then open the links below)")
     for study in studies:
-        print(f"  {study:<22} {tracking.runs_url(study, uri)}")
+        print(f"  {study:<22} {store.runs_url(study)}")
     return 0
 
 

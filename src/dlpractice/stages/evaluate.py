@@ -173,11 +173,20 @@ def run(cfg: Config, out: Outputs) -> None:
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "finished",
                            **report.outcome_row(outcome)}
     if cfg.tracking.enabled:
+        import tempfile
+
         from dlpractice import tracking
 
-        with tracking.RunTracker(cfg, tags=dvc_tags()) as tracker:
+        store = tracking.Store(tracking.resolve_uri(cfg.tracking.uri))
+        # config.yaml and normalizer.npz are artifacts of the run, not DVC outs: staged aside.
+        with tempfile.TemporaryDirectory(prefix="dlpractice-evaluate-") as tmp, \
+                tracking.RunTracker(cfg, store, tags=dvc_tags()) as tracker:
             tracker.log_history(result)
-            tracker.log_outcome(outcome, artifacts)
+            tracker.log_outcome(outcome)
+            artifacts["config"] = report.save_config(cfg, Path(tmp) / "config.yaml")
+            if stats is not None:
+                artifacts["normalizer"] = report.save_normalizer(stats, Path(tmp) / "normalizer.npz")
+            tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
     print(report.format_row(row))
 

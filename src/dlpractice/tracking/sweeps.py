@@ -1,0 +1,51 @@
+"""A sweep's parent run: opened before its jobs (they name it as their parent), closed after them.
+
+Owns the parent run's tags, its one upload and its status. The caller owns the run's lifetime
+(closing it if the process ends first); nothing here draws, formats or writes a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlpractice.tracking import metadata as md
+
+if TYPE_CHECKING:
+    from dlpractice.tracking.store import Store
+
+__all__ = ["finish_sweep_run", "start_sweep_run"]
+
+
+def start_sweep_run(store: Store, experiment: str, run_name: str,
+                    tags: Mapping[str, Any] | None = None) -> str:
+    """Open the parent run of a sweep in ``experiment``, tagged ``sweep=true`` (+ ``tags``);
+    returns its id. Close it with :func:`finish_sweep_run`."""
+    exp_id = store.experiment_id(experiment)
+    all_tags = {"sweep": "true", **md.common_tags(), **md.user_tags(tags)}
+    return store.client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
+
+
+def finish_sweep_run(
+    store: Store,
+    run_id: str,
+    files: Iterable[str | Path | None] = (),
+    tags: Mapping[str, Any] | None = None,
+    status: str = "FINISHED",
+) -> None:
+    """Log ``tags`` and ``files`` (the existing ones, in one upload, under their own names) to a
+    sweep's parent run, then close it with ``status`` — even when logging fails (then this
+    raises)."""
+    from mlflow.entities import RunTag
+
+    client = store.client
+    try:
+        if tags:
+            md.log_batch(client, run_id,
+                         tags=[RunTag(k, v) for k, v in md.user_tags(tags).items()])
+        paths = [Path(f) for f in files if f is not None and Path(f).is_file()]
+        if paths:
+            md.upload(client, run_id, {str(path): path for path in paths})
+    finally:
+        client.set_terminated(run_id, status=status)
