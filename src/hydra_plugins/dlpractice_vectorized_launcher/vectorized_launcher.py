@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.singleton import Singleton
@@ -28,12 +27,13 @@ from omegaconf import DictConfig, open_dict
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class _Share:
-    """What one process does: train its part of every stack, then finish its jobs."""
+    """What one process does: train its part of every stack, then finish its jobs. (Not a
+    dataclass: Hydra's plugin scan executes this module outside ``sys.modules``.)"""
 
-    stacks: list[Any] = field(default_factory=list)  # dlpractice.stacking.Stack
-    jobs: list[int] = field(default_factory=list)
+    def __init__(self, jobs: list[int] | None = None) -> None:
+        self.stacks: list[Any] = []  # dlpractice.stacking.Stack
+        self.jobs: list[int] = jobs or []
 
 
 class VectorizedLauncher(Launcher):
@@ -85,7 +85,7 @@ class VectorizedLauncher(Launcher):
             returns.update(_work(self.hydra_context, self.task_function, configs, shares[0]))
             for worker in workers:
                 returns.update(worker.results())
-            left = _Share(jobs=[j for s in shares[1:] for j in s.jobs if j not in returns])
+            left = _Share([j for s in shares[1:] for j in s.jobs if j not in returns])
             if left.jobs:  # a worker died: its jobs train and finish here
                 log.warning(f"a worker process failed; {len(left.jobs)} job(s) run here")
                 returns.update(_work(self.hydra_context, self.task_function, configs, left))
