@@ -483,13 +483,19 @@ COURSE_INITIALIZATION = {"zeros": (0.5, 0.5), "random": (0.83, 0.86), "he": (0.9
 def test_initialization_study_pipeline(project, first_repro):
     """The study as shipped: its table's every cell is its runs' values, which are the course's."""
     folder = project.root / "pipelines" / "initialization"
-    settings = yaml.safe_load((folder / "params.yaml").read_text())["settings"]
+    # the study's settings, in the order of its sweep (conf/study/initialization/<setting>.yaml)
+    settings = {name: yaml.safe_load((project.root / "conf" / "study" / "initialization"
+                                      / f"{name}.yaml").read_text())["tracking"]
+                for name in ("zeros", "random", "he")}
     project.dvc("repro", "pipelines/initialization/dvc.yaml")
     results = folder / "results"
     runs = {r.info.run_name: r for r in project.runs("initialization")
             if r.data.tags.get("sweep") != "true"}
     assert sorted(runs) == ["he", "random", "zeros"]
     assert all(r.info.status == "FINISHED" for r in runs.values())
+    (parent,) = [r for r in project.runs("initialization") if r.data.tags.get("sweep") == "true"]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {parent.info.run_id}
 
     X_train, Y_train, X_test, Y_test = ref.course_circles()
     for name, run in runs.items():
@@ -517,8 +523,11 @@ def test_initialization_study_pipeline(project, first_repro):
             assert float(md_row[column]) == pytest.approx(run.data.metrics[column], abs=5e-5)
         assert csv_row["diagnosis"] == md_row["diagnosis"] == run.data.tags["diagnosis"]
         setting = settings[csv_row["setting"]]
-        assert csv_row["course_train_test"] == md_row["course_train_test"] == setting["course"]
-        assert csv_row["comment"] == md_row["comment"] == setting["comment"].strip()
+        course = setting["tags"]["course_train_test"]
+        assert csv_row["course_train_test"] == md_row["course_train_test"] == course
+        assert run.data.tags["course_train_test"] == course
+        assert csv_row["comment"] == md_row["comment"] == setting["note"].strip()
+        assert run.data.tags["mlflow.note.content"] == setting["note"]
     assert (results / "boundaries.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     again = project.dvc("repro", "pipelines/initialization/dvc.yaml").stdout
