@@ -1,13 +1,10 @@
 """Load on the project's tracking server: parallel writers, then count what was stored.
 
-Starts ``python -m dlpractice.server`` on a free loopback port (SQLite in a temporary folder by
-default; ``--backend-store-uri`` or ``$DLPRACTICE_BACKEND_STORE_URI`` for PostgreSQL — the URI
-reaches the server through the environment), then ``workers`` processes each create ``runs`` runs
-and log ``points`` stepped points of one metric per run in batches of up to 1000 (one request per
-run at the default size), and close them FINISHED. Then it reads every run and metric history back:
-0 runs and 0 points may be lost. Bounded: a deadline (``--timeout``) stops the writers, and the
-server is stopped at the end. Loopback only.
-
+Starts ``python -m dlpractice.server`` on a free loopback port (SQLite in a temporary folder, or
+``--backend-store-uri`` / ``$DLPRACTICE_BACKEND_STORE_URI`` for PostgreSQL); ``workers`` processes
+each create ``runs`` runs of ``points`` stepped points in batches of up to 1000 and close them
+FINISHED; then every run and history is read back: 0 runs and 0 points may be lost. A deadline
+(``--timeout``) bounds it; the server is stopped at the end.
 ``python -m benchmarks.bench_load [--workers 8] [--runs 25] [--points 300] [--backend-store-uri URI]``
 """
 

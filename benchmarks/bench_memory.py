@@ -1,14 +1,10 @@
-"""Peak memory of the training stage, next to a bare ``python -c "import numpy"``.
+"""Peak memory of the training stage next to a bare ``python -c "import numpy"``.
 
-In a temporary folder: ``params.yaml`` written by ``python -m dlpractice.params -o`` (the default
-config), then the ``split`` and ``normalize`` stages, then the measured command
-``python -m dlpractice.stages.train``. Each measured command runs under a fresh wrapper process that
-starts it, waits for it and prints ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` — so only that
-one child counts. The reference is the same wrapper around ``python -c "import numpy"``.
-
-Reported: both peaks in MiB and their ratio (no target: a reading).
-
-Run ``python -m benchmarks.bench_memory`` from the repository root.
+In a temporary folder: ``params.yaml`` from ``python -m dlpractice.params -o``, the ``split`` and
+``normalize`` stages, then the measured ``python -m dlpractice.stages.train``, each under a fresh
+wrapper that prints ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` (only that child counts).
+Reported: both peaks in MiB and their ratio (a reading, no target).
+``python -m benchmarks.bench_memory`` from the repository root.
 """
 
 from __future__ import annotations

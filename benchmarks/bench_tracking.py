@@ -1,20 +1,10 @@
-"""Tracking overhead per run, beyond training: what recording a run costs on top of running it.
+"""Tracking overhead per run: what recording a run costs on top of running it.
 
-The default config (circles, 2-10-5-1 relu net, He init, 10000 full-batch iterations, gradient
-check on) with ``tracking.uri`` on a SQLite store in a temporary folder, made warm beforehand
-(schema created, experiment created, one warm-up run: imports, matplotlib, SQLAlchemy). Then, per
-repeat, in one process:
-
-* (a) ``pipeline.run_all(cfg)`` — data, normalization, training, gradient check, evaluation;
-* (b) the tracking part — ``report.write_run_outputs(outcome, tmpdir)`` (files and plots) and
-  ``with tracking.RunTracker(cfg, store) as t: t.log_history(outcome.result);
-  t.log_outcome(outcome); t.upload(artifacts)`` (one MLflow run: params, metrics, tags,
-  artifacts), ``store`` being one :class:`dlpractice.tracking.Store` for every repeat.
-
-Reported: the median over the repeats of (a) and (b) in seconds, (b)'s target ≤ 0.3 s, and (b)'s
-share of (a) + (b).
-
-Run ``python -m benchmarks.bench_tracking`` from the repository root (``--repeats N``).
+The default config with ``tracking.uri`` on a warm SQLite store in a temporary folder; per repeat,
+in one process: (a) ``pipeline.run_all(cfg)``; (b) ``report.write_run_outputs`` (files, plots) and
+one ``tracking.RunTracker`` run (history, outcome, upload) on one ``tracking.Store``.
+Reported: the medians of (a) and (b) in seconds, (b)'s target ≤ 0.3 s, and (b)'s share.
+``python -m benchmarks.bench_tracking [--repeats N]`` from the repository root.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
-"""Training speed of the course's regularization model: 2-20-3-1 relu net, full batch of m = 211.
-
-Contenders, timed side by side in one process (interleaved across repeats so they share the
-machine's noise; the median of the repeats is reported), in µs per gradient-descent iteration:
-
-* ``dlpractice`` — our :func:`dlpractice.nn.train`, default mode and ``course_compat=True``,
-  recording every 1000 iterations as the course does;
-* ``course loop`` — the course's plain code (:func:`benchmarks.course_reference.model`);
-* ``scikit-learn`` — ``MLPClassifier`` set up as the same model: relu, plain SGD at lr 0.3 without
-  momentum or L2, one full batch per epoch (so one epoch is one step), no shuffling, no early exit;
-* ``PyTorch CPU`` (only when ``torch`` is installed; not a dependency of the project) — the same
-  model in float64 (``nn.Sequential``, ``BCEWithLogitsLoss``, ``optim.SGD`` at lr 0.3), one thread
-  as in the others' single-threaded case, a plain training loop (forward, backward, step).
-
-Data: the course's ``football.mat`` when present next to the repository, else a random 2-D set of
-the same size. Targets: ≥ 1.5x faster than the course loop and ≥ 3x faster than scikit-learn.
-
-Run ``python -m benchmarks.bench_training`` from the repository root.
+"""Training speed of the course's regularization model (2-20-3-1 relu, full batch, m = 211), in µs
+per gradient-descent iteration, contenders interleaved in one process (medians of repeats):
+``dlpractice.nn.train`` (default and ``course_compat``), the course's plain loop
+(:mod:`benchmarks.course_reference`), scikit-learn's ``MLPClassifier`` set up as the same model
+(plain SGD, one full batch per epoch) and, when installed, PyTorch CPU float64 on one thread.
+Data: ``football.mat`` beside the repository when present, else a random set of that size.
+Targets: ≥ 1.5x the course loop, ≥ 3x scikit-learn. ``python -m benchmarks.bench_training``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ computed independently (tests/reference.py) from the same config."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -233,13 +234,19 @@ def test_the_gradient_check_checks_the_runs_own_cost():
         for key in parameters:
             np.testing.assert_allclose(side.grad[key], expected[key], rtol=1e-5, atol=1e-8)
     data = report.to_dict()
-    assert set(data) == {"gradcheck_difference", "passed", "at_init", "at_trained", "note"}
+    assert set(data) == {"gradcheck_difference", "passed", "threshold", "epsilon", "method",
+                         "at_init", "at_trained", "note"}
     assert (data["gradcheck_difference"], data["passed"], data["note"]) == (
         report.difference, True, "")
+    assert (data["threshold"], data["epsilon"], data["method"]) == (
+        cfg.gradcheck.threshold, cfg.gradcheck.epsilon, "central")
     assert data["at_trained"] == {
         "difference": report.at_trained.difference, "passed": True,
         "per_array": report.at_trained.per_array, "checked": 91, "kinks": 0,
         "kink_arrays": dict.fromkeys(["W1", "b1", "W2", "b2", "W3", "b3"], 0)}
+    # what reports/gradcheck.json holds gives back the report (its gradient arrays left out)
+    again = type(report).from_dict(json.loads(json.dumps(data)))
+    assert again.to_dict() == data and again.passed and again.difference == report.difference
     lines = report.report().splitlines()
     assert lines[0] == "gradient check at initialization:"
     assert lines[8] == report.at_init.summary()

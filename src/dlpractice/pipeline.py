@@ -143,13 +143,22 @@ class GradcheckReport:
         return self.at_init.passed and self.at_trained.passed
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "gradcheck_difference": self.difference,
-            "passed": self.passed,
-            "at_init": _check_dict(self.at_init),
-            "at_trained": _check_dict(self.at_trained),
-            "note": self.note,
-        }
+        """What ``reports/gradcheck.json`` holds (no gradient arrays); :meth:`from_dict` inverts it."""
+        sides = {}
+        for key, side in (("at_init", self.at_init), ("at_trained", self.at_trained)):
+            d = side.to_dict()
+            sides[key] = {k: d[k] for k in ("difference", "passed", "per_array", "checked", "kinks",
+                                            "kink_arrays")}
+        return {"gradcheck_difference": self.difference, "passed": self.passed,
+                "threshold": self.at_init.threshold, "epsilon": self.at_init.epsilon,
+                "method": self.at_init.method, **sides, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradcheckReport:
+        shared = {k: data[k] for k in ("threshold", "epsilon", "method")}
+        return cls(GradientCheckResult.from_dict({**data["at_init"], **shared}),
+                   GradientCheckResult.from_dict({**data["at_trained"], **shared}),
+                   note=str(data.get("note", "")))
 
     def report(self) -> str:
         lines = ["gradient check at initialization:", self.at_init.report(),
@@ -157,12 +166,6 @@ class GradcheckReport:
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
-
-
-def _check_dict(result: GradientCheckResult) -> dict[str, Any]:
-    return {"difference": result.difference, "passed": result.passed,
-            "per_array": dict(result.per_array), "checked": result.checked,
-            "kinks": result.kinks, "kink_arrays": dict(result.kink_arrays)}
 
 
 def check_gradients(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +91,6 @@ def outcome_metrics(outcome: Outcome) -> dict[str, float]:
 
 def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     """Write a run's files and plots into ``out_dir``; returns them by name (MLflow artifacts)."""
-    from dlpractice import plots
-
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = outcome.cfg
     files = {
@@ -107,16 +105,24 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     (out_dir / "metrics.json").write_text(json.dumps(
         {**metrics, "diagnosis": diag.label, "recommendation": diag.recommendation}, indent=2))
     files["metrics"] = out_dir / "metrics.json"
-    files["cost_curve"] = plots.cost_curve(outcome.result, out_dir / "cost_curve.png")
-    files["grad_norms"] = plots.grad_norms(outcome.result, out_dir / "grad_norms.png")
-    files["weights"] = plots.weight_histograms(outcome.result.parameters,
-                                               out_dir / "weight_histograms.png")
-    boundary = plots.decision_boundary(
-        outcome.result.parameters, outcome.splits.X_train, outcome.splits.Y_train,
-        cfg.model.activation, out_dir / "decision_boundary.png", title=config.run_name(cfg),
-    )
-    if boundary is not None:
-        files["decision_boundary"] = boundary
+    return {**files, **write_figures(outcome, lambda name: out_dir / name)}
+
+
+def write_figures(outcome: Outcome, path_of: Callable[[str], Path]) -> dict[str, Path]:
+    """A run's four figures (the boundary for 2-D data only), each written where ``path_of(file
+    name)`` says; returns them by name."""
+    from dlpractice import plots
+
+    result, splits, cfg = outcome.result, outcome.splits, outcome.cfg
+    files = {
+        "cost_curve": plots.cost_curve(result, path_of("cost_curve.png")),
+        "grad_norms": plots.grad_norms(result, path_of("grad_norms.png")),
+        "weights": plots.weight_histograms(result.parameters, path_of("weight_histograms.png")),
+    }
+    if splits.X_train.shape[0] == 2:
+        files["decision_boundary"] = plots.decision_boundary(
+            result.parameters, splits.X_train, splits.Y_train, cfg.model.activation,
+            path_of("decision_boundary.png"), title=config.run_name(cfg))
     return files
 
 

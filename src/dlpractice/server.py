@@ -1,25 +1,12 @@
-"""The project's MLflow tracking server: ``python -m dlpractice.server`` (``make server``).
+"""The project's MLflow tracking server: ``python -m dlpractice.server`` (``make server``) builds the
+``mlflow server`` command and replaces this process with it (README: "A tracking server").
 
-Builds the ``mlflow server`` command and replaces this process with it::
-
-    python -m dlpractice.server [--host 127.0.0.1] [--port 5000] [--backend-store-uri URI]
-                                [--artifacts-destination PATH] [--workers N] [--dry-run]
-
-* Bound to ``127.0.0.1`` unless ``--host`` says otherwise (MLflow has no authentication here).
-* Artifacts are served by the server (``--serve-artifacts``): clients upload and download them
-  through HTTP, stored under ``--artifacts-destination`` (default ``<project>/mlartifacts``).
-* Backend store: ``--backend-store-uri``, else ``$DLPRACTICE_BACKEND_STORE_URI``, else
-  ``sqlite:///<project>/mlflow.db``; ``postgresql://`` URIs need ``psycopg2`` (extra ``server``).
-* Credentials come from the environment only: the whole URI in ``DLPRACTICE_BACKEND_STORE_URI``,
-  or libpq's ``PGUSER``/``PGPASSWORD``/``~/.pgpass`` with a password-less URI. A password given on
-  the command line is refused (``ps`` would show it). The store URI reaches ``mlflow server`` through
-  its ``MLFLOW_BACKEND_STORE_URI`` variable, never its argv, and the command printed before starting
-  shows the URI with its password redacted.
-* Before starting, the schema is made ready through :meth:`dlpractice.tracking.Store.prepare`:
-  created when missing (SQLite: under a file lock, then WAL); an out-of-date SQLite schema is backed
-  up and upgraded; an out-of-date PostgreSQL/MySQL schema is upgraded only with ``--upgrade-db``
-  (back it up first, e.g. with ``pg_dump``). ``mlflow server`` would create a missing schema itself
-  but refuses an out-of-date one.
+Owns the server's options: loopback unless ``--host`` says otherwise, artifacts served by the server,
+the backend store (``--backend-store-uri``, ``$DLPRACTICE_BACKEND_STORE_URI`` or the project's
+SQLite file), credentials from the environment only (a password on the command line is refused; the
+URI reaches ``mlflow server`` through ``MLFLOW_BACKEND_STORE_URI``, never argv), and the schema made
+ready first (:meth:`dlpractice.tracking.Store.prepare`; an out-of-date PostgreSQL/MySQL schema only
+with ``--upgrade-db``). Must not track runs.
 """
 
 from __future__ import annotations

@@ -10,18 +10,17 @@ store before a launcher forks. It never trains and never formats a table itself.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import json
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from dlpractice.paths import locked
 
 SWEEP_FILE = ".sweep.json"
 SUMMARY_FILE = "summary.json"
@@ -44,17 +43,6 @@ def read_info(sweep_dir: Path) -> SweepInfo:
 
 def _write_info(sweep_dir: Path, info: SweepInfo) -> None:
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(info.__dict__))
-
-
-@contextmanager
-def _locked(sweep_dir: Path) -> Iterator[None]:
-    """One process of the sweep at a time (the jobs may run in several)."""
-    with open(sweep_dir / f"{SWEEP_FILE}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _tracking(config: DictConfig) -> Any:
@@ -86,7 +74,7 @@ class SweepCallback(Callback):
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
         self.sweep_id = uuid.uuid4().hex[:12]
-        with _locked(self.sweep_dir):
+        with locked(self.sweep_dir / f"{SWEEP_FILE}.lock"):
             _write_info(self.sweep_dir, SweepInfo(self.sweep_id))
         atexit.register(self._close, "KILLED")
 
@@ -106,7 +94,7 @@ class SweepCallback(Callback):
             return  # the job fails on its own, with its own error
         if not settings.enabled or read_info(sweep_dir).parent_run_id:
             return
-        with _locked(sweep_dir):
+        with locked(sweep_dir / f"{SWEEP_FILE}.lock"):
             info = read_info(sweep_dir)
             if info.parent_run_id is None:
                 store = tracking.Store(tracking.resolve_uri(settings.uri))

@@ -17,6 +17,7 @@ NORM_STATS = NORMALIZED_DIR / "stats.json"
 PARAMETERS = MODELS_DIR / "parameters.npz"
 INIT_PARAMETERS = MODELS_DIR / "init_parameters.npz"
 TRAIN_METRICS = MODELS_DIR / "train_metrics.json"
+TRAIN_RESULT = MODELS_DIR / "train_result.json"  # TrainResult.to_dict: what evaluate reads back
 HISTORY = MODELS_DIR / "history.csv"
 GRAD_NORMS = MODELS_DIR / "grad_norms.csv"
 GRADCHECK = REPORTS_DIR / "gradcheck.json"

@@ -20,6 +20,7 @@ from dlpractice.stages import (
     NORMALIZED_DIR,
     PARAMETERS,
     TRAIN_METRICS,
+    TRAIN_RESULT,
 )
 from dlpractice.stages._io import Outputs, load_splits, stage_main
 
@@ -46,6 +47,7 @@ def run(cfg: Config, out: Outputs) -> None:
             ([it, f"W{l}", norm] for it, norms in zip(result.iterations, result.grad_norms,
                                                       strict=True)
              for l, norm in enumerate(norms, start=1)))
+    out.json(TRAIN_RESULT, result.to_dict())
     out.json(TRAIN_METRICS, {
         "final_cost": result.final_cost,
         "iterations_run": result.iterations_run,

@@ -42,7 +42,7 @@ _SECRET_WORDS = frozenset({
 _URI_PASSWORD = re.compile(r"(?<=://)([^/:@\s]*):[^/@\s]*@")
 
 
-def one_line(value: Any, limit: int = MAX_TAG_VALUE) -> str:
+def tag_text(value: Any, limit: int = MAX_TAG_VALUE) -> str:
     """The first non-blank line of ``str(value)``, cut to ``limit`` characters with "…"."""
     lines = [ln.strip() for ln in str(value).splitlines() if ln.strip()]
     text = lines[0] if lines else ""
@@ -51,7 +51,7 @@ def one_line(value: Any, limit: int = MAX_TAG_VALUE) -> str:
 
 def failure_reason(exc: BaseException) -> str:
     """The ``failure_reason`` tag: the exception's first line, else its type's name."""
-    return one_line(exc) or type(exc).__name__
+    return tag_text(exc) or type(exc).__name__
 
 
 def _split_words(key: str) -> list[str]:
@@ -88,7 +88,7 @@ def params(cfg: Config) -> dict[str, str]:
 def user_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     """Caller-given tags as redacted one-line strings, without None values and secret-looking
     keys."""
-    return {str(key): redact(one_line(value)) for key, value in (tags or {}).items()
+    return {str(key): redact(tag_text(value)) for key, value in (tags or {}).items()
             if value is not None and not is_secret(str(key))}
 
 

@@ -154,13 +154,13 @@ class RunTracker:
                 md.log_batch(client, run_id, metrics=metrics, tags=tags)
         except Exception as exc:
             errors.append(exc)
-            _log.warning("could not log the end of MLflow run %s: %s", run_id, md.one_line(exc))
+            _log.warning("could not log the end of MLflow run %s: %s", run_id, md.tag_text(exc))
         try:
             client.set_terminated(run_id, status=status)
         except Exception as exc:
             errors.append(exc)
             _log.warning("could not close MLflow run %s as %s: %s", run_id, status,
-                         md.one_line(exc))
+                         md.tag_text(exc))
         # Only now: an interrupt above leaves the run open for the exit handler to retry.
         self.status = status
         atexit.unregister(self._close_at_exit)
@@ -168,7 +168,7 @@ class RunTracker:
             self.store.open_runs.remove(run_id)
         if errors and raise_errors:
             raise DlpracticeError(f"MLflow run {run_id} in {self.uri} could not be closed "
-                                  f"cleanly: {md.one_line(errors[0])}")
+                                  f"cleanly: {md.tag_text(errors[0])}")
 
     def _enclosing_run_id(self) -> str | None:
         if self.store.open_runs:
@@ -247,7 +247,7 @@ class RunTracker:
         metrics = [m for k, v in values.items() for m in md.metric_series(k, [0], [v], ts)]
         diagnosis = outcome.evaluation.diagnosis
         tags = [RunTag("diagnosis", diagnosis.label),
-                RunTag("recommendation", md.one_line(diagnosis.recommendation)),
+                RunTag("recommendation", md.tag_text(diagnosis.recommendation)),
                 RunTag("dataset_fingerprint", str(outcome.data.fingerprint))]
         if outcome.gradcheck is not None:
             tags.append(RunTag("gradcheck", "passed" if outcome.gradcheck.passed else "failed"))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpractice.errors import DlpracticeError
-from dlpractice.paths import project_root
-from dlpractice.tracking.metadata import one_line
+from dlpractice.paths import locked, project_root
+from dlpractice.tracking.metadata import tag_text
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -137,7 +137,7 @@ class Store:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DlpracticeError(
-                f"MLflow tracking server {self.uri} is unreachable: {one_line(reason)}; {hint}"
+                f"MLflow tracking server {self.uri} is unreachable: {tag_text(reason)}; {hint}"
             ) from None
         if status >= 500:  # a 4xx still answers (e.g. a proxy without /health)
             raise DlpracticeError(f"MLflow tracking server {self.uri} is unreachable: /health "
@@ -162,7 +162,7 @@ class Store:
         if path is None:  # in-memory: nothing to share or lock
             self._open()
             return
-        with _FileLock(Path(f"{path}-init.lock")):
+        with locked(Path(f"{path}-init.lock")):
             try:
                 self._open()
             except OutdatedSchemaError:
@@ -179,13 +179,13 @@ class Store:
         except MlflowException as exc:
             if "out-of-date database schema" in str(exc):
                 raise OutdatedSchemaError(
-                    f"the MLflow store {self.uri} has an out-of-date schema: {one_line(exc)}"
+                    f"the MLflow store {self.uri} has an out-of-date schema: {tag_text(exc)}"
                 ) from None
             raise DlpracticeError(
-                f"cannot open the MLflow store {self.uri}: {one_line(exc)}") from None
+                f"cannot open the MLflow store {self.uri}: {tag_text(exc)}") from None
         except Exception as exc:
             raise DlpracticeError(f"cannot open the MLflow store {self.uri}: "
-                                  f"{type(exc).__name__}: {one_line(exc)}") from None
+                                  f"{type(exc).__name__}: {tag_text(exc)}") from None
 
     def _upgrade_sqlite(self, path: Path) -> None:
         """Back the database up, then migrate it with MLflow's own ``mlflow db upgrade``."""
@@ -322,35 +322,3 @@ def _enable_wal(path: Path) -> None:
             con.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:  # e.g. a network filesystem without shared memory: keep rollback
         _log.info("could not switch %s to WAL: %s", path, exc)
-
-
-class _FileLock:
-    """An exclusive inter-process lock on ``path`` (``filelock`` when installed, else flock)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock: Any = None
-        self._fd: Any = None
-
-    def __enter__(self) -> None:
-        try:
-            from filelock import FileLock
-        except ImportError:
-            FileLock = None
-        if FileLock is not None:
-            self._lock = FileLock(str(self.path), timeout=600)
-            self._lock.acquire()
-            return
-        import fcntl
-
-        self._fd = open(self.path, "a")
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._lock is not None:
-            self._lock.release()
-        elif self._fd is not None:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            self._fd.close()
