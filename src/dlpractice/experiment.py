@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     sigterm_as_interrupt()
+    from dlpractice import startup
+
+    startup.import_kept(*startup.MLFLOW, *startup.MATPLOTLIB)
     # `mlflow run` hands us its own run in MLFLOW_RUN_ID; our runs go to the configured experiment
     # instead (tagged with that launcher run), so don't let MLflow's fluent API resume it.
     if "MLFLOW_RUN_ID" in os.environ:

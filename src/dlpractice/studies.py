@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     sh = sub.add_parser("show", help="print the studies' tables and their MLflow UI links")
     sh.add_argument("studies", nargs="*", help="default: all of them")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    from dlpractice import startup
+
+    startup.import_kept(*startup.MLFLOW)
     try:
         return show(args.studies or list(STUDIES))
     except DlpracticeError as exc:

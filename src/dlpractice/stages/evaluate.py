@@ -59,6 +59,9 @@ def dvc_tags() -> dict[str, str]:
 
 def run(cfg: Config, out: Outputs) -> None:
     """Evaluate the trained network, diagnose bias/variance, plot, and record the MLflow run."""
+    from dlpractice import startup
+
+    startup.import_kept(*startup.MATPLOTLIB, *(startup.MLFLOW if cfg.tracking.enabled else ()))
     meta = read_json(SPLIT_META)
     raw = load_splits(SPLIT_DIR)
     splits = load_splits(NORMALIZED_DIR)
