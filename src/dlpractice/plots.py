@@ -65,12 +65,18 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 def _plain_log_y(ax: Axes) -> None:
     """A log y axis labelled ``0.01`` rather than in mathtext (``10^-2``, slow to typeset), with
-    no minor tick labels."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    a few labels and no minor ticks (each tick is an artist to lay out and draw)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(numticks=6))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _title(ax: Axes, text: str, **kwargs: Any) -> None:
+    """A title at a fixed height: placing it automatically measures every tick label again."""
+    ax.set_title(text, y=1.0, **kwargs)
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -90,7 +96,7 @@ def _no_data(ax: Axes, message: str, title: str = "") -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title)
+    _title(ax, title)
 
 
 def _no_data_figure(message: str, title: str, path: str | Path) -> Path:
@@ -123,7 +129,7 @@ def _against_iterations(ax: Axes, ylabel: str, title: str, log: bool, **legend: 
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(**legend)
-    ax.set_title(title)
+    _title(ax, title)
 
 
 def _is_2d(X: np.ndarray) -> bool:
@@ -182,7 +188,7 @@ def weight_histograms(parameters: Mapping[str, np.ndarray], path: str | Path) ->
                     histtype="stepfilled")
             ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
             ax.set_yticks([])  # the counts say little; the shape and the spread matter
-        ax.set_title(f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
+        _title(ax, f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
     fig.suptitle("weights per layer")
     return _save(fig, path)
 
@@ -215,7 +221,7 @@ def _boundary_axes(ax: Axes, parameters: Mapping[str, np.ndarray], X: np.ndarray
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     if title:
-        ax.set_title(title)
+        _title(ax, title)
 
 
 def decision_boundary(
@@ -318,7 +324,7 @@ def bias_variance_chart(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
     ax.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([train, dev, bayes, [0.0]]))) * 1.15))
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title("bias / variance per setting")
+    _title(ax, "bias / variance per setting")
     return _save(fig, path)
 
 
@@ -342,7 +348,7 @@ def layer_norms(norms: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
     for ax, title, xlabel in ((ax_a, "activation RMS per hidden layer (at init)", "hidden layer"),
                               (ax_g, "‖dWl‖ per layer (at init)", "layer")):
         _plain_log_y(ax)
-        ax.set_title(title)
+        _title(ax, title)
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
         if norms:

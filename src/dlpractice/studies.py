@@ -57,11 +57,14 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def study_of(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """The study every row of a sweep belongs to (None: a plain sweep, or a mix)."""
-    names = {(r.get("config") or {}).get("study") for r in rows}
-    if len(names) != 1:
-        return None
-    name = names.pop()
+    """The study whose settings a sweep ran (every job chose an option of ``study/<name>``);
+    None for any other sweep."""
+    names = set()
+    for row in rows:
+        chosen = {o.partition("=")[0].removeprefix("study/") for o in row.get("overrides", ())
+                  if o.startswith("study/")}
+        names.add(chosen.pop() if len(chosen) == 1 else None)
+    name = names.pop() if len(names) == 1 else None
     return name if name in STUDIES else None
 
 

@@ -45,13 +45,6 @@ def _write_info(sweep_dir: Path, info: SweepInfo) -> None:
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(info.__dict__))
 
 
-def _tracking(config: DictConfig) -> Any:
-    """The typed config's tracking section (the jobs were validated already)."""
-    from dlpractice import config as config_module
-
-    return config_module.load(config, check_files=False).tracking
-
-
 class SweepCallback(Callback):
     def __init__(self, target_cost: float | None = None) -> None:
         self.target_cost = target_cost  # a study's iterations_to_target column
@@ -83,23 +76,19 @@ class SweepCallback(Callback):
         from hydra.types import RunMode
 
         from dlpractice import tracking
-        from dlpractice.errors import DlpracticeError
 
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            settings = _tracking(config)
-        except DlpracticeError:
-            return  # the job fails on its own, with its own error
-        if not settings.enabled or read_info(sweep_dir).parent_run_id:
+        settings = config.get("tracking", {})  # the job validates its config itself
+        if not settings.get("enabled", True) or read_info(sweep_dir).parent_run_id:
             return
         with locked(sweep_dir / f"{SWEEP_FILE}.lock"):
             info = read_info(sweep_dir)
             if info.parent_run_id is None:
-                store = tracking.Store(tracking.resolve_uri(settings.uri))
+                store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
                 run_id = tracking.start_sweep_run(
-                    store, settings.experiment, f"sweep-{info.sweep_id}",
+                    store, str(settings.get("experiment", "dlpractice")), f"sweep-{info.sweep_id}",
                     tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)})
                 _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri))
 
