@@ -61,19 +61,18 @@ class _Deltas:
             return d
         if a == "tanh":  # tanh(z + d) − tanh(z) = tanh(d) sech²z / (1 + tanh z tanh d)
             t, sech2 = ctx
-            np.tanh(d, out=d)
-            denominator = d * t
-            denominator += 1.0
-            d *= sech2
-            d /= denominator
-            return d
+            return _scaled_ratio(np.tanh(d, out=d), t, sech2)
         s, s1ms = ctx  # σ(z + d) − σ(z) = σ(1 − σ) u / (1 + σ u), u = e^d − 1
-        np.expm1(d, out=d)
-        denominator = d * s
-        denominator += 1.0
-        d *= s1ms
-        d /= denominator
-        return d
+        return _scaled_ratio(np.expm1(d, out=d), s, s1ms)
+
+
+def _scaled_ratio(u: np.ndarray, t: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``u · scale / (1 + u · t)``, in place in ``u``."""
+    denominator = u * t
+    denominator += 1.0
+    u *= scale
+    u /= denominator
+    return u
 
 
 class NetworkDifferences:
