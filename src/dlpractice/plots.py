@@ -28,17 +28,6 @@ GRID_POINTS = 120  # per axis, for decision boundaries
 # A log scale helps once the values span more than this factor (e.g. a cost falling from 0.7 to 0.01).
 LOG_SCALE_RATIO = 20.0
 
-__all__ = [
-    "bias_variance_chart",
-    "boundaries_side_by_side",
-    "cost_curve",
-    "cost_curves",
-    "decision_boundary",
-    "grad_norms",
-    "layer_norms",
-    "weight_histograms",
-]
-
 
 # -- helpers -------------------------------------------------------------------------------------
 
