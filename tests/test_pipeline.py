@@ -247,6 +247,10 @@ def test_the_gradient_check_checks_the_runs_own_cost():
     # what reports/gradcheck.json holds gives back the report (its gradient arrays left out)
     again = type(report).from_dict(json.loads(json.dumps(data)))
     assert again.to_dict() == data and again.passed and again.difference == report.difference
+    # the gradcheck stage leaves an empty note out of its file; a note comes back as written
+    assert type(report).from_dict({k: v for k, v in data.items() if k != "note"}).note == ""
+    noted = type(report).from_dict({**data, "note": "dropout was switched off"})
+    assert noted.note == noted.to_dict()["note"] == "dropout was switched off"
     lines = report.report().splitlines()
     assert lines[0] == "gradient check at initialization:"
     assert lines[8] == report.at_init.summary()
