@@ -47,6 +47,26 @@ def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
     assert png(sweep_dir / "layer_norms.png") and png(sweep_dir / "boundaries.png")
 
 
+def test_two_jobs_of_a_sweep_never_share_a_folder(tmp_path):
+    """One study setting swept over another value: both jobs resolve to the setting's folder; the
+    second one stops with one line instead of overwriting the first one's files and row."""
+    sweep_dir = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "study/regularization=l2",
+         "regularizer.lambd=0.1,0.3", "train.iterations=50", "tracking.enabled=false",
+         f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((sweep_dir / "l2" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["job"] == 0
+    assert summary["config"]["regularizer"]["lambd"] == 0.1
+    assert [r["setting"] for r in ref.read_csv(sweep_dir / "table.csv")] == ["l2"]
+    assert (f"error: job 1: {sweep_dir / 'l2'} holds job 0 of this sweep already: give each job "
+            "its own folder (hydra.sweep.subdir), e.g. sweep other values with the study's "
+            "preset") in proc.stderr.splitlines()
+
+
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_show_prints_every_study_table_and_ui_links(tmp_path):
     from mlflow.tracking import MlflowClient

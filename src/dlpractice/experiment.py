@@ -87,6 +87,10 @@ def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
     info = sweep.read_info(Path(str(hc.sweep.dir))) if multirun else sweep.SweepInfo()
     tags = {k: v for k, v in (("sweep_id", info.sweep_id),
                               ("mlflow_project_run", os.environ.get(PROJECT_RUN_ENV))) if v}
+    clash = _earlier_job_in(output_dir, info.sweep_id) if multirun else None
+    if clash is not None:  # leave the earlier job's files and row as they are
+        print(f"error: job {hc.job.num}: {clash}", file=sys.stderr)
+        return {"status": "failed", "error": clash, "job": hc.job.num}
     row: dict[str, Any] = {}
     try:
         cfg = config.load(raw_cfg)  # the one load of this job's config
@@ -117,6 +121,21 @@ def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
 
         print(report.format_row(row))
     return row
+
+
+def _earlier_job_in(output_dir: Path, sweep_id: str | None) -> str | None:
+    """Why this job must not use ``output_dir``: an earlier job of the same sweep wrote it (a
+    subdir both resolve to, e.g. one study setting swept over other values)."""
+    from dlpractice import sweep
+
+    try:
+        earlier = json.loads((output_dir / sweep.SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if sweep_id is None or not isinstance(earlier, dict) or earlier.get("sweep_id") != sweep_id:
+        return None
+    return (f"{output_dir} holds job {earlier.get('job')} of this sweep already: give each job its "
+            "own folder (hydra.sweep.subdir), e.g. sweep other values with the study's preset")
 
 
 def _discard_hydra_files(output_dir: Path, hc: Any) -> None:
