@@ -3,9 +3,10 @@
 pipeline.
 
 Metrics ``reports/metrics.json`` (train/dev/test accuracy and error, avoidable_bias, variance,
-gradcheck_difference, diagnosis); ``reports/diagnosis.json`` (the diagnosis with its
-recommendations); plots ``reports/plots/*.png``. Inside ``dvc exp run`` the MLflow run is tagged
-with the DVC experiment's name (``dvc_experiment``) and baseline commit.
+diagnosis, gradcheck_difference, gradcheck_passed: `dvc exp show`'s first columns, in this order);
+``reports/diagnosis.json`` (the diagnosis with its recommendations); plots ``reports/plots/*.png``.
+Inside ``dvc exp run`` the MLflow run is tagged with the DVC experiment's name (``dvc_experiment``)
+and baseline commit.
 """
 
 from __future__ import annotations
@@ -81,11 +82,12 @@ def run(cfg: Config, out: Outputs) -> None:
         evaluation=evaluation,
     )
     diag = evaluation.diagnosis
+    # `dvc exp show` orders its columns by this file's keys: what a user compares comes first
     metrics: dict[str, Any] = {
         **evaluation.metrics(),
+        "diagnosis": diag.label,
         "gradcheck_difference": gc.get("gradcheck_difference"),
         "gradcheck_passed": gc.get("passed"),
-        "diagnosis": diag.label,
     }
     artifacts = {"metrics": out.json(METRICS, metrics)}
     artifacts["diagnosis"] = out.json(DIAGNOSIS, {

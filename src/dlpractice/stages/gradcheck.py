@@ -2,8 +2,9 @@
 parameters, on a bounded, seeded batch of the normalized train split.
 
 Prints the per-array report. When the check does not pass (and ``gradcheck.fail`` is true) the stage
-exits 1 with a one-line error and writes nothing, so ``dvc repro`` stops here. Metrics:
-``reports/gradcheck.json`` (gradcheck_difference, passed, per array at init and trained).
+exits 1 with a one-line error and writes nothing, so ``dvc repro`` stops here. Writes
+``reports/gradcheck.json`` (gradcheck_difference, passed, per array at init and trained): detail, not
+a DVC metric; evaluate reads it back and puts its difference and pass in ``reports/metrics.json``.
 """
 
 from __future__ import annotations
