@@ -8,6 +8,9 @@ one leaves the workspace on the baseline (params.yaml with ``train.iterations=30
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -37,6 +40,20 @@ EVALUATION = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", 
               "test_error", "avoidable_bias", "variance")
 TRAIN_OUTS = ("models/parameters.npz", "models/init_parameters.npz", "models/history.csv",
               "models/grad_norms.csv", "models/train_metrics.json")
+# `dvc exp show`'s metric columns, in order: what a user compares, then training's
+COMPARED = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+            "test_error", "avoidable_bias", "variance", "diagnosis", "gradcheck_difference",
+            "gradcheck_passed")
+TRAINING = ("final_cost", "iterations_run", "train_seconds", "stopped_early")
+METRIC_FILES = ["reports/metrics.json", "models/train_metrics.json"]
+# small outs (cache: false) are in git; the others in the DVC cache, each folder's .gitignore naming them
+IN_GIT = {"dvc.lock", "data/.gitignore", "models/.gitignore", "reports/.gitignore",
+          "models/history.csv", "models/grad_norms.csv", "models/train_metrics.json",
+          "reports/gradcheck.json", "reports/metrics.json", "reports/diagnosis.json"}
+IN_CACHE = ("data/split", "data/normalized", "models/parameters.npz", "models/init_parameters.npz",
+            "models/train_result.json", "reports/plots")
+# the columns of `dvc exp show --csv` before the metrics
+EXP_SHOW_HEADERS = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
 
 
 class Project:
@@ -209,8 +226,7 @@ def test_dvc_metrics_and_plots_show_the_files(project, first_repro):
     root = project.root
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     files = next(iter(shown.values()))["data"]
-    assert set(files) == {"reports/metrics.json", "reports/gradcheck.json",
-                          "models/train_metrics.json"}
+    assert list(files) == METRIC_FILES  # reports/gradcheck.json (per-array detail) is no metric
     for name, content in files.items():
         assert "error" not in content, (name, content)
         # DVC leaves out null values (e.g. best_iteration without early stopping)
@@ -230,6 +246,76 @@ def test_dvc_metrics_and_plots_show_the_files(project, first_repro):
         (int(r["iteration"]), r["layer"], float(r["grad_norm"]))
         for r in ref.read_csv(root / "models/grad_norms.csv")]
     assert len(norms) == 3 * len(history)
+
+
+def _logged(run) -> dict[str, dict]:
+    """The metrics files' values as the experiment's MLflow run logged them (by file)."""
+    m, tags = run.data.metrics, run.data.tags
+    return {
+        "reports/metrics.json": {**{k: m[k] for k in EVALUATION}, "diagnosis": tags["diagnosis"],
+                                 "gradcheck_difference": m["gradcheck_difference"],
+                                 "gradcheck_passed": tags["gradcheck"] == "passed"},
+        "models/train_metrics.json": {k: m[k] for k in ("final_cost", "iterations_run",
+                                                        "train_seconds")},
+    }
+
+
+def _exp_show(project: Project) -> list[dict]:
+    return json.loads(project.dvc("exp", "show", "--json").stdout)
+
+
+def _experiments(shown: list[dict]) -> dict[str, dict]:
+    """The experiments of ``dvc exp show --json``, by name."""
+    return {r["name"]: r for row in shown for e in (row.get("experiments") or [])
+            for r in e["revs"]}
+
+
+def _assert_shows_the_run(rev: dict, run) -> None:
+    """A row of ``dvc exp show --json`` holds the values its MLflow run logged (no '!')."""
+    files = rev["data"]["metrics"]
+    assert list(files) == METRIC_FILES
+    for name, values in _logged(run).items():
+        assert "error" not in files[name], (name, files[name])
+        assert {k: files[name]["data"][k] for k in values} == values, name
+
+
+def test_exp_show_leads_with_what_a_user_compares(project, first_repro):
+    """The table's metric columns: what a user compares, then training's; the commit's row shows
+    the values its MLflow run logged (git holds its metrics files), as does the workspace's."""
+    table = list(csv.reader(io.StringIO(project.dvc("exp", "show", "--csv").stdout)))
+    header = table[0]
+    first = next(i for i, name in enumerate(header) if name not in EXP_SHOW_HEADERS)
+    metrics = [*COMPARED, *TRAINING]
+    assert header[first:first + len(metrics) + 1] == [*metrics, next(iter(project.read_params()))]
+    assert not any(k in name for name in header for k in ("at_init", "at_trained", "per_array"))
+
+    (run,) = project.runs()
+    head = project.git("rev-parse", "HEAD").stdout.strip()
+    rows = {row["rev"]: row for row in _exp_show(project)}
+    assert set(rows) == {"workspace", head}
+    for row in rows.values():
+        _assert_shows_the_run(row, run)
+    logged = _logged(run)["reports/metrics.json"]
+    (committed,) = [r for r in table[1:] if r[header.index("typ")] == "baseline"
+                    and r[header.index("rev")] != "workspace"]
+    assert [committed[header.index(k)] for k in COMPARED] == [
+        str(logged[k]) if isinstance(logged[k], (str, bool)) else repr(logged[k])
+        for k in COMPARED]
+
+
+def test_small_outs_are_in_git_and_the_others_in_the_dvc_cache(project, first_repro):
+    """DVC's convention (example-get-started): the `cache: false` outs (metrics, plot data,
+    reports) and dvc.lock are committed; the rest is in the DVC cache, git-ignored."""
+    committed = project.git("ls-tree", "-r", "--name-only", "HEAD").stdout.split()
+    outs = {p for p in committed if p == "dvc.lock" or p.startswith(("data/", "models/",
+                                                                      "reports/"))}
+    assert outs == IN_GIT | {"data/README.md"}
+    assert project.git("check-ignore", *IN_CACHE).stdout.split() == list(IN_CACHE)
+    for rel in ("models/parameters.npz", "models/init_parameters.npz", "models/train_result.json"):
+        content = (project.root / rel).read_bytes()
+        digest = hashlib.md5(content).hexdigest()
+        assert (project.root / ".dvc/cache/files/md5" / digest[:2] / digest[2:]).read_bytes() \
+            == content, rel
 
 
 def test_the_mlflow_run_holds_the_stage_outputs(project, first_repro, tmp_path):
@@ -294,6 +380,7 @@ def test_second_repro_changes_nothing(project, first_repro):
 
 def test_train_param_change_reruns_train_not_split(project, first_repro):
     baseline_metrics = project.json("reports/metrics.json")
+    baseline_gradcheck = project.json("reports/gradcheck.json")
     project.params("train.learning_rate=0.02")
     proc = project.dvc("repro")
     out = proc.stdout
@@ -303,13 +390,15 @@ def test_train_param_change_reruns_train_not_split(project, first_repro):
         assert f"Running stage '{stage}'" in out
     assert len(project.runs()) == 2
     assert project.json("reports/metrics.json") != baseline_metrics
-    # and back: train runs again (stages with cache: false outs are not in DVC's run cache) and
-    # writes the same bytes, so the gradient check is restored from the run cache
+    # and back: the three run again (DVC's run cache keeps no stage with a `cache: false` out
+    # that is neither a metric nor a plot) and give the baseline's values
     project.params()
     back = project.dvc("repro").stdout
     assert "Stage 'split' didn't change, skipping" in back
-    assert "Stage 'gradcheck' is cached - skipping run" in back
+    for stage in ("train", "gradcheck", "evaluate"):
+        assert f"Running stage '{stage}'" in back
     assert project.json("reports/metrics.json") == baseline_metrics
+    assert project.json("reports/gradcheck.json") == baseline_gradcheck
     up_to_date = project.dvc("status", "dvc.yaml").stdout.strip()
     assert up_to_date.endswith("Data and pipelines are up to date.")
 
@@ -384,6 +473,22 @@ def test_bad_config_value_one_line_no_outs_no_running_run(project, first_repro, 
     project.baseline()
 
 
+def _changed(old_run, new_run) -> dict[str, dict]:
+    """What `dvc exp diff --json` / `dvc metrics diff --json` should list: by metrics file, each
+    value that differs between the two runs' logged ones (DVC adds the numbers' difference)."""
+    old, new = _logged(old_run), _logged(new_run)
+    out: dict[str, dict] = {}
+    for name in METRIC_FILES:
+        for key, before in old[name].items():
+            after = new[name][key]
+            if before != after:
+                entry = {"old": before, "new": after}
+                if not isinstance(after, str):
+                    entry["diff"] = after - before
+                out.setdefault(name, {})[key] = entry
+    return out
+
+
 def _exp_names(output: str) -> list[str]:
     for line in output.splitlines():
         if line.startswith("Ran experiment(s):"):
@@ -425,16 +530,16 @@ def test_exp_run_set_params_composes_params_and_tags_the_run(project, first_repr
     project.baseline()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the metrics files are git-ignored, so an "
-                   "experiment's commit has none and `dvc exp show` shows '!' for every metric")
 def test_exp_show_shows_the_experiments_metrics(project, first_repro):
     name, run = project.exp_run
-    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])
-            for r in e["revs"]}
-    metrics = revs[name]["data"]["metrics"]["reports/metrics.json"]
+    experiment = _experiments(_exp_show(project))[name]
+    metrics = experiment["data"]["metrics"]["reports/metrics.json"]
     assert "error" not in metrics, metrics
     assert metrics["data"]["dev_accuracy"] == run.data.metrics["dev_accuracy"]
+    _assert_shows_the_run(experiment, run)
+    # the experiment's commit holds its metrics files
+    committed = project.git("ls-tree", "-r", "--name-only", experiment["rev"]).stdout.split()
+    assert set(METRIC_FILES) <= set(committed)
 
 
 def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
@@ -464,16 +569,52 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
     new = [r for r in project.runs() if r.info.run_id not in before]
     assert sorted((r.data.params["init.name"], r.data.params["train.learning_rate"]) for r in new) == [
         ("xavier", "0.01"), ("xavier", "0.05"), ("zeros", "0.01"), ("zeros", "0.05")]
-    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])
-            for r in e["revs"]}
+    revs = _experiments(_exp_show(project))
     assert all(r.info.status == "FINISHED" for r in new)
     assert all(r.data.tags.get("dvc_root") == str(project.root) for r in new)
-    for run in new:  # each run is tagged with its experiment, whose params it logged
+    for run in new:  # each run is tagged with its experiment, whose params and metrics it logged
         params = revs[run.data.tags["dvc_experiment"]]["data"]["params"]["params.yaml"]["data"]
         assert (params["init"]["name"], str(params["train"]["learning_rate"])) == (
             run.data.params["init.name"], run.data.params["train.learning_rate"])
         assert run.data.params == {k: str(v) for k, v in ref.flatten(params).items()}
+        _assert_shows_the_run(revs[run.data.tags["dvc_experiment"]], run)
+
+    # `dvc exp diff` of two of them: the one param that differs, and every metric that changed
+    # with both values, as their runs logged them
+    runs = {(r.data.params["init.name"], r.data.params["train.learning_rate"]): r for r in new}
+    zeros, xavier = runs[("zeros", "0.05")], runs[("xavier", "0.05")]
+    diff = json.loads(project.dvc("exp", "diff", "--json", zeros.data.tags["dvc_experiment"],
+                                  xavier.data.tags["dvc_experiment"]).stdout)
+    assert diff["params"] == {"params.yaml": {"init.name": {"old": "zeros", "new": "xavier"}}}
+    assert diff["metrics"] == _changed(zeros, xavier)
+    assert "dev_accuracy" in diff["metrics"]["reports/metrics.json"]
+
+
+def test_temp_experiment_shows_its_metrics_and_plots(project, first_repro):
+    """`dvc exp run --temp` (a temporary copy of the repository): its commit carries its metrics
+    and plot data, so `dvc exp show`, `dvc metrics diff` and `dvc plots diff` read its values."""
+    workspace = (project.root / "reports/metrics.json").read_bytes()
+    proc = project.dvc("exp", "run", "--temp", "-S", "regularizer=l2", "-S",
+                       "regularizer.lambd=0.3", "-S", f"train.iterations={ITERATIONS}")
+    (name,) = _exp_names(proc.stdout + proc.stderr)
+    assert (project.root / "reports/metrics.json").read_bytes() == workspace  # left alone
+    (run,) = [r for r in project.runs() if r.data.tags.get("dvc_experiment") == name]
+    assert (run.data.params["regularizer.name"], run.data.params["regularizer.lambd"]) == (
+        "l2", "0.3")
+    _assert_shows_the_run(_experiments(_exp_show(project))[name], run)
+
+    # against the workspace's experiment (regularizer.lambd=0.7)
+    other_name, other = project.exp_run
+    diff = json.loads(project.dvc("metrics", "diff", "--json", other_name, name).stdout)
+    assert diff == _changed(other, run)
+    plots = json.loads(project.dvc("plots", "diff", "--json", other_name, name).stdout)["data"]
+    values = plots["cost"][0]["content"]["data"]["values"]
+    client = project.client()
+    for rev, logged in ((other_name, other), (name, run)):
+        for field in ("cost", "dev_cost"):
+            points = sorted((int(v["iteration"]), float(v["dvc_inferred_y_value"]))
+                            for v in values if v["rev"] == rev and v["field"] == field)
+            assert points == ref.mlflow_history(client, logged.info.run_id, field), (rev, field)
 
 
 # The course's Initialization notebook prints these train / test accuracies.
