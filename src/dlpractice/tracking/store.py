@@ -96,6 +96,8 @@ class Store:
         self._prepared = False
         self._client: MlflowClient | None = None
         self._experiment_ids: dict[str, str] = {}
+        # (experiment, config hash) -> its FINISHED run or None, as finished_runs found it
+        self._finished: dict[tuple[str, str], str | None] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
@@ -288,6 +290,8 @@ class Store:
         """The id of the latest FINISHED run of ``experiment`` tagged ``config_hash``, else None."""
         if not re.fullmatch(r"[0-9A-Za-z_-]+", config_hash):
             raise ValueError(f"config_hash {config_hash!r} must be a hex digest")
+        if (experiment, config_hash) in self._finished:  # the sweep's search answered (once:
+            return self._finished.pop((experiment, config_hash))  # a later twin job asks again)
         self.prepare()
         exp_id = self._existing_experiment_id(experiment)
         if exp_id is None:
@@ -303,7 +307,8 @@ class Store:
     def finished_runs(self, experiment: str, config_hashes: Iterable[str]
                       ) -> dict[str, dict[str, Any]]:
         """The latest FINISHED run of ``experiment`` per hash in ``config_hashes`` that has one,
-        as :meth:`run_summary` rows, found in one search (paged) rather than a query per hash."""
+        as :meth:`run_summary` rows, found in one search (paged) rather than a query per hash;
+        :meth:`find_finished_run` then answers once for each of these hashes without a query."""
         wanted = set(config_hashes)
         self.prepare()
         exp_id = self._existing_experiment_id(experiment) if wanted else None
@@ -321,6 +326,8 @@ class Store:
             token = page.token
             if not token or len(rows) == len(wanted):
                 break
+        self._finished.update({(experiment, key): rows[key]["run_id"] if key in rows else None
+                               for key in wanted})
         return rows
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
