@@ -6,6 +6,9 @@ The sweep: 16 values of the L2 strength on the course's regularization model (2-
 process with its own SQLite store (copied from one made beforehand), launchers in rotating order;
 medians of the repeats and the ratios (targets: ≥ 3x basic, ≥ 2x joblib on 2 processes); all must
 give the same accuracies. Also the trainer alone, µs per configuration-iteration, single vs stacked.
+``--configs K [K ...]``: how a sweep's cost grows with its size instead (λ sweeps of K 3000-iteration
+runs on moons, vectorized launcher): seconds per configuration outside training, and per finished
+configuration when the same sweep resumes (targets ≤ 0.1 s and ≤ 0.01 s at the largest K).
 Run ``python -m benchmarks.bench_sweep`` from the repository root (``--repeats N``, ``--quick``).
 """
 
@@ -232,11 +235,117 @@ def run(repeats: int = 1, iterations: int = ITERATIONS) -> list[dict]:
     return rows_from(sweeps, trainer)
 
 
+# -- how the cost grows with the sweep's size -------------------------------------------------------
+
+SCALING_ITERATIONS = 3000
+PER_CONFIG_TARGET = 0.1  # s per configuration outside training, at the largest K
+PER_FINISHED_TARGET = 0.01  # s per finished configuration when the sweep resumes
+
+
+def scaling_args(k: int) -> list[str]:
+    lambds = ",".join(f"{0.7 * i / k:.6g}" for i in range(k))
+    return ["hydra/launcher=vectorized", "data=moons", "regularizer=l2",
+            f"regularizer.lambd={lambds}", f"train.iterations={SCALING_ITERATIONS}"]
+
+
+def _timed_sweep(args: list[str], folder: Path, db: Path) -> float:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dlpractice.experiment", "-m", *args,
+                           f"hydra.sweep.dir={folder}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep failed:\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def _training_seconds(k: int) -> float:
+    """The sweep's training alone: its K networks stacked, half in each of 2 forked processes (as
+    the launcher trains them), wall seconds."""
+    from hydra import compose, initialize_config_dir
+
+    from dlpractice import config, pipeline
+
+    configs, splits = [], None
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for lambd in scaling_args(k)[3].partition("=")[2].split(","):
+            cfg = config.load(compose("config", overrides=[*scaling_args(k)[1:3],
+                                                          f"regularizer.lambd={lambd}",
+                                                          scaling_args(k)[4]]))
+            data = pipeline.prepare_data(cfg)
+            splits, _ = pipeline.normalize(cfg, data.splits)
+            configs.append(pipeline.train_config(cfg, data.n_features))
+    ctx = multiprocessing.get_context("fork")
+    half = len(configs) // 2
+    start = time.perf_counter()
+    procs, pipes = [], []
+    for part in (configs[:half], configs[half:]):
+        here, there = ctx.Pipe()
+        p = ctx.Process(target=_stacked_in_child,
+                        args=(part, splits.X_train, splits.Y_train, there))
+        p.start()
+        procs.append(p)
+        pipes.append(here)
+    for pipe in pipes:
+        pipe.recv()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - start
+
+
+def measure_scaling(ks: list[int], repeats: int) -> list[dict]:
+    """Per K: sweep seconds, training seconds, s per configuration outside training, resume
+    seconds and s per finished configuration (medians of ``repeats``)."""
+    out = []
+    for k in ks:
+        sweep, resume = [], []
+        train = statistics.median(_training_seconds(k) for _ in range(repeats))
+        for r in range(repeats):
+            with tempfile.TemporaryDirectory(prefix="dlpractice-bench-scaling-") as tmp:
+                folder, db = Path(tmp) / "sweep", Path(tmp) / "mlflow.db"
+                sweep.append(_timed_sweep(scaling_args(k), folder, db))
+                resume.append(_timed_sweep(scaling_args(k), folder, db))
+            print(f"  K={k} {r + 1}/{repeats}: sweep {sweep[-1]:.1f} s, resume {resume[-1]:.1f} s",
+                  flush=True)
+        s, rs = statistics.median(sweep), statistics.median(resume)
+        out.append({"k": k, "sweep": s, "train": train, "per_config": (s - train) / k,
+                    "resume": rs, "per_finished": rs / k})
+    return out
+
+
+def print_scaling(rows: list[dict]) -> None:
+    print(f"{'K':>5} {'sweep s':>8} {'train s':>8} {'s/config outside training':>26} "
+          f"{'resume s':>9} {'s/finished config':>18}")
+    for r in rows:
+        print(f"{r['k']:>5} {r['sweep']:>8.1f} {r['train']:>8.1f} {r['per_config']:>26.3f} "
+              f"{r['resume']:>9.1f} {r['per_finished']:>18.4f}")
+    if len(rows) > 1:  # the growth alone, without the fixed start-up of a process
+        a, b = rows[-2], rows[-1]
+        dk = b["k"] - a["k"]
+        grow = ((b["sweep"] - b["train"]) - (a["sweep"] - a["train"])) / dk
+        grow_resume = (b["resume"] - a["resume"]) / dk
+        print(f"from K={a['k']} to K={b['k']}: {grow:.3f} s per added configuration outside "
+              f"training, {grow_resume:.4f} s per added finished configuration")
+    last = rows[-1]
+    print(f"targets at K={last['k']}: <= {PER_CONFIG_TARGET} s/config outside training: "
+          f"{'yes' if last['per_config'] <= PER_CONFIG_TARGET else 'NO'}; <= "
+          f"{PER_FINISHED_TARGET} s/finished config: "
+          f"{'yes' if last['per_finished'] <= PER_FINISHED_TARGET else 'NO'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="3000 iterations instead of 30000")
+    parser.add_argument("--configs", type=int, nargs="+", metavar="K",
+                        help="measure how the cost grows with the sweep's size instead")
     args = parser.parse_args()
+    if args.configs:
+        print(f"lambd sweeps on moons, {SCALING_ITERATIONS} iterations, vectorized launcher; "
+              f"{os.cpu_count()} CPUs; median of {args.repeats} repeat(s)", flush=True)
+        print_scaling(measure_scaling(sorted(args.configs), args.repeats))
+        return
     iterations = 3000 if args.quick else ITERATIONS
     origin = "football.mat" if FOOTBALL.is_file() else "football_like (football.mat not found)"
     print(f"16-value lambd sweep, experiment=regularization, {iterations} iterations, {origin}; "

@@ -174,20 +174,84 @@ def test_a_bad_start_method_is_one_line(tmp_path):
     assert len(lines) == 1 and "start_method" in lines[0], proc.stderr
 
 
+def _files_of(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``folder``: its modification time (ns) and bytes."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.slow
-def test_a_finished_sweep_is_skipped(tmp_path):
-    """A re-run finds every job FINISHED and records nothing new."""
+def test_a_finished_sweep_is_skipped_without_running_its_jobs(tmp_path):
+    """A re-run finds every job FINISHED in one search: each row is the first sweep's run (same
+    run id and metrics), no job runs again (its folder's files untouched, Hydra's log included),
+    nothing is trained, no child run is added; the re-run is still one parent run, of 4 jobs."""
     from mlflow.tracking import MlflowClient
 
     first = run_sweep(tmp_path, "again")
     assert first.returncode == 0, first.stderr[-3000:]
+    folder = tmp_path / "again"
+    before = [json.loads((folder / str(j) / "summary.json").read_text()) for j in range(4)]
+    files = {j: _files_of(folder / str(j)) for j in range(4)}
     again = run_sweep(tmp_path, "again")
     assert again.returncode == 0, again.stderr[-3000:]
-    rows = [json.loads((tmp_path / "again" / str(j) / "summary.json").read_text()) for j in range(4)]
+    rows = [json.loads((folder / str(j) / "summary.json").read_text()) for j in range(4)]
     assert [r["status"] for r in rows] == ["skipped (already finished)"] * 4
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/again.db")
     runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
-    assert len([r for r in runs if "mlflow.parentRunId" in r.data.tags]) == 4
+    children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert len(children) == 4
+    for row, earlier in zip(rows, before, strict=True):
+        assert row["run_id"] == earlier["run_id"] and row["run_id"] in children
+        run = children[row["run_id"]]
+        for key in ("train_accuracy", "dev_accuracy", "test_accuracy", "final_cost"):
+            assert row[key] == earlier[key] == run.data.metrics[key]
+        assert row["config"] == earlier["config"] and row["overrides"] == earlier["overrides"]
+        assert row["job"] == earlier["job"] and row["sweep_id"] != earlier["sweep_id"]
+    for j in range(4):
+        after = _files_of(folder / str(j))
+        del after["summary.json"], files[j]["summary.json"]
+        assert after == files[j]  # not even Hydra's job log was touched
+    parents = sorted((r for r in runs if "mlflow.parentRunId" not in r.data.tags),
+                     key=lambda r: r.info.start_time)
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    assert parents[1].data.tags["jobs"] == "4" and parents[1].data.tags["failed_jobs"] == "0"
+    assert parents[1].data.tags["sweep_id"] == rows[0]["sweep_id"]
+
+
+@pytest.mark.slow
+def test_a_resumed_sweep_runs_only_its_unfinished_jobs(tmp_path):
+    """Two of four jobs finished before: the re-run trains and records the other two only, each
+    with the accuracy it has in a sweep of its own."""
+    from mlflow.tracking import MlflowClient
+
+    half = [a if not a.startswith("regularizer.lambd=") else "regularizer.lambd=0,0.1"
+            for a in SWEEP]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/resume.db"}
+
+    def sweep(args: list[str], folder: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=vectorized",
+             *args, f"hydra.sweep.dir={tmp_path / folder}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    assert sweep(half, "resume").returncode == 0
+    proc = sweep(SWEEP, "resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads((tmp_path / "resume" / str(j) / "summary.json").read_text())
+            for j in range(4)]
+    assert [r["status"] for r in rows] == ["skipped (already finished)"] * 2 + ["finished"] * 2
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/resume.db")
+    runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.info.run_id for r in children) == sorted(r["run_id"] for r in rows)
+    # the two new jobs trained in a stack of two: their results are a separate sweep's
+    alone = [a if not a.startswith("regularizer.lambd=") else "regularizer.lambd=0.3,0.7"
+             for a in SWEEP] + ["tracking.enabled=false"]
+    assert sweep(alone, "alone").returncode == 0
+    for j in (2, 3):
+        other = json.loads((tmp_path / "alone" / str(j - 2) / "summary.json").read_text())
+        for key in ("train_accuracy", "dev_accuracy", "final_cost"):
+            assert rows[j][key] == other[key]
 
 
 def test_an_unusable_store_fails_before_any_output(tmp_path):

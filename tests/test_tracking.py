@@ -184,6 +184,37 @@ def test_find_finished_run(store, outcome, finished):
     assert store.find_finished_run("no-such-experiment", h) is None
 
 
+def test_finished_runs_finds_a_sweeps_finished_configurations_in_one_search(
+        store, outcome, finished, monkeypatch):
+    """One search for many hashes (rows as run_summary gives them); each looked-up hash is then
+    answered once without a query, a later ask queries again (it may have finished since)."""
+    h, missing = config.config_hash(outcome.cfg), "1" * 64
+    fresh = tracking.Store(store.uri)  # as a sweep's process opens it
+    searches = []
+    search = fresh.client.search_runs
+    monkeypatch.setattr(fresh.client, "search_runs",
+                        lambda *a, **k: searches.append(k.get("filter_string")) or search(*a, **k))
+    found = fresh.finished_runs("t", [h, missing])
+    assert found == {h: store.run_summary(finished.run_id)}
+    assert len(searches) == 1
+    assert fresh.find_finished_run("t", h) == finished.run_id
+    assert fresh.find_finished_run("t", missing) is None
+    assert len(searches) == 1
+    assert fresh.find_finished_run("t", missing) is None and len(searches) == 2
+    assert fresh.finished_runs("no-such-experiment", [h]) == {}
+    assert fresh.finished_runs("t", []) == {}
+
+
+def test_stores_keep_one_store_per_resolved_uri(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/env.db")
+    stores = tracking.Stores()
+    env = stores.get(None)
+    assert env.uri == f"sqlite:///{tmp_path}/env.db"
+    assert stores.get(f"sqlite:///{tmp_path}/env.db") is env
+    other = stores.get(f"sqlite:///{tmp_path}/other.db")
+    assert other is not env and other.uri == f"sqlite:///{tmp_path}/other.db"
+
+
 def test_run_summary_is_one_flat_row(client, store, outcome, finished):
     run = client.get_run(finished.run_id)
     expected = ref.evaluate(outcome.result.parameters, outcome.cfg.to_dict())

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -34,20 +35,26 @@ CONF_DIR = _conf_dir()
 PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
 
 
+SKIPPED = "skipped (already finished)"
+
+
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
             parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-            ) -> dict[str, Any]:
+            stores: Any = None) -> dict[str, Any]:
     """One configuration (a :class:`~dlpractice.config.Config`), end to end; ``result``: its
-    training, done ahead (a stacked sweep). Returns the row the sweep summary shows."""
+    training, done ahead (a stacked sweep); ``stores``: this process's
+    :class:`~dlpractice.tracking.Stores` (a sweep's jobs share them). Returns the row the sweep
+    summary shows."""
     from dlpractice import config, pipeline, report, tracking
 
     data = pipeline.prepare_data(cfg)  # validates data and model sizes before any run opens
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
-    store = tracking.Store(tracking.resolve_uri(cfg.tracking.uri)) if cfg.tracking.enabled else None
+    stores = stores if stores is not None else tracking.Stores()
+    store = stores.get(cfg.tracking.uri) if cfg.tracking.enabled else None
     if store is not None and not cfg.tracking.rerun:
         done = store.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg))
         if done is not None:
-            row.update(store.run_summary(done), status="skipped (already finished)")
+            row.update(store.run_summary(done), status=SKIPPED)
             return row
     run_tags = {**cfg.tracking.tags, **(tags or {})}
     if cfg.tracking.note:
@@ -74,8 +81,8 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
     return row
 
 
-def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
-    """The function Hydra calls per job (``result``: see :func:`run_job`)."""
+def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any] | None:
+    """The function Hydra calls per job (``result``, ``stores``: see :func:`run_job`)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -96,7 +103,7 @@ def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
         cfg = config.load(raw_cfg)  # the one load of this job's config
         row["config"] = cfg.to_dict()
         row.update(run_job(cfg, output_dir, multirun=multirun, result=result,
-                           parent_run_id=info.parent_run_id, tags=tags))
+                           parent_run_id=info.parent_run_id, tags=tags, stores=stores))
     except DlpracticeError as exc:
         if not multirun:
             _discard_hydra_files(output_dir, hc)
@@ -121,6 +128,48 @@ def task(raw_cfg: Any, result: Any = None) -> dict[str, Any] | None:
 
         print(report.format_row(row))
     return row
+
+
+def finished_jobs(job_configs: Mapping[int, Any], stores: Any) -> dict[int, dict[str, Any]]:
+    """The sweep jobs (composed job configs by job index) whose configuration already has a FINISHED
+    run: each one's row, written to its folder as :func:`task` would write it, without running the
+    job (one store search per experiment). Jobs it cannot settle this way are left to run."""
+    from omegaconf import OmegaConf
+
+    from dlpractice import config, sweep
+
+    wanted: dict[tuple[str | None, str], dict[str, list[tuple[int, Any, Any]]]] = {}
+    for j, raw in job_configs.items():
+        try:
+            cfg = config.load(raw)
+        except DlpracticeError:  # the job reports it
+            continue
+        if cfg.tracking.enabled and not cfg.tracking.rerun:
+            by_hash = wanted.setdefault((cfg.tracking.uri, cfg.tracking.experiment), {})
+            by_hash.setdefault(config.config_hash(cfg), []).append((j, raw, cfg))
+    rows: dict[int, dict[str, Any]] = {}
+    for (uri, experiment), by_hash in wanted.items():
+        try:
+            found = stores.get(uri).finished_runs(experiment, by_hash)
+        except DlpracticeError:  # e.g. the store went away: each job says so itself
+            continue
+        for key, summary in found.items():
+            for j, raw, cfg in by_hash[key]:
+                try:
+                    sweep_dir = Path(str(OmegaConf.select(raw, "hydra.sweep.dir")))
+                    folder = sweep_dir / str(OmegaConf.select(raw, "hydra.sweep.subdir"))
+                except Exception:  # e.g. a resolver that needs the job's runtime: run the job
+                    continue
+                info = sweep.read_info(sweep_dir)
+                if _earlier_job_in(folder, info.sweep_id) is not None:
+                    continue
+                rows[j] = {"config": cfg.to_dict(), "setting": config.run_name(cfg), **summary,
+                           "status": SKIPPED, "overrides": list(raw.hydra.overrides.task),
+                           "sweep_id": info.sweep_id, "job": raw.hydra.job.num}
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / sweep.SUMMARY_FILE).write_text(
+                    json.dumps(rows[j], indent=2, default=str), encoding="utf-8")
+    return rows
 
 
 def _earlier_job_in(output_dir: Path, sweep_id: str | None) -> str | None:

@@ -1,18 +1,19 @@
 """The hooks the ``vectorized`` Hydra launcher imports: plan a sweep's stacks, train a share of one,
-and the task function that finishes a job with a result trained ahead.
+and a :class:`Session` per process (its jobs already finished, the task function that finishes a
+job with a result trained ahead).
 
 A stack is a group of jobs that share a network shape and data (seed, init, learning rate, L2/L1
 strength and dropout keep_prob may differ): :func:`dlpractice.nn.stacked.train_stacked` trains
 them in one pass, with results equal to separate runs. Jobs that cannot stack (invalid, mini-batch,
 early stopping, input dropout or jitter, alone in their group) are in no stack and train on their
-own. Knows nothing of MLflow or of processes.
+own. Knows nothing of MLflow (the app's functions track) or of processes.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,12 @@ class Stack:
     jobs: tuple[int, ...]  # the jobs' indices in the sweep
     train_configs: tuple[TrainConfig, ...]
     splits: Splits
+
+    def without(self, jobs: Collection[int]) -> Stack:
+        """This stack less ``jobs`` (e.g. those already finished)."""
+        keep = [i for i, j in enumerate(self.jobs) if j not in jobs]
+        return Stack(tuple(self.jobs[i] for i in keep),
+                     tuple(self.train_configs[i] for i in keep), self.splits)
 
     def share(self, part: int, parts: int) -> Stack:
         """Part ``part`` of ``parts`` nearly equal shares (an empty stack when there are fewer
@@ -76,8 +83,23 @@ def train(stack: Stack) -> dict[int, TrainResult]:
     return {j: r for j, r in zip(stack.jobs, results, strict=True) if isinstance(r, TrainResult)}
 
 
-def task_with(result: TrainResult) -> Callable[[Any], dict[str, Any] | None]:
-    """The app's Hydra task function for a job whose training is ``result``."""
-    from dlpractice import experiment
+class Session:
+    """One process's part of a sweep: the tracking stores its jobs share (each prepared once)."""
 
-    return functools.partial(experiment.task, result=result)
+    def __init__(self) -> None:
+        from dlpractice import tracking
+
+        self.stores = tracking.Stores()
+
+    def finished(self, job_configs: Mapping[int, Any]) -> dict[int, dict[str, Any]]:
+        """Of ``job_configs`` (composed, by job index), the jobs whose configuration has a FINISHED
+        run already, each with the summary row it left in its folder: they need no job."""
+        from dlpractice import experiment
+
+        return experiment.finished_jobs(job_configs, self.stores)
+
+    def task(self, result: TrainResult | None = None) -> Callable[[Any], dict[str, Any] | None]:
+        """The app's Hydra task function for a job (``result``: its training, done ahead)."""
+        from dlpractice import experiment
+
+        return functools.partial(experiment.task, result=result, stores=self.stores)

@@ -75,22 +75,8 @@ class SweepCallback(Callback):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from dlpractice import tracking
-
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            return
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        settings = config.get("tracking", {})  # the job validates its config itself
-        if not settings.get("enabled", True) or read_info(sweep_dir).parent_run_id:
-            return
-        with locked(sweep_dir / f"{SWEEP_FILE}.lock"):
-            info = read_info(sweep_dir)
-            if info.parent_run_id is None:
-                store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
-                run_id = tracking.start_sweep_run(
-                    store, str(settings.get("experiment", "dlpractice")), f"sweep-{info.sweep_id}",
-                    tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)})
-                _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri))
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            _open_parent_run(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from dlpractice import plots, report, studies
@@ -98,6 +84,8 @@ class SweepCallback(Callback):
 
         assert self.sweep_dir is not None
         rows = collect_rows(self.sweep_dir, self.sweep_id)
+        if rows:  # every job was settled without running (all finished before): no job opened it
+            _open_parent_run(config)
         files: list[Path] = []
         if rows:
             study = studies.study_of(rows)
@@ -136,6 +124,24 @@ class SweepCallback(Callback):
         tracking.finish_sweep_run(store, info.parent_run_id, files=files or (), tags=tags,
                                   status=status)
         self.sweep_dir = None
+
+
+def _open_parent_run(config: DictConfig) -> None:
+    """Open the sweep's parent run unless a job did (or tracking is off)."""
+    from dlpractice import tracking
+
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    settings = config.get("tracking", {})  # the job validates its config itself
+    if not settings.get("enabled", True) or read_info(sweep_dir).parent_run_id:
+        return
+    with locked(sweep_dir / f"{SWEEP_FILE}.lock"):
+        info = read_info(sweep_dir)
+        if info.parent_run_id is None:
+            store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
+            run_id = tracking.start_sweep_run(
+                store, str(settings.get("experiment", "dlpractice")), f"sweep-{info.sweep_id}",
+                tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)})
+            _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri))
 
 
 def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:

@@ -1,14 +1,21 @@
 """MLflow tracking — the only package that imports MLflow, lazily (importing it stays cheap).
 
-:class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks. :class:`RunTracker`
-(:mod:`.runs`): one run per configuration. :func:`start_sweep_run` / :func:`finish_sweep_run`
-(:mod:`.sweeps`): a sweep's parent run. Tracking uploads what a run produced; it never draws a
-figure, formats a table or writes a run's files.
+:class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks (:class:`Stores`: a
+process's, by URI). :class:`RunTracker` (:mod:`.runs`): one run per configuration.
+:func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run.
+Tracking uploads what a run produced; it never draws a figure, formats a table or writes a run's
+files.
 """
 
 from dlpractice.tracking.runs import RunTracker
-from dlpractice.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Store, resolve_uri
+from dlpractice.tracking.store import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    Store,
+    Stores,
+    resolve_uri,
+)
 from dlpractice.tracking.sweeps import finish_sweep_run, start_sweep_run
 
-__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "finish_sweep_run",
-           "resolve_uri", "start_sweep_run"]
+__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
+           "finish_sweep_run", "resolve_uri", "start_sweep_run"]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ EXPERIMENT_KIND = "custom_model_development"
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 HEALTH_TIMEOUT_S = 3.0
+FINISHED_PAGE = 1000  # runs per search page when a sweep looks up its finished jobs
 
 
 class OutdatedSchemaError(DlpracticeError):
@@ -94,6 +96,8 @@ class Store:
         self._prepared = False
         self._client: MlflowClient | None = None
         self._experiment_ids: dict[str, str] = {}
+        # (experiment, config hash) -> its FINISHED run or None, as finished_runs found it
+        self._finished: dict[tuple[str, str], str | None] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
@@ -286,6 +290,8 @@ class Store:
         """The id of the latest FINISHED run of ``experiment`` tagged ``config_hash``, else None."""
         if not re.fullmatch(r"[0-9A-Za-z_-]+", config_hash):
             raise ValueError(f"config_hash {config_hash!r} must be a hex digest")
+        if (experiment, config_hash) in self._finished:  # the sweep's search answered (once:
+            return self._finished.pop((experiment, config_hash))  # a later twin job asks again)
         self.prepare()
         exp_id = self._existing_experiment_id(experiment)
         if exp_id is None:
@@ -298,19 +304,63 @@ class Store:
         )
         return runs[0].info.run_id if runs else None
 
+    def finished_runs(self, experiment: str, config_hashes: Iterable[str]
+                      ) -> dict[str, dict[str, Any]]:
+        """The latest FINISHED run of ``experiment`` per hash in ``config_hashes`` that has one,
+        as :meth:`run_summary` rows, found in one search (paged) rather than a query per hash;
+        :meth:`find_finished_run` then answers once for each of these hashes without a query."""
+        wanted = set(config_hashes)
+        self.prepare()
+        exp_id = self._existing_experiment_id(experiment) if wanted else None
+        rows: dict[str, dict[str, Any]] = {}
+        token = None
+        while exp_id is not None:
+            page = self.client.search_runs(
+                [exp_id], filter_string="attributes.status = 'FINISHED'",
+                max_results=FINISHED_PAGE, order_by=["attributes.start_time DESC"],
+                page_token=token)
+            for run in page:
+                key = run.data.tags.get("config_hash")
+                if key in wanted and key not in rows:  # newest first
+                    rows[key] = _summary_row(run)
+            token = page.token
+            if not token or len(rows) == len(wanted):
+                break
+        self._finished.update({(experiment, key): rows[key]["run_id"] if key in rows else None
+                               for key in wanted})
+        return rows
+
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """A logged run as a flat row: ``run_id``, ``setting`` (run name), ``status``, the latest
         value of every metric, and the ``diagnosis``/``recommendation``/``config_hash`` tags
         (and ``failure_reason``)."""
         self.prepare()
-        run = self.client.get_run(run_id)
-        row: dict[str, Any] = {"run_id": run_id, "setting": run.info.run_name,
-                               "status": run.info.status}
-        row.update(run.data.metrics)
-        for key in ("diagnosis", "recommendation", "config_hash", "failure_reason"):
-            if key in run.data.tags:
-                row[key] = run.data.tags[key]
-        return row
+        return _summary_row(self.client.get_run(run_id))
+
+
+class Stores:
+    """The stores one process's jobs log to, by URI: a sweep's jobs share one prepared
+    :class:`Store` each instead of preparing it once per job."""
+
+    def __init__(self) -> None:
+        self._by_uri: dict[str, Store] = {}
+
+    def get(self, configured: str | None) -> Store:
+        """The store of a config's ``tracking.uri`` (see :func:`resolve_uri`)."""
+        uri = resolve_uri(configured)
+        if uri not in self._by_uri:
+            self._by_uri[uri] = Store(uri)
+        return self._by_uri[uri]
+
+
+def _summary_row(run: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": run.info.run_id, "setting": run.info.run_name,
+                           "status": run.info.status}
+    row.update(run.data.metrics)
+    for key in ("diagnosis", "recommendation", "config_hash", "failure_reason"):
+        if key in run.data.tags:
+            row[key] = run.data.tags[key]
+    return row
 
 
 def _enable_wal(path: Path) -> None:

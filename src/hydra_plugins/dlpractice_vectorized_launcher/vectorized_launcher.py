@@ -2,9 +2,10 @@
 through Hydra's own ``run_job`` (same output folders, callbacks, MLflow runs as the basic launcher).
 
 It calls the app's documented hooks (:mod:`dlpractice.stacking`): ``plan`` the stacks, ``train`` a
-share of one, ``task_with`` a trained result. With ``n_jobs`` processes (-1: one per CPU), each
-trains its share of every stack and then finishes its jobs; the workers are started before this
-process opens anything (no MLflow store, no thread), and send each JobReturn back through a pipe.
+share of one, a ``Session`` per process (its finished jobs, skipped without a job; the task
+function for a trained result). With ``n_jobs`` processes (-1: one per CPU), each trains its share
+of every stack and then finishes its jobs; the workers are started before this process opens
+anything (no MLflow store, no thread), and send each JobReturn back through a pipe.
 A worker that dies leaves its unfinished jobs to this process.
 """
 
@@ -19,7 +20,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
@@ -82,13 +90,13 @@ class VectorizedLauncher(Launcher):
                      f"process(es); {len(shares)} process(es) train and finish the jobs")
         returns: dict[int, JobReturn] = {}
         try:
-            returns.update(_work(self.hydra_context, self.task_function, configs, shares[0]))
+            returns.update(_work(self.hydra_context, configs, shares[0]))
             for worker in workers:
                 returns.update(worker.results())
             left = _Share([j for s in shares[1:] for j in s.jobs if j not in returns])
             if left.jobs:  # a worker died: its jobs train and finish here
                 log.warning(f"a worker process failed; {len(left.jobs)} job(s) run here")
-                returns.update(_work(self.hydra_context, self.task_function, configs, left))
+                returns.update(_work(self.hydra_context, configs, left))
         finally:
             for worker in workers:
                 worker.stop()
@@ -124,17 +132,28 @@ class VectorizedLauncher(Launcher):
         return "fork" if fork_ok else "spawn"
 
 
-def _work(hydra_context: HydraContext, task_function: TaskFunction, configs: list[DictConfig],
-          share: _Share, send: Any = None) -> dict[int, JobReturn]:
-    """Train this share's stacks, then run its jobs through Hydra's ``run_job``."""
+def _work(hydra_context: HydraContext, configs: list[DictConfig], share: _Share,
+          send: Any = None) -> dict[int, JobReturn]:
+    """Settle this share's finished jobs, train its stacks, then run its other jobs through Hydra's
+    ``run_job`` with the app's task (the session's: the app's own task function, sharing this
+    process's tracking stores)."""
     from dlpractice import stacking
 
+    session = stacking.Session()
+    returns = {}
+    for j, row in session.finished({j: configs[j] for j in share.jobs}).items():
+        returns[j] = JobReturn(overrides=list(configs[j].hydra.overrides.task),
+                               status=JobStatus.COMPLETED)
+        returns[j].return_value = row
+        if send is not None:
+            send.send_bytes(_cloudpickle().dumps((j, returns[j])))
     results: dict[int, Any] = {}
     for stack in share.stacks:
-        results.update(stacking.train(stack))
-    returns = {}
+        results.update(stacking.train(stack.without(returns)))
     for j in share.jobs:
-        task = stacking.task_with(results[j]) if j in results else task_function
+        if j in returns:
+            continue
+        task = session.task(results.get(j))
         setup_globals()
         returns[j] = run_job(hydra_context=hydra_context, task_function=task, config=configs[j],
                              job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
@@ -152,8 +171,8 @@ class _Worker:
         self._receive, send = ctx.Pipe(duplex=False)
         # A spawned worker gets Hydra's context and state cloudpickled (they hold local functions),
         # as Hydra's joblib launcher does; a forked one has them already.
-        state = _cloudpickle().dumps((launcher.hydra_context, launcher.task_function, configs,
-                                      share, Singleton.get_state()))
+        state = _cloudpickle().dumps((launcher.hydra_context, configs, share,
+                                      Singleton.get_state()))
         for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits when it ends
             stream.flush()
         self._process = ctx.Process(target=_worker_main, args=(state, send), daemon=True)
@@ -180,9 +199,9 @@ class _Worker:
 
 def _worker_main(state: bytes, send: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the launching process's to handle
-    hydra_context, task_function, configs, share, singleton_state = _cloudpickle().loads(state)
+    hydra_context, configs, share, singleton_state = _cloudpickle().loads(state)
     Singleton.set_state(singleton_state)
-    _work(hydra_context, task_function, configs, share, send)
+    _work(hydra_context, configs, share, send)
     send.close()
 
 
