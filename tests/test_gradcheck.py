@@ -16,6 +16,7 @@ from dlpractice.errors import DataError, GradientCheckError
 from dlpractice.gradcheck import GradientCheckResult, check_network, gradient_check
 from dlpractice.nn import compute_cost, cost_and_gradients, initialize_parameters
 from dlpractice.nn.activations import ACTIVATIONS
+from tests import reference
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 INITS = ("zeros", "random", "he", "xavier", "glorot")
@@ -848,6 +849,35 @@ def test_penalty_changes_match_exact_differences(method):
     loss_part = exact_differences(p, X, Y, epsilon, method)["W1"][0]
     np.testing.assert_allclose(result.gradapprox["W1"][0] - loss_part,
                                l2_part + 0.3 / 12 * np.array(l1_part), rtol=1e-9, atol=1e-15)
+
+
+
+def exact_quotient(z: float, y: float, epsilon: float, method: str) -> Decimal:
+    """``(ℓ(z + ε) − ℓ(z − ε)) / 2ε`` (forward: ``(ℓ(z + ε) − ℓ(z)) / ε``) from 80-digit losses."""
+    with localcontext() as context:
+        context.prec = 80
+        upper = Decimal(z) + Decimal(epsilon)
+        lower = Decimal(z) - Decimal(epsilon) if method == "central" else Decimal(z)
+        return ((reference.exact_cross_entropy(upper, y) - reference.exact_cross_entropy(lower, y))
+                / (upper - lower))
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+@pytest.mark.parametrize("epsilon", [1e-7, 1e-3, 2.0, 100.0])
+def test_loss_changes_are_exact_for_confident_logits_of_both_labels(epsilon, method):
+    """One example with input 1: W1 and b1 each move the logit by the step, so both difference
+    quotients are those of the loss alone, within ~4 ulp of the 80-digit values in each form of the
+    loss change: the Taylor cubic (|step| <= 1e-5), log1p of expm1 (<= 1), the loss's terms changed
+    one by one (> 1, either sign). The former forms were 0.3% off for z = 30, y = 1, ε = 1e-3, and
+    gave inf (with a RuntimeWarning) for z = 40, y = 0, ε = 100: log1p(σ(z)(e^-100 − 1)) = log1p(−1)."""
+    for y in (0.0, 1.0):
+        for z in reference.CONFIDENT_LOGITS:
+            p = {"W1": np.array([[z]]), "b1": np.zeros((1, 1))}
+            result = check_network(p, np.ones((1, 1)), np.array([[y]]), epsilon=epsilon,
+                                   method=method)
+            exact = exact_quotient(z, y, epsilon, method)
+            for key in p:
+                reference.assert_exact(float(result.gradapprox[key][0, 0]), exact)
 
 
 # -- subsets, and the warnings the vectorized check must not raise ---------------------------------
