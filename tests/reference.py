@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import os
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,28 @@ def cost(parameters, X, Y, activation="relu", lambd=0.0, l1=0.0) -> float:
     weights = [v for k, v in parameters.items() if k.startswith("W")]
     return float(ce + lambd / (2 * m) * sum(np.sum(W * W) for W in weights)
                  + l1 / (2 * m) * sum(np.sum(np.abs(W)) for W in weights))
+
+
+# Logits where ``log(1 + e^z) - y z`` loses the small loss of a confident right answer (y = 1, z > 0).
+CONFIDENT_LOGITS = (10.0, 20.0, 30.0, 40.0, 800.0, -10.0, -20.0, -30.0, -40.0, -800.0)
+
+
+def exact_cross_entropy(z: float | Decimal, y: float) -> Decimal:
+    """``-y log σ(z) - (1-y) log(1-σ(z)) = ln(1 + e^-|z|) + max(z, 0) - y z`` of the exact value of
+    ``z``, to 80 digits (``ln(1 + x)`` by its series below x = 1e-20, where 1 + x would lose x)."""
+    with localcontext() as context:
+        context.prec = 80
+        z, y = Decimal(z), Decimal(y)
+        x = (-abs(z)).exp()
+        tail = x - x * x / 2 + x * x * x / 3 if x < Decimal("1e-20") else (1 + x).ln()
+        return max(z, Decimal(0)) - y * z + tail
+
+
+def assert_exact(got: float, exact: Decimal, rtol: float = 1e-15) -> None:
+    """``got`` within ``rtol`` (1e-15: ~4.5 ulp) of ``exact``; 0 where ``exact`` rounds to 0 in float64
+    (e^-800 ~ 3.7e-348 is far below the smallest subnormal, 4.9e-324)."""
+    want = float(exact)
+    assert abs(got - want) <= rtol * abs(want), (got, want, exact)
 
 
 def diagnosis(train_error: float, dev_error: float, bayes_error: float = 0.0,

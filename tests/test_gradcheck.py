@@ -16,6 +16,7 @@ from dlpractice.errors import DataError, GradientCheckError
 from dlpractice.gradcheck import GradientCheckResult, check_network, gradient_check
 from dlpractice.nn import compute_cost, cost_and_gradients, initialize_parameters
 from dlpractice.nn.activations import ACTIVATIONS
+from tests import reference
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 INITS = ("zeros", "random", "he", "xavier", "glorot")
@@ -832,6 +833,19 @@ def test_loss_change_truncation_matches_exact_differences(method, rtol):
 
 
 @pytest.mark.parametrize("method", ["central", "forward"])
+@pytest.mark.parametrize("epsilon", [0.1, 2.0])
+def test_loss_changes_of_soft_labels_beyond_the_taylor_range(epsilon, method):
+    """Labels between 0 and 1 (0.13 ... 0.66), steps past the Taylor range (|logit change| up to
+    0.1, and up to 2 with changes beyond ±1): the loss change keeps its ``− w·(change of t)`` term,
+    0 only for labels 0 and 1. With σ(z) ≈ y the changes are of second order, computed from first
+    order terms, so to ~1e-13 (rtol 1e-11)."""
+    p, X, Y = soft_labelled_logistic_regression([0.75, -0.5, 1.25])
+    result = check_network(p, X, Y, "relu", epsilon=epsilon, method=method)
+    expected = exact_differences(p, X, Y, epsilon, method)
+    for key in expected:
+        np.testing.assert_allclose(result.gradapprox[key], expected[key], rtol=1e-11, err_msg=key)
+
+@pytest.mark.parametrize("method", ["central", "forward"])
 def test_penalty_changes_match_exact_differences(method):
     """L2 and L1 on weights 0.75, 0, ε/2, −ε/4: the last two within ε of L1's kink at 0, where
     the step crosses it and the difference is no derivative (not treated; compared as is)."""
@@ -848,6 +862,36 @@ def test_penalty_changes_match_exact_differences(method):
     loss_part = exact_differences(p, X, Y, epsilon, method)["W1"][0]
     np.testing.assert_allclose(result.gradapprox["W1"][0] - loss_part,
                                l2_part + 0.3 / 12 * np.array(l1_part), rtol=1e-9, atol=1e-15)
+
+
+
+def exact_quotient(z: float, y: float, epsilon: float, method: str) -> Decimal:
+    """``(ℓ(z + ε) − ℓ(z − ε)) / 2ε`` (forward: ``(ℓ(z + ε) − ℓ(z)) / ε``) from 80-digit losses."""
+    with localcontext() as context:
+        context.prec = 80
+        upper = Decimal(z) + Decimal(epsilon)
+        lower = Decimal(z) - Decimal(epsilon) if method == "central" else Decimal(z)
+        return ((reference.exact_cross_entropy(upper, y) - reference.exact_cross_entropy(lower, y))
+                / (upper - lower))
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+@pytest.mark.parametrize("epsilon", [1e-7, 1e-3, 2.0, 100.0, 1000.0])
+def test_loss_changes_are_exact_for_confident_logits_of_both_labels(epsilon, method):
+    """One example with input 1: W1 and b1 each move the logit by the step, so both difference
+    quotients are those of the loss alone, within ~4 ulp of the 80-digit values in each form of the
+    loss change: the Taylor cubic (|step| <= 1e-5), log1p of expm1 (<= 1), the loss's terms changed
+    one by one (> 1, either sign). The former forms were 0.3% off for z = 30, y = 1, ε = 1e-3, and
+    gave inf (with a RuntimeWarning) for z = 40, y = 0, ε = 100: log1p(σ(z)(e^-100 − 1)) = log1p(−1);
+    ε = 1000 makes σ(t)(e^e − 1) = 0 · inf where the loss is saturated (z = −800, y = 0)."""
+    for y in (0.0, 1.0):
+        for z in reference.CONFIDENT_LOGITS:
+            p = {"W1": np.array([[z]]), "b1": np.zeros((1, 1))}
+            result = check_network(p, np.ones((1, 1)), np.array([[y]]), epsilon=epsilon,
+                                   method=method)
+            exact = exact_quotient(z, y, epsilon, method)
+            for key in p:
+                reference.assert_exact(float(result.gradapprox[key][0, 0]), exact)
 
 
 # -- subsets, and the warnings the vectorized check must not raise ---------------------------------

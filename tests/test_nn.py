@@ -223,6 +223,27 @@ def test_cost_equals_the_naive_formula_when_not_saturated():
     assert compute_cost(params, X, Y) == pytest.approx(naive, rel=1e-12)
 
 
+
+@pytest.mark.parametrize("y", [0.0, 1.0])
+@pytest.mark.parametrize("z", reference.CONFIDENT_LOGITS)
+def test_cost_is_exact_for_confident_logits_of_both_labels(z, y):
+    """``log(1 + e^z) - y z`` gave 9.237e-14 for z = 30, y = 1 (exact 9.358e-14) and 0 for z = 40;
+    every path that reports a cost is within ~4 ulp of the 80-digit value. Input 1, so the logit
+    W·1 + b is W + b, rounded once."""
+    params, X, Y = {"W1": np.array([[z]]), "b1": np.zeros((1, 1))}, np.ones((1, 1)), np.array([[y]])
+    exact = reference.exact_cross_entropy(z, y)
+    reference.assert_exact(compute_cost(params, X, Y), exact)
+    reference.assert_exact(cost_and_gradients(params, X, Y)[0], exact)
+    # the trainer's recorded cost at iteration 0 (this logit), its dev cost (the other label) and
+    # its final cost, at the logit W + b after one step (a right answer's step rounds away)
+    cfg = TrainConfig((1, 1), iterations=1, record_every=1)
+    result = train(X, Y, cfg, X_dev=X, Y_dev=1.0 - Y, parameters=params)
+    reference.assert_exact(result.costs[0], exact)
+    reference.assert_exact(result.dev_costs[0], reference.exact_cross_entropy(z, 1.0 - y))
+    final_z = float(result.parameters["W1"][0, 0] + result.parameters["b1"][0, 0])
+    reference.assert_exact(result.final_cost, reference.exact_cross_entropy(final_z, y))
+
+
 # -- forward / backward against the course's code ------------------------------------------------
 COURSE_DIMS = [4, 7, 5, 1]
 

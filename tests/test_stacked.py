@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from dlpractice.errors import DivergenceError
-from dlpractice.nn import TrainConfig, accuracy, predict, train
+from dlpractice.nn import TrainConfig, accuracy, initialize_parameters, predict, train
 from dlpractice.nn.stacked import Diverged, stack_key, train_stacked, unstackable_reason
 from tests import reference
 
@@ -110,6 +110,30 @@ def test_logistic_regression_and_sigmoid_hidden_layers():
                                learning_rate=lr, seed=s) for lr, s in ((0.5, 0), (0.1, 1))]
         for cfg, result in zip(configs, train_stacked(X, Y, configs)):
             assert_same(result, train(X, Y, cfg), cfg)
+
+
+@pytest.mark.parametrize("y", [0.0, 1.0])
+def test_costs_are_exact_for_confident_logits_of_both_labels(y):
+    """One example with input 1 and no hidden layer: configuration k's logit is its weight, drawn by
+    init "random" (seed 0) and scaled by init_scale to ±10 ... ±800 (to an ulp). Recorded, dev (the
+    other label) and final costs are within ~4 ulp of the 80-digit values."""
+    X1, Y1 = np.ones((1, 1)), np.array([[y]])
+
+    def initial_weight(scale: float) -> float:
+        rng = np.random.default_rng(0)
+        return float(initialize_parameters((1, 1), "random", random_scale=scale, rng=rng)["W1"][0, 0])
+
+    draw = initial_weight(1.0)
+    configs = [TrainConfig((1, 1), init="random", init_scale=z / draw, iterations=1, record_every=1)
+               for z in reference.CONFIDENT_LOGITS]
+    results = train_stacked(X1, Y1, configs, X_dev=X1, Y_dev=1.0 - Y1)
+    for z, cfg, result in zip(reference.CONFIDENT_LOGITS, configs, results):
+        z0 = initial_weight(cfg.init_scale)
+        assert z0 == pytest.approx(z, rel=2.3e-16)
+        reference.assert_exact(result.costs[0], reference.exact_cross_entropy(z0, y))
+        reference.assert_exact(result.dev_costs[0], reference.exact_cross_entropy(z0, 1.0 - y))
+        final_z = float(result.parameters["W1"][0, 0] + result.parameters["b1"][0, 0])
+        reference.assert_exact(result.final_cost, reference.exact_cross_entropy(final_z, y))
 
 
 def test_a_diverging_configuration_does_not_stop_the_others():

@@ -113,10 +113,16 @@ class NetworkDifferences:
         self.W_absmax = [float(np.max(np.abs(w), initial=0.0)) for w in self.W]
         self.W_rowsum = [float(np.max(np.sum(np.abs(w), axis=1), initial=0.0)) for w in self.W]
         z, y = Z[0], np.asarray(Y, dtype=np.float64).reshape(-1)
-        s, s1ms = expit(z), expit(z) * expit(-z)
-        self.z, self.y, self.s = z, y, s
-        # ℓ(z + d) − ℓ(z) ≈ d (c1 + d (c2 + d c3)), the Taylor cubic of softplus(z) − y z
-        self.c1, self.c2, self.c3 = s - y, s1ms / 2.0, s1ms * (1.0 - 2.0 * s) / 6.0
+        # ℓ(z) = softplus(z) − y z = softplus(t) − w t, t = sign·z with sign −1 and w = 1 − y for y > 1/2:
+        # a label 1 has w = 0 like a label 0, so no "− y d" cancels a confident right answer's change
+        sign = np.where(y > 0.5, -1.0, 1.0)
+        t = sign * z
+        s, s1ms = expit(t), expit(t) * expit(-t)
+        self.sign, self.t, self.s = sign, t, s
+        self.w = np.where(y > 0.5, 1.0 - y, y)
+        # ℓ(z + d) − ℓ(z) ≈ d (c1 + d (c2 + d c3)), the Taylor cubic (odd terms flip with the sign)
+        self.c1 = sign * (s - self.w)
+        self.c2, self.c3 = s1ms / 2.0, sign * s1ms * (1.0 - 2.0 * s) / 6.0
 
     def bytes_per_perturbation(self, layer: int) -> int:
         """Memory of one perturbed parameter's temporaries while it runs through the layers."""
@@ -209,8 +215,8 @@ class NetworkDifferences:
             crossed |= np.any(_crosses(z, dZ[unit, :, :, pos]), axis=0)  # (pairs, S, P) → (S, P)
 
     def _loss_change(self, d: np.ndarray, examples: slice | np.ndarray) -> np.ndarray:
-        """Per example ``ℓ(z + d) − ℓ(z)``, ``ℓ(z) = log(1 + e^z) − y z``, for logit changes ``d`` of
-        ``examples``, without cancellation."""
+        """Per example ``ℓ(z + d) − ℓ(z)``, ℓ the cross-entropy of logit z and label y, for logit
+        changes ``d`` of ``examples``, without cancellation."""
         if np.max(np.abs(d), initial=0.0) <= _TAYLOR_LIMIT:
             out = d * self.c3[examples]
             out += self.c2[examples]
@@ -218,13 +224,21 @@ class NetworkDifferences:
             out += self.c1[examples]
             out *= d
             return out
-        with np.errstate(over="ignore"):
-            change = np.log1p(self.s[examples] * np.expm1(d))
-        far = d > 1.0  # e^d may overflow there; the difference of the two softplus is exact
+        e = d * self.sign[examples]  # the change of t
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # softplus(t + e) − softplus(t) = log1p(σ(t)(e^e − 1)), well conditioned for |e| <= 1
+            change = np.log1p(self.s[examples] * np.expm1(e))
+        far = np.abs(d) > 1.0  # e^e may overflow there, or 1 + σ(t)(e^e − 1) cancel
         if np.any(far):
-            z = self.z[examples]
-            change = np.where(far, np.logaddexp(0.0, z + d) - np.logaddexp(0.0, z), change)
-        return change - self.y[examples] * d
+            # softplus(t) = max(t, 0) + log1p(e^-|t|) term by term, max's change exactly (as relu's
+            # in _Deltas): only the rounding of t + e inside e^-|t + e| is left
+            t = self.t[examples]
+            terms = np.maximum(e + np.minimum(t, 0.0), -np.maximum(t, 0.0))
+            terms += np.log1p(np.exp(-np.abs(t + e))) - np.log1p(np.exp(-np.abs(t)))
+            change = np.where(far, terms, change)
+        e *= self.w[examples]
+        change -= e
+        return change
 
     def _penalty_change(self, layer: int, units: np.ndarray, inputs: np.ndarray,
                         deltas: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from scipy.special import expit
 
 from dlpractice.nn.activations import ACTIVATIONS, DERIVATIVES, relu_mask
 from dlpractice.nn.init import initialize_parameters
-from dlpractice.nn.network import Network
+from dlpractice.nn.network import Network, cross_entropy_from_logits
 from dlpractice.nn.regularizers import augment_flips, check_keep_probs
 from dlpractice.nn.train import COURSE_DROPOUT_SEED, TrainConfig, TrainResult, check_inputs
 
@@ -225,8 +225,7 @@ class _StackedWorkspace:
 
     def cross_entropy(self, k: int) -> float:
         """``Workspace.cross_entropy`` of configuration ``k``."""
-        Z = self.Z_out[k]
-        return float(np.sum(np.logaddexp(0.0, Z) - self.Y[k] * Z)) / self.m
+        return float(np.sum(cross_entropy_from_logits(self.Z_out[k], self.Y[k]))) / self.m
 
 
 def _derivative_undropped(derivative, dA: np.ndarray, A: np.ndarray, keep: np.ndarray) -> None:
