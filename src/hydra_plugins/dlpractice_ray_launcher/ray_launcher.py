@@ -10,11 +10,13 @@ left open end KILLED) and the sweep goes on. Ray is imported only when a sweep u
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import signal
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ TASK_NAME = "dlpractice-job-{}"  # a job's Ray task name: `ps` shows its worker 
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI",)
 CANCEL_GRACE_S = 30.0  # after Ctrl-C, how long the cancelled jobs get to close their runs
 CONNECT_TIMEOUT_S = 5.0
+WAIT_S = 0.5
 
 
 class RayLauncher(Launcher):
@@ -87,21 +90,54 @@ class RayLauncher(Launcher):
             refs[task.remote(shared, config, os.getcwd(), env)] = config
         returns: dict[int, JobReturn] = {}
         pending = list(refs)
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                config = refs[done[0]]
-                try:
-                    ret = ray.get(done[0])
-                except ray.exceptions.RayError as exc:
-                    ret = _lost_job(config, _reason(ray, exc))
-                returns[int(config.hydra.job.num)] = ret
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: each running job ends its run KILLED
-            for ref in pending:
-                ray.cancel(ref)
-            ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_S)
-            raise
+        with _sigterm_noted() as sigterm:
+            try:
+                while pending:
+                    # a bounded wait: a signal's handler runs only between two calls
+                    done, pending = ray.wait(pending, num_returns=1, timeout=WAIT_S)
+                    for ref in done:
+                        config = refs[ref]
+                        try:
+                            ret = ray.get(ref)
+                        except ray.exceptions.RayError as exc:
+                            ret = _lost_job(config, _reason(ray, exc))
+                        returns[int(config.hydra.job.num)] = ret
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: each running job ends its run KILLED
+                for ref in pending:
+                    ray.cancel(ref)
+                ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_S)
+                sigterm.raise_again()
+                raise
         return [returns[int(config.hydra.job.num)] for config in configs]
+
+
+class _SigtermNote:
+    """The app's SIGTERM handler, noting that it ran: Ray turns the interrupt it raises into a bare
+    KeyboardInterrupt, so the launcher raises the app's own again (it says which signal)."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler, self.received = handler, False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received = True
+        self.handler(signum, frame)
+
+    def raise_again(self) -> None:
+        if self.received:
+            self.handler(signal.SIGTERM, None)
+
+
+@contextlib.contextmanager
+def _sigterm_noted() -> Iterator[_SigtermNote]:
+    handler = signal.getsignal(signal.SIGTERM)
+    note = _SigtermNote(handler if callable(handler) else lambda signum, frame: None)
+    if callable(handler):
+        signal.signal(signal.SIGTERM, note)
+    try:
+        yield note
+    finally:
+        if callable(handler):
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _import_ray() -> Any:
@@ -159,10 +195,16 @@ def _run_in_worker(shared: Any, config: DictConfig, cwd: str, env: dict[str, str
     if os.path.isdir(cwd):  # the same path on every node (a shared filesystem), else stay
         os.chdir(cwd)
     os.environ.update(env)
+    # ray.cancel interrupts a running job as Ctrl-C does (its run ends KILLED) through Python's
+    # SIGINT handler, which a worker lacks when `ray start` ran with SIGINT ignored (in background)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler) if main_thread else None
     try:
         return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     finally:
+        if previous_sigint is not None:  # None: not set from Python, nothing to put back
+            signal.signal(signal.SIGINT, previous_sigint)
         os.chdir(previous_cwd)
         for key, value in previous_env.items():
             if value is None:
