@@ -105,7 +105,8 @@ class RayLauncher(Launcher):
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: each running job ends its run KILLED
                 for ref in pending:
                     ray.cancel(ref)
-                ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_S)
+                if pending:
+                    ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_S)
                 sigterm.raise_again()
                 raise
         return [returns[int(config.hydra.job.num)] for config in configs]
