@@ -374,19 +374,40 @@ def test_launcher_configs_compose(launcher, target):
     assert cfg["timeout_min"] >= 1
 
 
-def test_ray_launcher_config_without_the_plugin_is_one_line(tmp_path):
-    # conf/hydra/launcher/ray_cluster.yaml is documented only: the plugin is not installed here
-    with contextlib.suppress(ImportError):
-        import hydra_plugins.hydra_ray_launcher  # noqa: F401
-
-        pytest.skip("hydra-ray-launcher is installed")
+@pytest.mark.parametrize("launcher", ["ray", "ray_cluster"])
+def test_ray_launcher_configs_compose(launcher):
+    # ray_cluster: the earlier name of hydra/launcher=ray, kept for the commands that use it
     proc = subprocess.run(
-        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=ray_cluster",
-         "init=he,xavier", f"hydra.sweep.dir={tmp_path}/sweep"],
+        [sys.executable, "-m", "dlpractice.experiment", f"hydra/launcher={launcher}",
+         "--cfg", "hydra", "-p", "hydra.launcher"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert yaml.safe_load(proc.stdout) == {
+        "_target_": "hydra_plugins.dlpractice_ray_launcher.ray_launcher.RayLauncher",
+        "ray": {"init": {"address": "auto"}, "remote": {"num_cpus": 1, "max_retries": 0}}}
+
+
+def test_ray_launcher_without_a_cluster_is_one_line(tmp_path):
+    from dlpractice.server import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=ray",
+         f"hydra.launcher.ray.init.address={address}", "init=he,xavier",
+         f"hydra.sweep.dir={tmp_path}/sweep"],
         cwd=ROOT, env=_env(tmp_path / "mlflow.db"), capture_output=True, text=True, timeout=120,
         check=False,
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        "error: In 'hydra/launcher/ray_cluster': Could not load 'hydra/launcher/ray'."]
-    assert not (tmp_path / "sweep").exists()
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        expected = ("error: hydra/launcher=ray needs Ray: pip install -e '.[ray]' (the same "
+                    "environment on every node of the cluster)")
+    else:
+        expected = (f"error: hydra/launcher=ray: cannot connect to a Ray cluster at '{address}': "
+                    "[Errno 111] Connection refused (start one with `ray start --head`, or set "
+                    "hydra.launcher.ray.init.address=<head>:<port>)")
+    assert proc.stderr.strip().splitlines() == [expected]
+    assert not [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]  # no job started
+    assert runs(tmp_path / "mlflow.db") == []

@@ -250,6 +250,7 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.data.tags["sweep_id"] == parent.data.tags["sweep_id"]
+        assert run.data.tags["sweep_job"] == str(job)
         folder = sweep["dir"] / str(job)
         config = read_config(folder)
         assert run.data.params["regularizer.lambd"] == str(config["regularizer"]["lambd"])

@@ -291,6 +291,32 @@ def test_parent_and_nested_runs(client, store):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+def test_a_lost_jobs_open_runs_end_killed_with_the_reason(client, store):
+    exp_id = store.experiment_id("lost")
+
+    def run(sweep_id: str, job: str, status: str = "RUNNING") -> str:
+        run_id = client.create_run(exp_id, tags={"sweep_id": sweep_id, "sweep_job": job}).info.run_id
+        if status != "RUNNING":
+            client.set_terminated(run_id, status=status)
+        return run_id
+
+    lost = [run("s1", "1"), run("s1", "1")]
+    others = {run("s1", "2"): "RUNNING", run("s2", "1"): "RUNNING",
+              run("s1", "1", "FINISHED"): "FINISHED", run("s1", "10"): "RUNNING"}
+    closed = tracking.close_lost_job_runs(store, "lost", "s1", 1, "worker died\ntraceback")
+    assert sorted(closed) == sorted(lost)
+    for run_id in lost:
+        got = client.get_run(run_id)
+        assert (got.info.status, got.data.tags["failure_reason"]) == ("KILLED", "worker died")
+    for run_id, status in others.items():
+        got = client.get_run(run_id)
+        assert (got.info.status, "failure_reason" in got.data.tags) == (status, False)
+    assert tracking.close_lost_job_runs(store, "lost", "s1", 1, "again") == []
+    assert tracking.close_lost_job_runs(store, "no such experiment", "s1", 1, "x") == []
+    with pytest.raises(ValueError, match="sweep_id"):
+        tracking.close_lost_job_runs(store, "lost", "s1' or tags.x = 'y", 1, "x")
+
+
 SECRET_KEYS = ("api_key", "password", "authToken", "client_secret", "aws.secretAccessKey",
                "keys", "API_KEY", "password_file")
 KEPT_KEYS = ("monkey", "keyboard_layout", "keep_prob")

@@ -87,12 +87,14 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
     from hydra.types import RunMode
 
     from dlpractice import config, sweep
+    from dlpractice.tracking.sweeps import JOB_TAG, SWEEP_TAG
 
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     info = sweep.read_info(Path(str(hc.sweep.dir))) if multirun else sweep.SweepInfo()
-    tags = {k: v for k, v in (("sweep_id", info.sweep_id),
+    tags = {k: v for k, v in ((SWEEP_TAG, info.sweep_id),
+                              (JOB_TAG, str(hc.job.num) if multirun else None),
                               ("mlflow_project_run", os.environ.get(PROJECT_RUN_ENV))) if v}
     clash = _earlier_job_in(output_dir, info.sweep_id) if multirun else None
     if clash is not None:  # leave the earlier job's files and row as they are
@@ -115,14 +117,11 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
             raise
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
     if row.get("status") == "failed":
-        run_name = raw_cfg.get("tracking", {}).get("run_name") if multirun else None
-        row.setdefault("setting", run_name or " ".join(hc.overrides.task))
+        row.setdefault("setting", _failed_setting(raw_cfg if multirun else {}, hc.overrides.task))
     row["overrides"] = list(hc.overrides.task)
     if multirun:
         row.update(sweep_id=info.sweep_id, job=hc.job.num)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / sweep.SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str),
-                                                 encoding="utf-8")
+    _write_summary(output_dir, row)
     if not multirun:
         from dlpractice import report
 
@@ -166,10 +165,51 @@ def finished_jobs(job_configs: Mapping[int, Any], stores: Any) -> dict[int, dict
                 rows[j] = {"config": cfg.to_dict(), "setting": config.run_name(cfg), **summary,
                            "status": SKIPPED, "overrides": list(raw.hydra.overrides.task),
                            "sweep_id": info.sweep_id, "job": raw.hydra.job.num}
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / sweep.SUMMARY_FILE).write_text(
-                    json.dumps(rows[j], indent=2, default=str), encoding="utf-8")
+                _write_summary(folder, rows[j])
     return rows
+
+
+def job_ended_without_result(job_config: Any, output_dir: Path, reason: str) -> dict[str, Any]:
+    """A sweep job whose process ended before it returned (a launcher's worker killed, its node
+    lost), recorded by the launcher in its own process from the job's composed config (``hydra``
+    node included): its ``summary.json`` row says failed with ``reason`` (so the sweep summary
+    reports it), and the MLflow runs it left RUNNING end KILLED with ``failure_reason`` = reason.
+    Returns the row."""
+    from dlpractice import sweep, tracking
+
+    hydra = job_config.hydra
+    info = sweep.read_info(Path(str(hydra.sweep.dir)))
+    job, overrides = int(hydra.job.num), list(hydra.overrides.task)
+    row: dict[str, Any] = {"setting": _failed_setting(job_config, overrides), "status": "failed",
+                           "error": reason, "overrides": overrides, "sweep_id": info.sweep_id,
+                           "job": job}
+    settings = job_config.get("tracking", {})
+    if settings.get("enabled", True) and info.sweep_id is not None:
+        try:
+            store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
+            experiment = str(settings.get("experiment", "dlpractice"))
+            closed = tracking.close_lost_job_runs(store, experiment, info.sweep_id, job, reason)
+        except Exception as exc:  # the row still reports the job; the store's trouble is named
+            print(f"error: job {job}: could not close its MLflow runs: {one_line(exc)}",
+                  file=sys.stderr)
+        else:
+            if closed:
+                row["run_id"] = closed[-1]
+    _write_summary(output_dir, row)
+    return row
+
+
+def _failed_setting(raw_cfg: Any, overrides: Any) -> str:
+    """A failed job's name in the sweep summary: its ``tracking.run_name``, else its overrides."""
+    return raw_cfg.get("tracking", {}).get("run_name") or " ".join(overrides)
+
+
+def _write_summary(output_dir: Path, row: dict[str, Any]) -> None:
+    from dlpractice import sweep
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / sweep.SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str),
+                                                 encoding="utf-8")
 
 
 def _earlier_job_in(output_dir: Path, sweep_id: str | None) -> str | None:

@@ -104,9 +104,13 @@ class SweepCallback(Callback):
                 if chart:
                     files.append(plots.bias_variance_chart(chart, self.sweep_dir / "bias_variance.png"))
             print(f"\nsweep summary ({self.sweep_dir}):\n" + report.table_markdown(rows, columns))
-        failed = sum(1 for r in rows if str(r.get("status", "")).startswith("failed"))
+        failed_rows = [r for r in rows if str(r.get("status", "")).startswith("failed")]
+        failed = len(failed_rows)
         if failed:
-            print(f"{failed} of {len(rows)} jobs failed (see the table above)", file=sys.stderr)
+            print(f"{failed} of {len(rows)} jobs failed (see the table above):", file=sys.stderr)
+            for r in failed_rows:
+                print(f"  job {r.get('job')} ({r.get('setting')}): {r.get('error', '')}",
+                      file=sys.stderr)
         self._close("FINISHED", files, {"jobs": str(len(rows)), "failed_jobs": str(failed)})
 
     def _close(self, status: str, files: list[Path] | None = None,

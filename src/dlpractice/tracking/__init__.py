@@ -2,9 +2,9 @@
 
 :class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks (:class:`Stores`: a
 process's, by URI). :class:`RunTracker` (:mod:`.runs`): one run per configuration.
-:func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run.
-Tracking uploads what a run produced; it never draws a figure, formats a table or writes a run's
-files.
+:func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run;
+:func:`close_lost_job_runs`: the runs a killed job left open. Tracking uploads what a run produced;
+it never draws a figure, formats a table or writes a run's files.
 """
 
 from dlpractice.tracking.runs import RunTracker
@@ -15,7 +15,7 @@ from dlpractice.tracking.store import (
     Stores,
     resolve_uri,
 )
-from dlpractice.tracking.sweeps import finish_sweep_run, start_sweep_run
+from dlpractice.tracking.sweeps import close_lost_job_runs, finish_sweep_run, start_sweep_run
 
 __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
-           "finish_sweep_run", "resolve_uri", "start_sweep_run"]
+           "close_lost_job_runs", "finish_sweep_run", "resolve_uri", "start_sweep_run"]

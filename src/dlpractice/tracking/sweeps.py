@@ -1,7 +1,9 @@
-"""A sweep's parent run: opened before its jobs (they name it as their parent), closed after them.
+"""A sweep's runs as a whole: the parent run, opened before its jobs (they name it as their parent)
+and closed after them, and the runs a lost job left open.
 
-Owns the parent run's tags, its one upload and its status. The caller owns the run's lifetime
-(closing it if the process ends first); nothing here draws, formats or writes a file.
+Owns the parent run's tags, its one upload and its status, and closing a lost job's runs. The caller
+owns the parent run's lifetime (closing it if the process ends first); nothing here draws, formats
+or writes a file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from dlpractice.tracking import metadata as md
 if TYPE_CHECKING:
     from dlpractice.tracking.store import Store
 
-__all__ = ["finish_sweep_run", "start_sweep_run"]
+__all__ = ["JOB_TAG", "SWEEP_TAG", "close_lost_job_runs", "finish_sweep_run", "start_sweep_run"]
+
+SWEEP_TAG = "sweep_id"  # on a sweep's parent run and on each of its jobs' runs
+JOB_TAG = "sweep_job"  # on a job's run: its job number in the sweep (Hydra's hydra.job.num)
 
 
 def start_sweep_run(store: Store, experiment: str, run_name: str,
@@ -49,3 +54,30 @@ def finish_sweep_run(
             md.upload(client, run_id, {str(path): path for path in paths})
     finally:
         client.set_terminated(run_id, status=status)
+
+
+def close_lost_job_runs(store: Store, experiment: str, sweep_id: str, job: int,
+                        reason: str) -> list[str]:
+    """End KILLED, tagged ``failure_reason`` = ``reason``, the runs of ``experiment`` that job
+    ``job`` of sweep ``sweep_id`` left RUNNING: its process died before it could close them (a
+    launcher's killed worker, on whichever host). Returns their ids, oldest first."""
+    import re
+
+    from mlflow.entities import RunTag
+
+    if not re.fullmatch(r"[0-9A-Za-z_-]+", sweep_id):
+        raise ValueError(f"sweep_id {sweep_id!r} must be a hex id")
+    client = store.client
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:  # the job died before it opened a run
+        return []
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=(f"tags.{SWEEP_TAG} = '{sweep_id}' and tags.{JOB_TAG} = '{int(job)}' "
+                       "and attributes.status = 'RUNNING'"),
+        order_by=["attributes.start_time ASC"],
+    )
+    for run in runs:
+        md.log_batch(client, run.info.run_id, tags=[RunTag("failure_reason", md.tag_text(reason))])
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in runs]
