@@ -2,13 +2,15 @@
 
 :class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks. :class:`RunTracker`
 (:mod:`.runs`): one run per configuration. :func:`start_sweep_run` / :func:`finish_sweep_run`
-(:mod:`.sweeps`): a sweep's parent run. Tracking uploads what a run produced; it never draws a
-figure, formats a table or writes a run's files.
+(:mod:`.sweeps`): a sweep's parent run. :func:`close_abandoned_runs` (:mod:`.owners`): runs whose
+process is gone, closed KILLED before an entry point opens its own. Tracking uploads what a run
+produced; it never draws a figure, formats a table or writes a run's files.
 """
 
+from dlpractice.tracking.owners import close_abandoned_runs, owner_tags
 from dlpractice.tracking.runs import RunTracker
 from dlpractice.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, Store, resolve_uri
 from dlpractice.tracking.sweeps import finish_sweep_run, start_sweep_run
 
-__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "finish_sweep_run",
-           "resolve_uri", "start_sweep_run"]
+__all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "close_abandoned_runs",
+           "finish_sweep_run", "owner_tags", "resolve_uri", "start_sweep_run"]

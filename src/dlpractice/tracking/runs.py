@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 from dlpractice.errors import DlpracticeError
 from dlpractice.tracking import metadata as md
+from dlpractice.tracking import owners
+from dlpractice.tracking.metadata import PARENT_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -31,7 +33,6 @@ __all__ = ["PARENT_RUN_TAG", "History", "RunTracker"]
 
 _log = logging.getLogger(__package__)
 
-PARENT_RUN_TAG = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID
 AT_EXIT_REASON = "the process ended with the run still open"
 
 
@@ -59,7 +60,8 @@ class RunTracker:
     Exit: FINISHED without exception; KILLED on KeyboardInterrupt; FAILED otherwise with the tag
     ``failure_reason`` (one line). Exceptions propagate. A run still open when the process ends is
     closed KILLED. ``nested=True`` without ``parent_run_id`` makes the run a child of the
-    innermost open tracker of the same store (or of an active fluent MLflow run).
+    innermost open tracker of the same store (or of an active fluent MLflow run). The run carries
+    its owner's tags (:func:`~dlpractice.tracking.owners.owner_tags`) and a heartbeat.
     """
 
     def __init__(
@@ -149,7 +151,7 @@ class RunTracker:
         errors: list[BaseException] = []
         try:
             metrics = [] if self._history_logged else self._buffered_metrics()
-            tags = [RunTag("failure_reason", reason)] if reason else []
+            tags = [RunTag(md.FAILURE_REASON_TAG, reason)] if reason else []
             if metrics or tags:
                 md.log_batch(client, run_id, metrics=metrics, tags=tags)
         except Exception as exc:
@@ -179,7 +181,8 @@ class RunTracker:
         return active.info.run_id if active is not None else None
 
     def _start_tags(self, parent: str | None) -> dict[str, str]:
-        tags: dict[str, str] = {"config_hash": self.config_hash, **md.common_tags()}
+        tags: dict[str, str] = {"config_hash": self.config_hash, **md.common_tags(),
+                                **owners.owner_tags(), **owners.heartbeat_tags()}
         if self.cfg.study:
             tags["study"] = str(self.cfg.study)
         if parent:

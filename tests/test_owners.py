@@ -1,0 +1,232 @@
+"""Who owns a run and what becomes of runs whose owner is gone (:mod:`dlpractice.tracking.owners`)
+— in process, against a real SQLite store and real processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlpractice import config, tracking
+
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+linux = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc")
+
+REASON = "process ended without closing the run"
+HOST, PID, START = "dlpractice.owner.host", "dlpractice.owner.pid", "dlpractice.owner.start_ticks"
+BOOT, PID_NS, HEARTBEAT = ("dlpractice.owner.boot_id", "dlpractice.owner.pid_namespace",
+                           "dlpractice.heartbeat")
+HOUR = 3600.0
+
+
+def start_ticks(pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat (the fields after the command name in parentheses)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def this_machine() -> dict[str, str]:
+    """This host as the owner tags name it, read here from /proc."""
+    return {HOST: socket.gethostname(),
+            BOOT: Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+            PID_NS: os.readlink("/proc/self/ns/pid")}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tracking.Store:
+    store = tracking.Store(f"sqlite:///{tmp_path_factory.mktemp('owners') / 'mlflow.db'}")
+    store.prepare()
+    return store
+
+
+@pytest.fixture
+def experiment(store, request) -> str:
+    """An experiment of the test's own; no run of it is left RUNNING."""
+    name = request.node.name
+    yield name
+    client = store.client
+    for run in client.search_runs([store.experiment_id(name)], "attributes.status = 'RUNNING'"):
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def make_cfg(store: tracking.Store, experiment: str) -> config.Config:
+    return config.load({"train": {"iterations": 40, "record_every": 10},
+                        "data": {"n_samples": 60},
+                        "tracking": {"uri": store.uri, "experiment": experiment}})
+
+
+def running_run(store, experiment: str, tags: dict[str, str], start_s: float | None = None) -> str:
+    start_ms = int((time.time() if start_s is None else start_s) * 1000)
+    run = store.client.create_run(store.experiment_id(experiment), start_time=start_ms, tags=tags)
+    return run.info.run_id
+
+
+def statuses(store, run_ids) -> list[str]:
+    return [store.client.get_run(r).info.status for r in run_ids]
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+# -- the tags a run carries ---------------------------------------------------------------------
+
+
+@linux
+def test_a_run_and_a_sweeps_parent_carry_their_owner_and_a_heartbeat(store, experiment):
+    before = time.time()
+    with tracking.RunTracker(make_cfg(store, experiment), store) as tracker:
+        pass
+    parent = tracking.start_sweep_run(store, experiment, "sweep-x")
+    tracking.finish_sweep_run(store, parent)
+    after = time.time()
+    me = {**this_machine(), PID: str(os.getpid()), START: start_ticks(os.getpid())}
+    for run_id in (tracker.run_id, parent):
+        tags = store.client.get_run(run_id).data.tags
+        assert {k: tags[k] for k in me} == me
+        assert before - 0.01 <= float(tags[HEARTBEAT]) <= after
+
+
+def test_a_sweeps_parent_is_owned_by_the_process_the_sweep_names(store, experiment):
+    owner = {HOST: "login-node", PID: "4242", START: "99"}
+    parent = tracking.start_sweep_run(store, experiment, "sweep-y", owner=owner)
+    tags = store.client.get_run(parent).data.tags
+    tracking.finish_sweep_run(store, parent)
+    assert {k: tags.get(k) for k in (HOST, PID, START, BOOT)} == {**owner, BOOT: None}
+
+
+# -- runs of this host --------------------------------------------------------------------------
+
+
+@linux
+def test_runs_whose_process_is_gone_are_closed_killed_and_live_ones_are_left(store, experiment,
+                                                                             sleeper):
+    here = this_machine()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended_ticks = start_ticks(ended.pid)
+    ended.wait()
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    zombie_ticks = start_ticks(zombie.pid)
+    zombie.send_signal(signal.SIGKILL)  # not reaped (no wait) until the end of the test
+    deadline = time.monotonic() + 30
+    while state(zombie.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state(zombie.pid) == "Z"
+    beat = round(time.time() - 30, 3)  # the heartbeat plays no part on this host
+
+    def run(**tags: str) -> str:
+        return running_run(store, experiment, tags, start_s=beat - 60)
+
+    live = {**here, PID: str(sleeper.pid), START: start_ticks(sleeper.pid),
+            HEARTBEAT: f"{beat:.3f}"}
+    left = {
+        "live": run(**live),
+        "live, no start recorded": run(**{k: v for k, v in live.items() if k != START}),
+        "no owner": run(config_hash="abc"),
+        "another pid namespace, recent heartbeat": run(**{**live, PID: "1", PID_NS: "pid:[1]"}),
+    }
+    gone = {
+        "ended": run(**{**live, PID: str(ended.pid), START: ended_ticks}),
+        "zombie": run(**{**live, PID: str(zombie.pid), START: zombie_ticks}),
+        "pid reused": run(**{**live, START: str(int(live[START]) + 1)}),
+        "rebooted since": run(**{**live, BOOT: "another-boot"}),
+    }
+    try:
+        closed = tracking.close_abandoned_runs(store, experiment, HOUR)
+    finally:
+        zombie.wait()
+    assert sorted(closed) == sorted(gone.values())
+    assert statuses(store, left.values()) == ["RUNNING"] * len(left), list(left)
+    for name, run_id in gone.items():
+        run = store.client.get_run(run_id)
+        assert (run.info.status, run.data.tags.get("failure_reason")) == ("KILLED", REASON), name
+        assert run.info.end_time == round(beat * 1000), name  # ended at its last sign of life
+
+
+def test_the_process_calling_is_alive(store, experiment):
+    tags = tracking.owner_tags()
+    assert (tags[HOST], tags[PID]) == (socket.gethostname(), str(os.getpid()))
+    mine = running_run(store, experiment, tags)
+    assert tracking.close_abandoned_runs(store, experiment, HOUR) == []
+    assert statuses(store, [mine]) == ["RUNNING"]
+
+
+def test_an_open_run_of_this_process_survives_another_entry_point(store, experiment):
+    with tracking.RunTracker(make_cfg(store, experiment), store) as tracker:
+        assert tracking.close_abandoned_runs(tracking.Store(store.uri), experiment, HOUR) == []
+        assert statuses(store, [tracker.run_id]) == ["RUNNING"]
+    assert statuses(store, [tracker.run_id]) == ["FINISHED"]
+
+
+# -- runs of other hosts ------------------------------------------------------------------------
+
+
+def test_runs_of_other_hosts_are_closed_only_when_their_heartbeat_is_stale(store, experiment):
+    now = float(int(time.time()))  # whole seconds: a heartbeat exactly at the limit is exact
+    other = {HOST: f"not-{socket.gethostname()}", PID: "1234", START: "5"}
+
+    def run(beat_age: float | None, start_age: float = 2 * HOUR, **tags: str) -> str:
+        beat = {} if beat_age is None else {HEARTBEAT: f"{now - beat_age:.3f}"}
+        return running_run(store, experiment, {**other, **beat, **tags}, now - start_age)
+
+    old, recent, at_limit = run(HOUR + 1), run(HOUR - 60), run(HOUR)
+    never_beat_old, never_beat_new = run(None), run(None, start_age=60)
+    unreadable = run(None, start_age=60, **{HEARTBEAT: "soon"})
+    # a sweep's parent beats while one of its running runs does
+    parent_alive, parent_dead = run(2 * HOUR), run(2 * HOUR)
+    child_alive = run(30, **{"mlflow.parentRunId": parent_alive})
+    child_dead = run(HOUR + 5, **{"mlflow.parentRunId": parent_dead})
+
+    closed = tracking.close_abandoned_runs(store, experiment, HOUR, now=now)
+    assert sorted(closed) == sorted([old, never_beat_old, parent_dead, child_dead])
+    assert statuses(store, [recent, at_limit, never_beat_new, unreadable, parent_alive,
+                            child_alive]) == ["RUNNING"] * 6
+    killed = store.client.get_run(old)
+    assert (killed.info.status, killed.data.tags["failure_reason"]) == ("KILLED", REASON)
+    assert killed.info.end_time == round(float(killed.data.tags[HEARTBEAT]) * 1000)
+    # without a heartbeat a run ends when it started
+    started = store.client.get_run(never_beat_old).info
+    assert started.end_time == started.start_time
+    # a shorter limit: the recent ones go too
+    again = tracking.close_abandoned_runs(store, experiment, 50.0, now=now)
+    assert sorted(again) == sorted([recent, at_limit, never_beat_new, unreadable])
+
+
+def test_only_the_experiment_asked_for_is_looked_at(store, experiment):
+    other = {HOST: "elsewhere", PID: "1", HEARTBEAT: "0"}
+    elsewhere = running_run(store, f"{experiment}-other", other)
+    assert tracking.close_abandoned_runs(store, experiment, HOUR) == []
+    assert statuses(store, [elsewhere]) == ["RUNNING"]
+    assert tracking.close_abandoned_runs(store, f"{experiment}-other", HOUR) == [elsewhere]
+
+
+def test_a_store_that_cannot_be_searched_only_warns(store, experiment, monkeypatch, caplog):
+    from mlflow.tracking import MlflowClient
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database is locked\nmore")
+
+    stale = running_run(store, experiment, {HOST: "elsewhere", PID: "1", HEARTBEAT: "0"})
+    monkeypatch.setattr(MlflowClient, "search_runs", broken)
+    with caplog.at_level(logging.WARNING, "dlpractice.tracking"):
+        assert tracking.close_abandoned_runs(store, experiment, HOUR) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not look for abandoned runs in {store.uri}: database is locked"]
+    monkeypatch.undo()
+    assert statuses(store, [stale]) == ["RUNNING"]
