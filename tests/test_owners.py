@@ -1,5 +1,6 @@
-"""Who owns a run and what becomes of runs whose owner is gone (:mod:`dlpractice.tracking.owners`)
-— in process, against a real SQLite store and real processes."""
+"""Who owns a run and what becomes of runs whose owner is gone (:mod:`dlpractice.tracking.owners`),
+and the history a run flushes while it trains — in process, against a real SQLite store and real
+processes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dlpractice import config, tracking
+from dlpractice.nn import Network, TrainResult
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 
@@ -230,3 +232,89 @@ def test_a_store_that_cannot_be_searched_only_warns(store, experiment, monkeypat
         f"could not look for abandoned runs in {store.uri}: database is locked"]
     monkeypatch.undo()
     assert statuses(store, [stale]) == ["RUNNING"]
+
+
+# -- the history flushed while a run trains -----------------------------------------------------
+
+
+def history(store, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in store.client.get_metric_history(run_id, key))
+
+
+def result_of(points: list[tuple[int, float, float]]) -> TrainResult:
+    result = TrainResult(parameters={}, network=Network([2, 1], "relu"))
+    for step, cost, dev_cost in points:
+        result.iterations.append(step)
+        result.costs.append(cost)
+        result.dev_costs.append(dev_cost)
+        result.grad_norms.append([0.5])
+    result.iterations_run = points[-1][0] + 1
+    return result
+
+
+def test_the_history_is_flushed_every_interval_with_a_heartbeat_and_logged_once(store, experiment):
+    points = [(0, 0.9, 0.95), (10, 0.8, 0.85), (20, 0.7, 0.75), (30, 0.6, 0.65)]
+    with tracking.RunTracker(make_cfg(store, experiment), store, flush_every_s=0.5) as tracker:
+        run_id = tracker.run_id
+        started = float(store.client.get_run(run_id).data.tags[HEARTBEAT])
+        tracker.callback(*points[0])
+        tracker.callback(*points[1])
+        assert history(store, run_id, "cost") == []  # within the interval: nothing logged
+        time.sleep(0.55)
+        before = time.time()
+        tracker.callback(*points[2])
+        assert history(store, run_id, "cost") == [(s, c) for s, c, _ in points[:3]]
+        assert history(store, run_id, "dev_cost") == [(s, d) for s, _, d in points[:3]]
+        beat = float(store.client.get_run(run_id).data.tags[HEARTBEAT])
+        assert before - 0.01 <= beat <= time.time() and beat > started
+        tracker.callback(*points[3])
+        assert len(history(store, run_id, "cost")) == 3  # the next interval has not passed
+        tracker.log_history(result_of(points))
+    # every point once: the flushed ones are not logged again
+    assert history(store, run_id, "cost") == [(s, c) for s, c, _ in points]
+    assert history(store, run_id, "dev_cost") == [(s, d) for s, _, d in points]
+    assert history(store, run_id, "grad_norm_W1") == [(s, 0.5) for s, _, _ in points]
+
+
+def test_a_run_flushes_every_ten_seconds_by_default(store, experiment):
+    assert tracking.RunTracker(make_cfg(store, experiment), store).flush_every_s == 10.0
+
+
+def test_an_interrupted_run_logs_what_was_not_flushed_yet(store, experiment):
+    points = [(0, 0.9, 0.95), (10, 0.8, 0.85), (20, 0.7, 0.75), (30, 0.6, 0.65)]
+    with pytest.raises(KeyboardInterrupt), tracking.RunTracker(
+            make_cfg(store, experiment), store, flush_every_s=0.0) as tracker:
+        tracker.callback(*points[0])  # each callback flushes
+        tracker.callback(*points[1])
+        tracker.flush_every_s = 3600.0  # from the next flush on (that one was due already)
+        tracker.callback(*points[2])
+        assert len(history(store, tracker.run_id, "cost")) == 3
+        tracker.callback(*points[3])
+        raise KeyboardInterrupt
+    assert store.client.get_run(tracker.run_id).info.status == "KILLED"
+    assert history(store, tracker.run_id, "cost") == [(s, c) for s, c, _ in points]
+    assert history(store, tracker.run_id, "dev_cost") == [(s, d) for s, _, d in points]
+
+
+def test_a_flush_the_store_refuses_is_tried_again_at_the_next(store, experiment, monkeypatch,
+                                                               caplog):
+    from dlpractice.tracking import metadata
+
+    real = metadata.log_batch
+    failures = iter([RuntimeError("database is locked")])
+
+    def flaky(*args, **kwargs):
+        for exc in failures:
+            raise exc
+        return real(*args, **kwargs)
+
+    points = [(0, 0.9, 0.95), (10, 0.8, 0.85)]
+    with tracking.RunTracker(make_cfg(store, experiment), store, flush_every_s=0.0) as tracker:
+        monkeypatch.setattr(metadata, "log_batch", flaky)
+        with caplog.at_level(logging.WARNING, "dlpractice.tracking"):
+            tracker.callback(*points[0])  # refused: training goes on
+        assert history(store, tracker.run_id, "cost") == []
+        tracker.callback(*points[1])
+        assert history(store, tracker.run_id, "cost") == [(0, 0.9), (10, 0.8)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not log the history of MLflow run {tracker.run_id} yet: database is locked"]
