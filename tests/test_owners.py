@@ -1,6 +1,6 @@
 """Who owns a run and what becomes of runs whose owner is gone (:mod:`dlpractice.tracking.owners`),
-and the history a run flushes while it trains — in process, against a real SQLite store and real
-processes."""
+the history a run flushes while it trains, and the MLflow UI link of a run — in process, against
+a real SQLite store and real processes. (SIGKILLed runs and sweeps: tests/test_faults.py.)"""
 
 from __future__ import annotations
 
@@ -318,3 +318,24 @@ def test_a_flush_the_store_refuses_is_tried_again_at_the_next(store, experiment,
         assert history(store, tracker.run_id, "cost") == [(0, 0.9), (10, 0.8)]
     assert [r.getMessage() for r in caplog.records] == [
         f"could not log the history of MLflow run {tracker.run_id} yet: database is locked"]
+
+
+# -- the MLflow UI link of a run -----------------------------------------------------------------
+
+
+def test_the_link_of_a_run_in_the_embedded_store_is_make_ui(store, experiment):
+    with tracking.RunTracker(make_cfg(store, experiment), store) as tracker:
+        pass
+    exp_id = store.client.get_experiment_by_name(experiment).experiment_id
+    link = f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{tracker.run_id}"
+    assert tracking.Store(store.uri).run_url(tracker.run_id) == link  # looked up
+    assert store.run_url(tracker.run_id, exp_id) == link
+
+
+@pytest.mark.parametrize("uri,base", [
+    ("http://127.0.0.1:5050", "http://127.0.0.1:5050"),
+    ("https://mlflow.example.org/team/", "https://mlflow.example.org/team"),
+    ("https://alice:s3cret@mlflow.example.org:8443/x?y=1", "https://mlflow.example.org:8443/x"),
+])
+def test_the_link_of_a_run_on_a_tracking_server_is_the_server_without_credentials(uri, base):
+    assert tracking.Store(uri).run_url("r1", "7") == f"{base}/#/experiments/7/runs/r1"
