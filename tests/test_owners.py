@@ -29,13 +29,18 @@ BOOT, PID_NS, HEARTBEAT = ("dlpractice.owner.boot_id", "dlpractice.owner.pid_nam
 HOUR = 3600.0
 
 
+def stat_after_name(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat from field 3 on: after the command name, in parentheses (any bytes)."""
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+
+
 def start_ticks(pid: int) -> str:
-    """Field 22 of /proc/<pid>/stat (the fields after the command name in parentheses)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    """Field 22 of /proc/<pid>/stat: the process's start, in clock ticks since boot."""
+    return stat_after_name(pid)[19].decode()
 
 
 def state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return stat_after_name(pid)[0].decode()
 
 
 def this_machine() -> dict[str, str]:
@@ -80,11 +85,17 @@ def statuses(store, run_ids) -> list[str]:
 
 @pytest.fixture
 def sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    """A live process whose command name (field 2 of /proc/<pid>/stat) holds parentheses,
+    spaces and a byte that is no UTF-8."""
+    script = ('import ctypes, time; ctypes.CDLL(None).prctl(15, b"a) b\\xff (", 0, 0, 0); '
+              'print(flush=True); time.sleep(300)')
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    proc.stdout.readline()  # named
     yield proc
     if proc.poll() is None:
         proc.kill()
     proc.wait()
+    proc.stdout.close()
 
 
 # -- the tags a run carries ---------------------------------------------------------------------
@@ -118,7 +129,7 @@ def test_a_sweeps_parent_is_owned_by_the_process_the_sweep_names(store, experime
 
 @linux
 def test_runs_whose_process_is_gone_are_closed_killed_and_live_ones_are_left(store, experiment,
-                                                                             sleeper):
+                                                                             sleeper, caplog):
     here = this_machine()
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended_ticks = start_ticks(ended.pid)
@@ -137,10 +148,17 @@ def test_runs_whose_process_is_gone_are_closed_killed_and_live_ones_are_left(sto
 
     live = {**here, PID: str(sleeper.pid), START: start_ticks(sleeper.pid),
             HEARTBEAT: f"{beat:.3f}"}
+    assert Path(f"/proc/{sleeper.pid}/stat").read_bytes().startswith(
+        f"{sleeper.pid} (a) b\xff () ".encode("latin-1"))
+    without = {k: v for k, v in live.items() if k not in (HOST, PID)}
     left = {
         "live": run(**live),
         "live, no start recorded": run(**{k: v for k, v in live.items() if k != START}),
         "no owner": run(config_hash="abc"),
+        "no pid": run(**{**without, HOST: here[HOST]}),
+        "no host": run(**{**without, PID: str(ended.pid)}),
+        "a pid that is no number": run(**{**live, PID: "12a"}),
+        "a pid no process can have": run(**{**live, PID: "9" * 20}),
         "another pid namespace, recent heartbeat": run(**{**live, PID: "1", PID_NS: "pid:[1]"}),
     }
     gone = {
@@ -150,10 +168,14 @@ def test_runs_whose_process_is_gone_are_closed_killed_and_live_ones_are_left(sto
         "rebooted since": run(**{**live, BOOT: "another-boot"}),
     }
     try:
-        closed = tracking.close_abandoned_runs(store, experiment, HOUR)
+        with caplog.at_level(logging.WARNING, "dlpractice.tracking"):
+            closed = tracking.close_abandoned_runs(store, experiment, HOUR)
     finally:
         zombie.wait()
     assert sorted(closed) == sorted(gone.values())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"closed 4 abandoned MLflow run(s) of experiment {experiment!r} as KILLED: "
+        f"{', '.join(closed)}"]
     assert statuses(store, left.values()) == ["RUNNING"] * len(left), list(left)
     for name, run_id in gone.items():
         run = store.client.get_run(run_id)
@@ -216,6 +238,32 @@ def test_only_the_experiment_asked_for_is_looked_at(store, experiment):
     assert tracking.close_abandoned_runs(store, experiment, HOUR) == []
     assert statuses(store, [elsewhere]) == ["RUNNING"]
     assert tracking.close_abandoned_runs(store, f"{experiment}-other", HOUR) == [elsewhere]
+
+
+def test_a_run_that_cannot_be_closed_is_named_and_the_others_are_closed(store, experiment,
+                                                                        monkeypatch, caplog):
+    from mlflow.tracking import MlflowClient
+
+    stale = {HOST: "elsewhere", PID: "1", HEARTBEAT: "0"}
+    # the refused one first (the latest start: MLflow's search order), the others after it
+    runs = [running_run(store, experiment, stale, start_s=start) for start in (200, 100, 100)]
+    real = MlflowClient.set_terminated
+
+    def refuse_one(self, run_id, *args, **kwargs):
+        if run_id == runs[0]:
+            raise RuntimeError("database is locked\nmore")
+        return real(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "set_terminated", refuse_one)
+    with caplog.at_level(logging.WARNING, "dlpractice.tracking"):
+        closed = tracking.close_abandoned_runs(store, experiment, HOUR)
+    monkeypatch.undo()
+    assert sorted(closed) == sorted(runs[1:])
+    assert statuses(store, runs) == ["RUNNING", "KILLED", "KILLED"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not close the abandoned MLflow run {runs[0]}: database is locked",
+        f"closed 2 abandoned MLflow run(s) of experiment {experiment!r} as KILLED: "
+        f"{', '.join(closed)}"]
 
 
 def test_a_store_that_cannot_be_searched_only_warns(store, experiment, monkeypatch, caplog):

@@ -40,18 +40,17 @@ _MAX_RESULTS = 50_000  # MLflow's largest search (SEARCH_MAX_RESULTS_THRESHOLD):
 
 def _stat_fields(pid: int) -> list[str] | None:
     """``/proc/<pid>/stat`` from field 3 (state) on, None without it; the command name (field 2)
-    may hold spaces and parentheses, so the fields start after its last ')'."""
+    may hold any bytes, parentheses too, so the fields start after its last ')'."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
-    fields = text[text.rfind(")") + 1:].split()
-    return fields if len(fields) >= 20 else None
+    return stat.rpartition(b")")[2].decode().split()
 
 
 def _read_line(path: str) -> str | None:
     try:
-        return Path(path).read_text(encoding="ascii", errors="replace").strip() or None
+        return Path(path).read_text().strip() or None
     except OSError:
         return None
 
@@ -75,15 +74,16 @@ def owner_tags() -> dict[str, str]:
     return {key: value for key, value in tags.items() if value}
 
 
-def heartbeat_tags(now: float | None = None) -> dict[str, str]:
-    """The heartbeat tag, at ``now`` (unix seconds; default: the current time)."""
-    return {HEARTBEAT_TAG: f"{time.time() if now is None else now:.3f}"}
+def heartbeat_tags() -> dict[str, str]:
+    """The heartbeat tag: now, in unix seconds."""
+    return {HEARTBEAT_TAG: f"{time.time():.3f}"}
 
 
 def process_gone(pid: int, start_ticks: str | None = None) -> bool:
     """Has process ``pid`` of this machine ended (a zombie has), or does its pid now belong to a
-    process started at other than ``start_ticks``? False when this cannot be told (no POSIX)."""
-    if os.name != "posix" or pid <= 0:
+    process started at other than ``start_ticks``? False when this cannot be told (no POSIX, a
+    pid no process can have)."""
+    if os.name != "posix":
         return False
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
@@ -91,12 +91,12 @@ def process_gone(pid: int, start_ticks: str | None = None) -> bool:
         return True
     except PermissionError:  # another user's process: it exists
         pass
-    except OSError:
+    except (OverflowError, OSError):
         return False
     fields = _stat_fields(pid)
     if fields is None:  # no /proc here (macOS): the pid exists, its start is unknown
         return False
-    if fields[0] in ("Z", "X"):  # ended, not yet reaped by its parent
+    if fields[0] == "Z":  # ended, not yet reaped by its parent
         return True
     return start_ticks is not None and fields[19] != start_ticks
 
@@ -111,7 +111,7 @@ def _heartbeat(run: Any) -> float:
 
 def _abandoned(tags: Mapping[str, str], here: Mapping[str, str], heartbeat: float, now: float,
                stale_after_s: float) -> bool:
-    host, pid = tags.get(OWNER_HOST_TAG), tags.get(OWNER_PID_TAG, "")
+    host, pid = tags.get(OWNER_HOST_TAG), str(tags.get(OWNER_PID_TAG))
     if not host or not pid.isdigit():  # not a run of ours (or from before owners): left alone
         return False
     if host == here.get(OWNER_HOST_TAG):
