@@ -22,6 +22,7 @@ def test_defaults_compose_into_a_valid_config():
     assert cfg.data.name == "circles" and cfg.init.name == "he" and cfg.regularizer.name == "none"
     assert cfg.course_compat is False and cfg.seed == 0
     assert cfg.tracking.uri is None and cfg.tracking.experiment == "dlpractice"
+    assert cfg.tracking.stale_after_s == 3600  # an hour without a heartbeat (another host's run)
 
 
 @pytest.mark.parametrize("group,options", [

@@ -1,8 +1,10 @@
 """Faults, with real processes and a real SQLite MLflow store in tmp_path: a run interrupted by
 SIGTERM or Ctrl-C ends KILLED with the cost history so far; a run that raises or diverges ends
-FAILED with a ``failure_reason``; the same for the DVC evaluate stage; a ``dvc repro`` killed
-mid-train is rerun without clean-up and produces the bytes of an uninterrupted run. After every
-test, no run in any store the test used is left RUNNING.
+FAILED with a ``failure_reason``; the same for the DVC evaluate stage; a run or a sweep killed
+with SIGKILL keeps the history it flushed and is closed KILLED by the next run (the sweep's re-run
+finishes the killed job); a ``dvc repro`` killed mid-train is rerun without clean-up and produces
+the bytes of an uninterrupted run. After every test, no run in any store the test used is left
+RUNNING.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -84,6 +87,11 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
             raise AssertionError(f"ended before {what} (exit {proc.returncode}):\n{err[-3000:]}")
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _costs(db: Path, run_id: str) -> list[tuple[int, float]]:
+    return _query(db, "SELECT step, value FROM metrics WHERE run_uuid = ? AND key = 'cost' "
+                  "ORDER BY step", run_id)
 
 
 def _default_sigint() -> None:
@@ -172,6 +180,126 @@ def test_a_diverging_run_ends_failed_naming_iteration_and_layer(tmp_path):
     assert run["cost_steps"] == list(range(0, iteration, 50))
 
 
+# -- SIGKILL: the run stays open until the next entry point closes it ------------------------------
+
+ABANDONED = "process ended without closing the run"
+FLUSH_EVERY_S = 0.5  # the app's history flush (every 10 s) made shorter for these tests
+
+
+def _flushing_app(tmp_path: Path, *args: str) -> list[str]:
+    """The app, flushing the history every FLUSH_EVERY_S seconds."""
+    script = textwrap.dedent(f"""
+        from dlpractice import experiment
+        from dlpractice.tracking import runs
+
+        runs.HISTORY_FLUSH_S = {FLUSH_EVERY_S}
+        experiment.main({_app(tmp_path, *args)[3:]!r})
+    """)
+    return [sys.executable, "-c", script]
+
+
+def _sigkill_when(cmd: list[str], db: Path, predicate, what: str) -> None:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(db), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(predicate, 180, what, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _printed_link(stdout: str, db: Path) -> tuple[str, str]:
+    """The run of the printed `run:` link: (experiment id, run id), checked against the store."""
+    (line,) = [ln for ln in stdout.splitlines() if ln.startswith("run: ")]
+    match = re.fullmatch(r"run: http://127\.0\.0\.1:5000/#/experiments/(\d+)/runs/(\w+)", line)
+    assert match is not None, line
+    return match.group(1), match.group(2)
+
+
+def _experiment_of(db: Path, run_id: str) -> str:
+    ((experiment_id,),) = _query(db, "SELECT experiment_id FROM runs WHERE run_uuid = ?", run_id)
+    return str(experiment_id)
+
+
+def test_a_sigkilled_run_keeps_its_flushed_history_and_the_next_run_closes_it(tmp_path):
+    db = tmp_path / "mlflow.db"
+    _sigkill_when(_flushing_app(tmp_path, *LONG), db,
+                  lambda: [r for r in runs(db) if r["cost_points"] >= 2], "a flushed history")
+    (killed,) = runs(db)
+    assert killed["status"] == "RUNNING"  # nothing could close it
+    flushed = _costs(db, killed["run_id"])
+    assert [s for s, _ in flushed] == list(range(0, 100 * len(flushed), 100))
+
+    # the next run: the same settings, trained as far as the killed one flushed its history
+    last = flushed[-1][0]
+    again = tmp_path / "again"
+    proc = subprocess.run(
+        _app(again, f"train.iterations={last + 1}", *LONG[1:]), cwd=ROOT, env=_env(db),
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_id = {r["run_id"]: r for r in runs(db)}
+    closed = by_id.pop(killed["run_id"])
+    ((new_id, new),) = by_id.items()
+    assert (closed["status"], closed["tags"]["failure_reason"]) == ("KILLED", ABANDONED)
+    assert new["status"] == "FINISHED" and "failure_reason" not in new["tags"]
+    # the killed run ends at its last heartbeat, with the history it flushed: the run's costs
+    ((end_time,),) = _query(db, "SELECT end_time FROM runs WHERE run_uuid = ?", killed["run_id"])
+    assert end_time == round(float(closed["tags"]["dlpractice.heartbeat"]) * 1000)
+    assert _costs(db, killed["run_id"]) == flushed
+    with (again / "run" / "history.csv").open() as f:
+        assert [(int(r["iteration"]), float(r["cost"])) for r in csv.DictReader(f)] == flushed
+    # what the next run printed: its MLflow UI link and its folder
+    assert _printed_link(proc.stdout, db) == (_experiment_of(db, new_id), new_id)
+    assert proc.stdout.splitlines()[-1] == f"folder: {again / 'run'}"
+
+
+SWEEP_KILLED = ["-m", "init=he,xavier", "train.iterations=40000", "train.record_every=100",
+                "data.n_samples=200"]
+
+
+def test_a_sigkilled_sweep_job_is_finished_by_the_rerun(tmp_path):
+    db = tmp_path / "mlflow.db"
+
+    def second_job_flushed():
+        return [r for r in runs(db) if r["name"] == "xavier-none" and r["cost_points"] >= 1]
+
+    _sigkill_when(_flushing_app(tmp_path, *SWEEP_KILLED), db, second_job_flushed,
+                  "the second job's flushed history")
+    first = {r["name"]: r for r in runs(db)}
+    assert {n: r["status"] for n, r in first.items()} == {
+        "he-none": "FINISHED", "xavier-none": "RUNNING", f"sweep-{_sweep_id(first)}": "RUNNING"}
+    assert not (tmp_path / "sweep" / "1" / "summary.json").exists()
+
+    proc = subprocess.run(_app(tmp_path, *SWEEP_KILLED), cwd=ROOT, env=_env(db),
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    old_ids = {r["run_id"] for r in first.values()}
+    after = {r["run_id"]: r for r in runs(db)}
+    for name in ("xavier-none", f"sweep-{_sweep_id(first)}"):
+        closed = after[first[name]["run_id"]]
+        assert (closed["status"], closed["tags"].get("failure_reason")) == ("KILLED", ABANDONED)
+    assert after[first["he-none"]["run_id"]]["status"] == "FINISHED"
+    new = {r["name"]: r for run_id, r in after.items() if run_id not in old_ids}
+    (parent_name,) = [n for n in new if n.startswith("sweep-")]
+    assert sorted(new) == sorted([parent_name, "xavier-none"])  # he-none is not trained again
+    assert new[parent_name]["status"] == new["xavier-none"]["status"] == "FINISHED"
+    parent_id = new[parent_name]["run_id"]
+    assert new["xavier-none"]["tags"]["mlflow.parentRunId"] == parent_id
+    with (tmp_path / "sweep" / "sweep_summary.csv").open() as f:
+        assert [(r["setting"], r["status"]) for r in csv.DictReader(f)] == [
+            ("he-none", "skipped (already finished)"), ("xavier-none", "finished")]
+    assert _printed_link(proc.stdout, db) == (_experiment_of(db, parent_id), parent_id)
+    assert proc.stdout.splitlines()[-1] == f"folder: {tmp_path / 'sweep'}"
+
+
+def _sweep_id(named_runs: dict[str, dict]) -> str:
+    return named_runs["he-none"]["tags"]["sweep_id"]
+
+
 # -- the DVC evaluate stage (the one that opens the MLflow run) -----------------------------------------
 
 
@@ -205,6 +333,31 @@ def _evaluate_with(tmp_path: Path, stage_inputs: Path, patch: str) -> tuple[Path
         from dlpractice.stages import evaluate
     """) + textwrap.dedent(patch) + "\nsys.exit(evaluate.main([]))\n"
     return work, tmp_path / "mlflow.db", script
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_evaluate_stage_closes_abandoned_runs_and_prints_its_runs_link(tmp_path, stage_inputs):
+    from mlflow.tracking import MlflowClient
+
+    work, db = tmp_path / "work", tmp_path / "mlflow.db"
+    shutil.copytree(stage_inputs, work)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    client = MlflowClient(f"sqlite:///{db}")
+    abandoned = client.create_run(client.create_experiment("dlpractice"), tags={
+        "dlpractice.owner.host": socket.gethostname(), "dlpractice.owner.pid": str(ended.pid),
+        "dlpractice.owner.boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        "dlpractice.owner.pid_namespace": os.readlink("/proc/self/ns/pid")})
+    proc = subprocess.run([sys.executable, "-m", "dlpractice.stages.evaluate"], cwd=work,
+                          env=_env(db), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_id = {r["run_id"]: r for r in runs(db)}
+    closed = by_id.pop(abandoned.info.run_id)
+    assert (closed["status"], closed["tags"]["failure_reason"]) == ("KILLED", ABANDONED)
+    ((run_id, run),) = by_id.items()
+    assert run["status"] == "FINISHED"
+    assert _printed_link(proc.stdout, db) == (_experiment_of(db, run_id), run_id)
+    assert proc.stdout.splitlines()[-1] == f"folder: {work / 'reports'}"
 
 
 def test_evaluate_stage_that_raises_ends_failed_and_commits_nothing(tmp_path, stage_inputs):

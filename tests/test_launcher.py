@@ -21,7 +21,7 @@ def job_outputs(sweep_dir: Path) -> list[dict]:
     for job in sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
         hydra = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]
         summary = json.loads((job / "summary.json").read_text())
-        for key in ("train_seconds", "sweep_id", "run_id"):
+        for key in ("train_seconds", "sweep_id", "run_id", "run_url"):
             summary.pop(key, None)
         out.append({
             "config": yaml.safe_load((job / ".hydra" / "config.yaml").read_text()),

@@ -1007,6 +1007,22 @@ def test_train_seconds_is_at_most_the_wall_time_of_the_call():
     assert 0.0 < result.train_seconds <= elapsed
 
 
+def test_train_seconds_leaves_out_the_callbacks_time():
+    X, Y = ring_data(30, seed=27)
+    in_callback = []
+
+    def slow(i, cost, dev_cost):  # e.g. a tracker flushing its history
+        called = time.perf_counter()
+        time.sleep(0.05)
+        in_callback.append(time.perf_counter() - called)
+
+    start = time.perf_counter()
+    result = train(X, Y, TrainConfig((2, 4, 1), iterations=50, record_every=10), callback=slow)
+    elapsed = time.perf_counter() - start
+    assert len(in_callback) == 5
+    assert 0.0 < result.train_seconds <= elapsed - sum(in_callback)
+
+
 # -- divergence: the layer named -----------------------------------------------------------------
 def course_parameters(*layers) -> dict[str, np.ndarray]:
     """``{"W1": ..., "b1": ...}`` from (W, b) pairs written as nested lists."""

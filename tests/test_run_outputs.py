@@ -194,6 +194,11 @@ def test_run_folder_and_printed_result(single):
     shown = re.search(r"gradient check difference: (\S+)", out)
     assert shown is not None and float(shown.group(1)) == pytest.approx(
         run.data.metrics["gradcheck_difference"], rel=1e-2)
+    # where it is: the run in the MLflow UI as `make ui` serves the store, and its folder
+    link = (f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/"
+            f"{run.info.run_id}")
+    assert out.splitlines()[-2:] == [f"run: {link}", f"folder: {folder}"]
+    assert summary["run_url"] == link
 
 
 # -- a sweep ---------------------------------------------------------------------------------------
@@ -293,6 +298,13 @@ def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):
             assert md_row[column] == run.data.tags[column].replace("|", "/")
     # the printed summary is the Markdown table
     assert (got / "sweep_summary.md").read_text().strip() in sweep["proc"].stdout
+
+
+def test_a_sweep_prints_its_parent_runs_link_and_its_folder(sweep):
+    (parent,) = sweep["parents"]
+    link = (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/"
+            f"{parent.info.run_id}")
+    assert sweep["proc"].stdout.splitlines()[-2:] == [f"run: {link}", f"folder: {sweep['dir']}"]
 
 
 def test_both_launchers_give_the_same_children(sweeps):

@@ -97,6 +97,8 @@ class TrackingConfig:
     note: str = ""  # the run's MLflow description (a study table's comment)
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow run tags
     rerun: bool = False  # sweeps skip configurations already FINISHED in the store unless true
+    # a RUNNING run of another host without a heartbeat for this long is marked KILLED
+    stale_after_s: float = 3600.0
 
 
 @dataclass
@@ -301,6 +303,8 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     _finite("diagnosis.variance_threshold", dg.variance_threshold, 0.0, 1.0)
     if not cfg.tracking.experiment:
         _fail("tracking.experiment", cfg.tracking.experiment, "a non-empty experiment name")
+    # runs beat every 10 s only while they train: a minute's silence is no sign of death
+    _finite("tracking.stale_after_s", cfg.tracking.stale_after_s, 60.0)
     for name, value in cfg.tracking.tags.items():
         if not isinstance(value, str):
             _fail(f"tracking.tags.{name}", value, "a text value")

@@ -51,10 +51,14 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
     stores = stores if stores is not None else tracking.Stores()
     store = stores.get(cfg.tracking.uri) if cfg.tracking.enabled else None
+    if store is not None and not multirun:  # a sweep does it once, when its parent run opens
+        tracking.close_abandoned_runs(store, cfg.tracking.experiment, cfg.tracking.stale_after_s)
     if store is not None and not cfg.tracking.rerun:
         done = store.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg))
         if done is not None:
             row.update(store.run_summary(done), status=SKIPPED)
+            if not multirun:  # printed below
+                row["run_url"] = store.run_url(done)
             return row
     run_tags = {**cfg.tracking.tags, **(tags or {})}
     if cfg.tracking.note:
@@ -76,6 +80,7 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
             tracker.log_outcome(outcome)
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
+            row["run_url"] = store.run_url(tracker.run_id, tracker.experiment_id)
         pipeline.require_gradcheck(cfg, outcome.gradcheck)
     row.update(report.outcome_row(outcome), status="finished")
     return row
@@ -126,6 +131,9 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
         from dlpractice import report
 
         print(report.format_row(row))
+        if row.get("run_url"):
+            print(f"run: {row['run_url']}")
+        print(f"folder: {output_dir}")
     return row
 
 

@@ -31,6 +31,7 @@ class SweepInfo:
     sweep_id: str | None = None
     parent_run_id: str | None = None
     tracking_uri: str | None = None  # the store the parent run is in
+    owner: dict[str, str] | None = None  # the process running the sweep: it owns the parent run
 
 
 def read_info(sweep_dir: Path) -> SweepInfo:
@@ -68,7 +69,7 @@ class SweepCallback(Callback):
         # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
         self.sweep_id = uuid.uuid4().hex[:12]
         with locked(self.sweep_dir / f"{SWEEP_FILE}.lock"):
-            _write_info(self.sweep_dir, SweepInfo(self.sweep_id))
+            _write_info(self.sweep_dir, SweepInfo(self.sweep_id, owner=tracking.owner_tags()))
         atexit.register(self._close, "KILLED")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -111,28 +112,35 @@ class SweepCallback(Callback):
             for r in failed_rows:
                 print(f"  job {r.get('job')} ({r.get('setting')}): {r.get('error', '')}",
                       file=sys.stderr)
-        self._close("FINISHED", files, {"jobs": str(len(rows)), "failed_jobs": str(failed)})
+        sweep_dir = self.sweep_dir
+        run_url = self._close("FINISHED", files, {"jobs": str(len(rows)), "failed_jobs": str(failed)})
+        if run_url:
+            print(f"run: {run_url}")
+        print(f"folder: {sweep_dir}")
 
     def _close(self, status: str, files: list[Path] | None = None,
-               tags: dict[str, str] | None = None) -> None:
-        """Finish the sweep's parent run, if a job opened one (once; KILLED at an early exit)."""
+               tags: dict[str, str] | None = None) -> str | None:
+        """Finish the sweep's parent run, if a job opened one (once; KILLED at an early exit);
+        returns its MLflow UI link."""
         from dlpractice import tracking
 
         if self.sweep_dir is None:
-            return
+            return None
         atexit.unregister(self._close)
         info = read_info(self.sweep_dir)
         if info.parent_run_id is None or info.sweep_id != self.sweep_id:
-            return
+            return None
         store = tracking.Store(str(info.tracking_uri))
         tracking.finish_sweep_run(store, info.parent_run_id, files=files or (), tags=tags,
                                   status=status)
         self.sweep_dir = None
+        return store.run_url(info.parent_run_id)
 
 
 def _open_parent_run(config: DictConfig) -> None:
     """Open the sweep's parent run unless a job did (or tracking is off)."""
     from dlpractice import tracking
+    from dlpractice.config import TrackingConfig
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
     settings = config.get("tracking", {})  # the job validates its config itself
@@ -142,10 +150,13 @@ def _open_parent_run(config: DictConfig) -> None:
         info = read_info(sweep_dir)
         if info.parent_run_id is None:
             store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
+            experiment = str(settings.get("experiment", "dlpractice"))
+            stale_after_s = settings.get("stale_after_s", TrackingConfig.stale_after_s)
+            tracking.close_abandoned_runs(store, experiment, float(stale_after_s))
             run_id = tracking.start_sweep_run(
-                store, str(settings.get("experiment", "dlpractice")), f"sweep-{info.sweep_id}",
-                tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)})
-            _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri))
+                store, experiment, f"sweep-{info.sweep_id}",
+                tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)}, owner=info.owner)
+            _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri, info.owner))
 
 
 def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:

@@ -146,7 +146,8 @@ def train(
     """Train a fresh (or the given) network on ``X`` (n0, m), ``Y`` (1, m).
 
     ``callback(iteration, cost, dev_cost)`` runs at every recorded iteration; its exception stops
-    training. nan/inf raises :class:`DivergenceError` naming the iteration and layer.
+    training, its time is not in ``train_seconds``. nan/inf raises :class:`DivergenceError` naming
+    the iteration and layer.
     """
     cfg = config
     check_inputs(cfg, X, Y, X_dev, Y_dev)
@@ -206,6 +207,7 @@ def train(
             yield order[start : start + batch]
 
     start_time = time.perf_counter()
+    in_callback = 0.0  # the caller's time (a progress bar, a tracker's flush): not training
     i = 0
     # Overflow/invalid operations are expected when a run diverges: they are detected below and
     # reported as a DivergenceError naming the iteration and layer, not as stray RuntimeWarnings.
@@ -242,8 +244,10 @@ def train(
                         dev_cost = _clean_cost(dev_ws, net, cfg)
                         result.dev_costs.append(dev_cost)
                     if callback is not None:
+                        called = time.perf_counter()
                         with np.errstate(**caller_errstate):
                             callback(i, cost, dev_cost)
+                        in_callback += time.perf_counter() - called
                     if early is not None and early.update(i, dev_cost, net.theta):
                         result.stopped_early = True
                 np.subtract(net.theta, grad, out=net.theta)
@@ -252,7 +256,7 @@ def train(
                     _raise_divergence(net, ws, grad, i)
             if result.stopped_early:
                 break
-    result.train_seconds = time.perf_counter() - start_time
+    result.train_seconds = time.perf_counter() - start_time - in_callback
     result.iterations_run = i + 1 if cfg.iterations else 0
     if early is not None and early.best_theta is not None:
         net.theta[...] = early.best_theta

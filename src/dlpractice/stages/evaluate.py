@@ -31,6 +31,7 @@ from dlpractice.stages import (
     NORMALIZED_DIR,
     PARAMETERS,
     PLOTS_DIR,
+    REPORTS_DIR,
     SPLIT_DIR,
     SPLIT_META,
     TRAIN_RESULT,
@@ -100,12 +101,14 @@ def run(cfg: Config, out: Outputs) -> None:
 
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "finished",
                            **report.outcome_row(outcome)}
+    run_url = None
     if cfg.tracking.enabled:
         import tempfile
 
         from dlpractice import tracking
 
         store = tracking.Store(tracking.resolve_uri(cfg.tracking.uri))
+        tracking.close_abandoned_runs(store, cfg.tracking.experiment, cfg.tracking.stale_after_s)
         # config.yaml and normalizer.npz are artifacts of the run, not DVC outs: staged aside.
         with tempfile.TemporaryDirectory(prefix="dlpractice-evaluate-") as tmp, \
                 tracking.RunTracker(cfg, store, tags=dvc_tags()) as tracker:
@@ -116,7 +119,11 @@ def run(cfg: Config, out: Outputs) -> None:
                 artifacts["normalizer"] = report.save_normalizer(stats, Path(tmp) / "normalizer.npz")
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
+            run_url = store.run_url(tracker.run_id, tracker.experiment_id)
     print(report.format_row(row))
+    if run_url:
+        print(f"run: {run_url}")
+    print(f"folder: {(out.root / REPORTS_DIR).resolve()}")
 
 
 main = stage_main(run, "evaluate")

@@ -3,10 +3,13 @@
 :class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks (:class:`Stores`: a
 process's, by URI). :class:`RunTracker` (:mod:`.runs`): one run per configuration.
 :func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run;
-:func:`close_lost_job_runs`: the runs a killed job left open. Tracking uploads what a run produced;
-it never draws a figure, formats a table or writes a run's files.
+:func:`close_lost_job_runs`: the runs a killed job left open. :func:`close_abandoned_runs`
+(:mod:`.owners`): runs whose process is gone, closed KILLED before an entry point opens its own.
+Tracking uploads what a run produced; it never draws a figure, formats a table or writes a run's
+files.
 """
 
+from dlpractice.tracking.owners import close_abandoned_runs, owner_tags
 from dlpractice.tracking.runs import RunTracker
 from dlpractice.tracking.store import (
     EXPERIMENT_KIND,
@@ -18,4 +21,5 @@ from dlpractice.tracking.store import (
 from dlpractice.tracking.sweeps import close_lost_job_runs, finish_sweep_run, start_sweep_run
 
 __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
-           "close_lost_job_runs", "finish_sweep_run", "resolve_uri", "start_sweep_run"]
+           "close_abandoned_runs", "close_lost_job_runs", "finish_sweep_run", "owner_tags",
+           "resolve_uri", "start_sweep_run"]

@@ -34,6 +34,8 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 5000  # the portable limit (8000 in recent MLflow)
+FAILURE_REASON_TAG = "failure_reason"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID
 
 _SECRET_WORDS = frozenset({
     "password", "passwords", "passwd", "pwd", "token", "tokens", "secret", "secrets", "key",

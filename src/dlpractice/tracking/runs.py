@@ -1,15 +1,16 @@
 """One MLflow run per configuration: :class:`RunTracker`.
 
-Owns a run's params, histories, metrics, tags, upload and status, through ``MlflowClient`` with
-an explicit run id (no fluent "active run": safe in joblib workers and for nested runs). Must not
-draw, format or write a run's files: it uploads what the caller wrote. Names of params, metrics,
-tags and artifacts are promises to users' scripts.
+Owns a run's params, histories (flushed during training), metrics, tags, upload and status, through
+``MlflowClient`` with an explicit run id (no fluent "active run": safe in joblib workers and for
+nested runs). Must not draw, format or write a run's files: it uploads what the caller wrote. Names
+of params, metrics, tags and artifacts are promises to users' scripts.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 from dlpractice.errors import DlpracticeError
 from dlpractice.tracking import metadata as md
+from dlpractice.tracking import owners
+from dlpractice.tracking.metadata import PARENT_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -31,13 +34,14 @@ __all__ = ["PARENT_RUN_TAG", "History", "RunTracker"]
 
 _log = logging.getLogger(__package__)
 
-PARENT_RUN_TAG = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID
 AT_EXIT_REASON = "the process ended with the run still open"
+HISTORY_FLUSH_S = 10.0  # the most training time a killed run's history can lose
 
 
 @dataclass
 class History:
-    """What the training callback saw: flushed at exit when ``log_history`` was never called."""
+    """What the training callback saw: flushed every ``flush_every_s`` and at exit when
+    ``log_history`` was never called."""
 
     iterations: list[int] = field(default_factory=list)
     costs: list[float] = field(default_factory=list)
@@ -59,7 +63,9 @@ class RunTracker:
     Exit: FINISHED without exception; KILLED on KeyboardInterrupt; FAILED otherwise with the tag
     ``failure_reason`` (one line). Exceptions propagate. A run still open when the process ends is
     closed KILLED. ``nested=True`` without ``parent_run_id`` makes the run a child of the
-    innermost open tracker of the same store (or of an active fluent MLflow run).
+    innermost open tracker of the same store (or of an active fluent MLflow run). The run carries
+    its owner's tags (:func:`~dlpractice.tracking.owners.owner_tags`); the callback's history is
+    logged, with a heartbeat, every ``flush_every_s`` seconds (default ``HISTORY_FLUSH_S``).
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class RunTracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
         nested: bool = False,
+        flush_every_s: float | None = None,
     ):
         from dlpractice.config import config_hash
 
@@ -82,7 +89,10 @@ class RunTracker:
         self.experiment_id: str | None = None
         self.config_hash = config_hash(cfg)
         self.history = History()
+        self.flush_every_s = HISTORY_FLUSH_S if flush_every_s is None else flush_every_s
         self.status: str | None = None
+        self._flushed = 0  # history points logged so far
+        self._next_flush = float("inf")  # set when the run opens
         self._history_logged = False
         self._client: MlflowClient | None = None
 
@@ -106,6 +116,7 @@ class RunTracker:
                                 tags=self._start_tags(parent))
         self.run_id = run.info.run_id
         self.parent_run_id = parent
+        self._next_flush = time.monotonic() + self.flush_every_s
         self.store.open_runs.append(self.run_id)
         atexit.register(self._close_at_exit)
         try:
@@ -149,7 +160,7 @@ class RunTracker:
         errors: list[BaseException] = []
         try:
             metrics = [] if self._history_logged else self._buffered_metrics()
-            tags = [RunTag("failure_reason", reason)] if reason else []
+            tags = [RunTag(md.FAILURE_REASON_TAG, reason)] if reason else []
             if metrics or tags:
                 md.log_batch(client, run_id, metrics=metrics, tags=tags)
         except Exception as exc:
@@ -179,7 +190,8 @@ class RunTracker:
         return active.info.run_id if active is not None else None
 
     def _start_tags(self, parent: str | None) -> dict[str, str]:
-        tags: dict[str, str] = {"config_hash": self.config_hash, **md.common_tags()}
+        tags: dict[str, str] = {"config_hash": self.config_hash, **md.common_tags(),
+                                **owners.owner_tags(), **owners.heartbeat_tags()}
         if self.cfg.study:
             tags["study"] = str(self.cfg.study)
         if parent:
@@ -190,17 +202,37 @@ class RunTracker:
     # -- training callback -------------------------------------------------------------------
 
     def callback(self, iteration: int, cost: float, dev_cost: float | None = None) -> None:
-        """``train(..., callback=tracker.callback)``: buffers the history (no logging here)."""
+        """``train(..., callback=tracker.callback)``: buffers the history, logged every
+        ``flush_every_s`` seconds (:meth:`flush_history`)."""
         self.history.iterations.append(int(iteration))
         self.history.costs.append(float(cost))
         if dev_cost is not None:
             self.history.dev_costs.append(float(dev_cost))
+        if time.monotonic() >= self._next_flush:
+            self.flush_history()
+
+    def flush_history(self) -> None:
+        """Log the history buffered since the last flush and the heartbeat tag, in one call. A
+        store that fails here only warns: training goes on and the next flush tries again."""
+        from mlflow.entities import RunTag
+
+        client, run_id = self._require_open()
+        heartbeat = [RunTag(k, v) for k, v in owners.heartbeat_tags().items()]
+        try:
+            md.log_batch(client, run_id, metrics=self._buffered_metrics(), tags=heartbeat)
+        except Exception as exc:
+            _log.warning("could not log the history of MLflow run %s yet: %s", run_id,
+                         md.tag_text(exc))
+        else:
+            self._flushed = len(self.history)
+        self._next_flush = time.monotonic() + self.flush_every_s
 
     def _buffered_metrics(self) -> list[Any]:
-        h, ts = self.history, md.now_ms()
-        metrics = md.metric_series("cost", h.iterations, h.costs, ts)
+        """The history not logged yet."""
+        h, ts, start = self.history, md.now_ms(), self._flushed
+        metrics = md.metric_series("cost", h.iterations[start:], h.costs[start:], ts)
         if h.dev_costs:
-            metrics += md.metric_series("dev_cost", h.iterations, h.dev_costs, ts)
+            metrics += md.metric_series("dev_cost", h.iterations[start:], h.dev_costs[start:], ts)
         return metrics
 
     # -- logging -----------------------------------------------------------------------------
@@ -211,15 +243,16 @@ class RunTracker:
         return self._client, self.run_id
 
     def log_history(self, result: TrainResult) -> None:
-        """``cost`` and ``dev_cost`` per recorded iteration, ``grad_norm_W1``, ``grad_norm_W2``, …,
+        """``cost`` and ``dev_cost`` per recorded iteration (but the points the callback flushed
+        already: its history is this result's), ``grad_norm_W1``, ``grad_norm_W2``, …,
         ``train_seconds``, ``final_cost``, ``iterations_run`` (and ``best_iteration`` when early
         stopping restored weights): all in one batched call."""
         client, run_id = self._require_open()
-        ts = md.now_ms()
+        ts, done = md.now_ms(), self._flushed
         its = list(result.iterations)
-        metrics = md.metric_series("cost", its, result.costs, ts)
+        metrics = md.metric_series("cost", its[done:], result.costs[done:], ts)
         if result.dev_costs and len(result.dev_costs) == len(its):
-            metrics += md.metric_series("dev_cost", its, result.dev_costs, ts)
+            metrics += md.metric_series("dev_cost", its[done:], result.dev_costs[done:], ts)
         if result.grad_norms:
             for layer in range(len(result.grad_norms[0])):
                 metrics += md.metric_series(f"grad_norm_W{layer + 1}", its,

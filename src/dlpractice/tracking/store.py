@@ -38,6 +38,7 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 HEALTH_TIMEOUT_S = 3.0
 FINISHED_PAGE = 1000  # runs per search page when a sweep looks up its finished jobs
+UI_HOST, UI_PORT = "127.0.0.1", 5000  # where `make ui` serves the embedded store
 
 
 class OutdatedSchemaError(DlpracticeError):
@@ -269,13 +270,29 @@ class Store:
             return None
         return exp.experiment_id
 
-    def runs_url(self, experiment: str, host: str = "127.0.0.1", port: int = 5000) -> str:
-        """The MLflow UI's runs table of ``experiment``: ``http://host:port/#/experiments/<id>/runs``
-        (for a tracking server, the server's own address)."""
-        exp_id = self.experiment_id(experiment)
-        web = scheme(self.uri) in ("http", "https")
-        base = self.uri.rstrip("/") if web else f"http://{host}:{port}"
-        return f"{base}/#/experiments/{exp_id}/runs"
+    def ui_address(self, host: str = UI_HOST, port: int = UI_PORT) -> str:
+        """Where the MLflow UI shows this store: a tracking server's own address (without any
+        user or password in it), else ``http://host:port`` (``make ui`` for a database)."""
+        if scheme(self.uri) not in ("http", "https"):
+            return f"http://{host}:{port}"
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.uri)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+    def runs_url(self, experiment: str, host: str = UI_HOST, port: int = UI_PORT) -> str:
+        """The MLflow UI's runs table of ``experiment``: ``<ui address>/#/experiments/<id>/runs``
+        (:meth:`ui_address`)."""
+        return f"{self.ui_address(host, port)}/#/experiments/{self.experiment_id(experiment)}/runs"
+
+    def run_url(self, run_id: str, experiment_id: str | None = None, host: str = UI_HOST,
+                port: int = UI_PORT) -> str:
+        """One run in the MLflow UI: ``<ui address>/#/experiments/<id>/runs/<run id>``
+        (:meth:`ui_address`; the run's experiment is looked up unless given)."""
+        if experiment_id is None:
+            experiment_id = self.client.get_run(run_id).info.experiment_id
+        return f"{self.ui_address(host, port)}/#/experiments/{experiment_id}/runs/{run_id}"
 
     # -- runs --------------------------------------------------------------------------------
 

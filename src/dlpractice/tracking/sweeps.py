@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlpractice.tracking import metadata as md
+from dlpractice.tracking import owners
 
 if TYPE_CHECKING:
     from dlpractice.tracking.store import Store
@@ -24,11 +25,14 @@ JOB_TAG = "sweep_job"  # on a job's run: its job number in the sweep (Hydra's hy
 
 
 def start_sweep_run(store: Store, experiment: str, run_name: str,
-                    tags: Mapping[str, Any] | None = None) -> str:
-    """Open the parent run of a sweep in ``experiment``, tagged ``sweep=true`` (+ ``tags``);
-    returns its id. Close it with :func:`finish_sweep_run`."""
+                    tags: Mapping[str, Any] | None = None,
+                    owner: Mapping[str, str] | None = None) -> str:
+    """Open the parent run of a sweep in ``experiment``, tagged ``sweep=true`` (+ ``tags``) and
+    owned by ``owner`` (the process that runs the sweep, as :func:`~.owners.owner_tags` gave it;
+    default: this one); returns its id. Close it with :func:`finish_sweep_run`."""
     exp_id = store.experiment_id(experiment)
-    all_tags = {"sweep": "true", **md.common_tags(), **md.user_tags(tags)}
+    all_tags = {"sweep": "true", **md.common_tags(), **dict(owner or owners.owner_tags()),
+                **owners.heartbeat_tags(), **md.user_tags(tags)}
     return store.client.create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
 
 
