@@ -364,3 +364,15 @@ def test_run_all_takes_what_the_caller_already_has():
     seen.clear()
     pipeline.run_all(cfg, callback=lambda i, c, d: seen.append((i, c, d)), result=partial)
     assert seen == [(0, 0.7, 0.71), (100, 0.6, None)]
+
+
+def test_a_mini_batch_run_evaluates_in_chunks_to_the_accuracies_of_one_pass():
+    cfg = load(data={"name": "moons", "n_samples": 3000, "noise": 0.3},
+               train={"batch_size": 64, "iterations": 20, "learning_rate": 0.3})
+    assert pipeline.evaluation_columns(cfg, 1800) == 64
+    assert pipeline.evaluation_columns(load(), 60) == 60  # full batch: all of train at once
+    assert pipeline.evaluation_columns(load(train={"batch_size": 500}), 60) == 60
+    outcome = pipeline.run_all(cfg)
+    expected = ref.evaluate(outcome.result.parameters, cfg.to_dict())
+    for split in ("train", "dev", "test"):
+        assert getattr(outcome.evaluation, f"{split}_accuracy") == expected[f"{split}_accuracy"]

@@ -122,21 +122,32 @@ def _workspace(dims: Sequence[int], m: int, backward: bool = True) -> int:
 
 def _chunked(dims: Sequence[int], m: int, step: int, backward: bool = True) -> int:
     """Workspaces of a pass over m examples in chunks of ``step`` (and the remainder's)."""
-    rest = m % step if m > step else 0
+    chunks, rest = divmod(m, step)
     return (_workspace(dims, min(m, step), backward)
-            + (_workspace(dims, rest, backward) if rest else 0))
+            + (_workspace(dims, rest, backward) if chunks and rest else 0))
+
+
+def _keeps(cfg: Config, dims: Sequence[int]) -> tuple[float, ...]:
+    """The keep probability of each hidden layer."""
+    keep = cfg.hidden_keep_probs()
+    return keep if isinstance(keep, tuple) else (keep,) * (len(dims) - 2)
+
+
+def _derivatives(cfg: Config, dims: Sequence[int]) -> int:
+    """Temporaries of g'(A) per example of the widest layer (in floats): none for relu's mask, two
+    for the others, a third where dropout needs A before it (tanh, sigmoid)."""
+    activation = cfg.model.activation
+    if activation == "relu":
+        return 0
+    return 2 + (activation != "leaky_relu" and min(_keeps(cfg, dims)) < 1.0)
 
 
 def _step_extras(cfg: Config, dims: Sequence[int], b: int) -> int:
     """A step's temporaries besides the workspace: the cost's, the derivative's, dropout, jitter."""
     r = cfg.regularizer
-    hidden = dims[1:-1]
     extra = 3 * FLOAT * b  # logaddexp(0, Z), Y * Z and their difference
-    if cfg.model.activation != "relu":
-        extra += 2 * FLOAT * max(hidden) * b
-    keep = cfg.hidden_keep_probs()
-    keeps = keep if isinstance(keep, tuple) else (keep,) * len(hidden)
-    for n, kp in zip(hidden, keeps, strict=True):
+    extra += _derivatives(cfg, dims) * FLOAT * max(dims[1:-1]) * b
+    for n, kp in zip(dims[1:-1], _keeps(cfg, dims)):
         if kp < 1.0:  # the uniform draws kept per shape, this and the last step's masks
             extra += (FLOAT + 2) * n * b
     if r.input_keep_prob < 1.0:
@@ -146,18 +157,23 @@ def _step_extras(cfg: Config, dims: Sequence[int], b: int) -> int:
     return extra
 
 
+def _augmented(cfg: Config, dims: Sequence[int], sizes: DataSizes) -> int:
+    """``regularizers.augment_flips``: X and Y with a mirrored copy per flip axis."""
+    flips = len(cfg.regularizer.flip_axes)
+    if not flips:
+        return 0
+    return FLOAT * (dims[0] + 1) * sizes.train * (1 + flips) + FLOAT * dims[0] * sizes.train * flips
+
+
 def _training(cfg: Config, dims: Sequence[int], sizes: DataSizes, b: int) -> int:
     """``nn.train``: the step's workspaces (a batch and the remainder's; the final cost reuses
     them), the dev set's forward passes in chunks of the batch, the shuffled order, augmented copies
     and the parameter-sized arrays."""
     m = sizes.train * (1 + len(cfg.regularizer.flip_axes))
     total = (_chunked(dims, m, b) + _chunked(dims, sizes.dev, b, backward=False)
-             + _step_extras(cfg, dims, b))
+             + _step_extras(cfg, dims, b) + _augmented(cfg, dims, sizes))
     if b < m:
         total += 2 * FLOAT * m
-    flips = len(cfg.regularizer.flip_axes)
-    if flips:
-        total += FLOAT * (dims[0] + 1) * m + FLOAT * dims[0] * sizes.train * flips
     return total + 5 * FLOAT * _parameters(dims)
 
 
@@ -166,38 +182,43 @@ def _parameters(dims: Sequence[int]) -> int:
 
 
 def _stacked_workspace(cfg: Config, dims: Sequence[int], m: int, K: int) -> int:
-    """``nn.stacked._StackedWorkspace`` of K configurations over m examples."""
+    """``nn.stacked._StackedWorkspace`` of K configurations over m examples: [X; 1], then per
+    configuration Y, the step scales, Z_out, A_out, the output's dZ and every hidden [A; 1] with
+    relu's mask of it (or, for the others, its own dZ)."""
     hidden = sum(n + 1 for n in dims[1:-1])
-    relu = cfg.model.activation == "relu"
-    total = FLOAT * m * ((dims[0] + 1) + K * (5 + hidden))
-    return total + (K * hidden * m if relu else FLOAT * K * hidden * m)
+    per = FLOAT * (5 + hidden) + (1 if cfg.model.activation == "relu" else FLOAT) * hidden
+    return FLOAT * (dims[0] + 1) * m + K * m * per
 
 
 def _stacked_training(cfg: Config, dims: Sequence[int], sizes: DataSizes, K: int) -> int:
-    """``nn.stacked.train_stacked``: the step's and the final pass's workspaces, the dev set's,
-    dropout's draws and masks, the parameter-sized arrays."""
+    """``nn.stacked.train_stacked``: the step's and the dev set's workspaces, dropout's draws and
+    masks, augmented copies and the parameter-sized arrays; then either a step's temporaries (the
+    derivative's, a matmul's into a strided output) or the final pass's workspace and matmul."""
     m = sizes.train * (1 + len(cfg.regularizer.flip_axes))
-    total = 2 * _stacked_workspace(cfg, dims, m, K) + _stacked_workspace(cfg, dims, sizes.dev, K)
-    if cfg.regularizer.name == "dropout":
-        total += sum((FLOAT + 1) * K * (n + 1) * m for n in dims[1:-1])
-    return total + 6 * FLOAT * K * _parameters(dims) + 3 * FLOAT * K * m
+    step = _stacked_workspace(cfg, dims, m, K)
+    total = step + _stacked_workspace(cfg, dims, sizes.dev, K) + _augmented(cfg, dims, sizes)
+    for n, kp in zip(dims[1:-1], _keeps(cfg, dims)):
+        if kp < 1.0:
+            total += (FLOAT + 1) * K * (n + 1) * m
+    widest = FLOAT * K * (max(dims[1:-1]) + 1) * m
+    temporaries = max(step + widest, max(1, _derivatives(cfg, dims)) * widest)
+    return total + temporaries + 3 * FLOAT * m + 6 * FLOAT * K * _parameters(dims)
 
 
 def _gradcheck(cfg: Config, dims: Sequence[int], sizes: DataSizes) -> int:
-    """``gradcheck.check_network`` on its subset: the backprop pass, then the unperturbed pass
-    ``nn.differences`` keeps (inputs, two contexts and Z per hidden unit, the loss's terms) with
-    one chunk of perturbations."""
+    """``gradcheck.check_network`` on its subset: the unperturbed pass ``nn.differences`` keeps
+    (inputs, two contexts and Z per hidden unit, the loss's terms; more than the backprop pass
+    before it) and one chunk of perturbations."""
     g = cfg.gradcheck
     if not g.enabled:
         return 0
     m = min(g.max_examples, sizes.train)
     hidden = dims[1:-1]
-    backprop = _workspace(dims, m) + 3 * FLOAT * m
     kept = FLOAT * m * (sum(n + 1 for n in dims[:-1]) + 3 * sum(hidden) + 6)
     per_perturbation = FLOAT * m * (4 + 2 * max(hidden[1:], default=0))
     steps = 2 if g.method == "central" else 1
     chunk = max(GRADCHECK_CHUNK_BYTES, steps * per_perturbation)
-    return FLOAT * (dims[0] + 1) * m + max(backprop, kept + chunk)
+    return FLOAT * (dims[0] + 1) * m + kept + chunk
 
 
 def _evaluation(dims: Sequence[int], sizes: DataSizes, b: int) -> int:
@@ -214,17 +235,15 @@ def _plots(dims: Sequence[int], sizes: DataSizes) -> int:
 
 
 def _data(cfg: Config, sizes: DataSizes) -> tuple[int, int]:
-    """(peak while loading, held afterwards): raw splits, their normalized inputs."""
+    """(peak while loading, held afterwards: raw splits and their normalized inputs). Scaling and
+    normalizing hold less than loading: at most three copies of X at once."""
     n = sizes.n_features
     examples = sizes.train + sizes.dev + sizes.test
-    raw = FLOAT * (n + 1) * examples
     normalized = FLOAT * n * examples if cfg.data.normalize else 0
     loading = LOADING_COPIES * FLOAT * (n + 1) * sizes.loaded + 2 * sizes.file_bytes
     if sizes.csv:
         loading += CSV_BYTES_PER_VALUE * (n + 1) * sizes.loaded
-    scaling = raw + FLOAT * n * examples if cfg.data.feature_scales is not None else 0
-    normalizing = raw + normalized + (FLOAT * n * sizes.train if cfg.data.normalize else 0)
-    return int(max(loading, scaling, normalizing)), raw + normalized
+    return int(loading), FLOAT * (n + 1) * examples + normalized
 
 
 def estimate(cfg: Config, *, stacked: int = 1) -> Estimate | None:
@@ -262,37 +281,42 @@ def sweep_estimate(cfgs: Sequence[Config], processes: int,
     worst = max(single, key=lambda e: e.per_process)
     shared = 0
     for stack in stacks:
-        share = math.ceil(len(stack) / processes)
-        stacked = estimate(cfgs[stack[0]], stacked=share) if share > 1 else None
         shared += sum(e.data for e in (estimate(cfgs[j]) for j in stack) if e is not None)
-        if stacked is not None and stacked.per_process > worst.per_process:
-            worst = stacked
+        share = math.ceil(len(stack) / processes)
+        if share > 1:  # a member with dropout makes the stack hold masks for every member
+            stacked = max((estimate(cfgs[j], stacked=share) for j in stack),
+                          key=lambda e: e.per_process if e is not None else -1)
+            if stacked is not None and stacked.per_process > worst.per_process:
+                worst = stacked
     return replace(worst, processes=processes, shared=shared, sweep=True)
 
 
 def launcher_processes(launcher: Mapping) -> int | None:
     """How many jobs a sweep's launcher (its ``hydra.launcher`` node) runs at once on this machine
     (at most); None for launchers that run jobs elsewhere (each job checks itself there)."""
-    target = str(launcher.get("_target_", ""))
+    target = str(launcher.get("_target_"))
+    n = int(launcher.get("n_jobs") or -1)
+    cpus = os.cpu_count() or 1
     if target.endswith("BasicLauncher"):
         return 1
-    if not target.endswith(("JoblibLauncher", "VectorizedLauncher")):
-        return None
-    n = launcher.get("n_jobs")
-    n = -1 if n is None else int(n)
-    return max(1, n if n > 0 else (os.cpu_count() or 1) + 1 + n)  # -1: every CPU, -2: all but one
+    if target.endswith("VectorizedLauncher"):
+        return n if n > 0 else cpus
+    if target.endswith("JoblibLauncher"):
+        return n if n > 0 else max(1, cpus + 1 + n)  # joblib's -1: every CPU, -2: all but one
+    return None
 
 
-def available_bytes() -> int | None:
-    """MemAvailable of ``/proc/meminfo``, lowered to what a cgroup memory limit leaves; None when
-    neither can be read (not Linux)."""
-    values = [v for v in (_meminfo_available(), _cgroup_room()) if v is not None]
+def available_bytes(meminfo: Path = Path("/proc/meminfo"), cgroups: Path = Path("/sys/fs/cgroup"),
+                    own: Path = Path("/proc/self/cgroup")) -> int | None:
+    """MemAvailable of ``/proc/meminfo``, lowered to what this process's cgroup memory limit
+    leaves; None when neither can be read (not Linux). The paths are Linux's (others: tests)."""
+    values = [v for v in (_meminfo_available(meminfo), _cgroup_room(cgroups, own)) if v is not None]
     return min(values) if values else None
 
 
-def _meminfo_available() -> int | None:
+def _meminfo_available(meminfo: Path) -> int | None:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
@@ -300,8 +324,7 @@ def _meminfo_available() -> int | None:
     return None
 
 
-def _cgroup_room(root: Path = Path("/sys/fs/cgroup"),
-                 own: Path = Path("/proc/self/cgroup")) -> int | None:
+def _cgroup_room(root: Path, own: Path) -> int | None:
     """This process's cgroup memory limit (v2, else v1) minus its usage; None without a limit."""
     paths = {"v2": "", "v1": ""}
     try:
@@ -313,6 +336,7 @@ def _cgroup_room(root: Path = Path("/sys/fs/cgroup"),
                 paths["v1"] = path.lstrip("/")
     except (OSError, ValueError):
         pass
+    # in a container the own cgroup is often the mount's root: the path then names nothing here
     for folder, limit_name, usage_name in (
         (root / paths["v2"], "memory.max", "memory.current"),
         (root, "memory.max", "memory.current"),
@@ -334,7 +358,7 @@ def size_text(n: float) -> str:
     """Bytes for people: ``23.7 GiB``, ``512 MiB``."""
     if n >= 1 << 30:
         return f"{n / (1 << 30):.1f} GiB"
-    return f"{max(n, 0) / (1 << 20):.0f} MiB"
+    return f"{n / (1 << 20):.0f} MiB"
 
 
 def refusal(est: Estimate, available: int | None) -> str | None:
@@ -353,8 +377,10 @@ def refusal(est: Estimate, available: int | None) -> str | None:
         what = f"gradcheck.max_examples={est.gradcheck_examples}"
     elif work[0] == "evaluation":
         what = f"the largest split in chunks of {est.evaluation_examples} examples"
+    elif est.points:
+        what = f"the figures and the decision boundary's {est.points} training points"
     else:
-        what = f"the decision boundary's {est.points} training points"
+        what = "the figures"
     parts = f"data {size_text(est.data)}, {work[0]} {size_text(work[1])} for {what}"
     if est.loading > est.data + work[1]:
         parts = f"loading the data {size_text(est.loading)}"
