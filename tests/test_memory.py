@@ -146,6 +146,11 @@ def test_dropout_jitter_and_activations_counted_by_hand():
         + (8 + 2) * 2 * 100  # the same for the input
         + 2 * 8 * 2 * 100  # the jitter's draws and their scaled copy
         + 2 * 8 * 600 + 5 * 8 * parameters(dims))
+    # without dropout tanh' needs its two temporaries only
+    tanh = memory.estimate(load(data={"n_samples": 1000},
+                                model={"hidden": [30, 20], "activation": "tanh"}))
+    assert tanh.training == (per_example(dims) * 600 + per_example(dims, False) * 200
+                             + 3 * 8 * 600 + 2 * 8 * 30 * 600 + 5 * 8 * parameters(dims))
     # leaky relu's derivative needs no activation before dropout; full batch, both layers dropped
     leaky = memory.estimate(load(
         data={"n_samples": 1000}, model={"hidden": [30, 20], "activation": "leaky_relu"},
@@ -193,8 +198,13 @@ def test_stacked_training_counted_by_hand():
     dropout = (8 + 1) * 2 * (21 + 9) * m  # uniform draws and bool masks of both hidden layers
     augmented = 8 * 3 * m + 8 * 2 * 600
     widest = 8 * 2 * 21 * m
-    assert est.training == (step + dev + augmented + dropout + max(step + widest, 3 * widest)
-                            + 3 * 8 * m + 6 * 8 * 2 * parameters(dims))
+    assert est.training == (step + dev + augmented + dropout + step + widest + 3 * 8 * m
+                            + 6 * 8 * 2 * parameters(dims))
+    dims = (2, 5, 12, 1)  # the widest layer last
+    est = memory.estimate(load(data={"n_samples": 1000}, model={"hidden": [5, 12]}), stacked=2)
+    step, dev = stacked_workspace(dims, 600, 2, True), stacked_workspace(dims, 200, 2, True)
+    assert est.training == (step + dev + step + 8 * 2 * 13 * 600 + 3 * 8 * 600
+                            + 6 * 8 * 2 * parameters(dims))
 
 
 def test_the_gradient_check_counted_by_hand():
@@ -357,6 +367,10 @@ def test_a_vectorized_sweep_counts_its_planned_data_and_stacked_passes():
     assert (alone.stacked, alone.total) == (1, 4 * one.data + 4 * one.per_process)
     pairs = memory.sweep_estimate(cfgs, 1, [[0, 1], [2, 3]])
     assert (pairs.shared, pairs.stacked) == (4 * one.data, 2)
+    # a member whose data file cannot be read is left out (it fails on its own)
+    broken = load(data={"name": "file", "path": "/nonexistent/x.npz"})
+    assert memory.sweep_estimate([cfgs[0], broken, cfgs[1]], 1, [[0, 1, 2]]).stacked == 3
+    assert memory.sweep_estimate([broken], 2) is None
     # a member with dropout makes the whole stack hold masks
     mixed = [cfgs[0], load(data={"n_samples": 200_000}, regularizer={"name": "dropout",
                                                                      "keep_prob": 0.5})]
@@ -383,6 +397,8 @@ def test_the_launchers_processes():
     assert memory.launcher_processes({"_target_": joblib, "n_jobs": -cpus - 5}) == 1
     assert memory.launcher_processes({"_target_": vectorized}) == cpus
     assert memory.launcher_processes({"_target_": vectorized, "n_jobs": -2}) == cpus
+    assert memory.launcher_processes({"_target_": vectorized, "n_jobs": 0}) == cpus
+    assert memory.launcher_processes({"_target_": joblib, "n_jobs": None}) == cpus
     assert memory.launcher_processes({"_target_": vectorized, "n_jobs": 1}) == 1
     assert memory.launcher_processes({"_target_": vectorized, "n_jobs": 3}) == 3
     assert memory.launcher_processes({"_target_": "hydra_plugins.x.SlurmLauncher"}) is None
@@ -432,6 +448,9 @@ def test_the_refusal_names_the_estimate_the_available_memory_and_what_to_change(
     assert memory.refusal(five, 1) == (
         f"this run needs about 416 MiB (data 0 MiB, plots 16 MiB for the figures) but 0 MiB is "
         f"available: {ADVICE}")
+    tie = replace(five, loading=five.data + five.plots)  # loading is named only when larger
+    assert "plots 16 MiB for the figures" in memory.refusal(tie, 1)
+    assert "loading the data" in memory.refusal(replace(tie, loading=tie.loading + 1), 1)
     five = replace(five, evaluation=GiB)
     assert memory.refusal(five, 1).startswith(
         "this run needs about 1.4 GiB (data 0 MiB, evaluation 1.0 GiB for the largest split in "
@@ -459,8 +478,11 @@ def test_a_run_is_refused_against_the_memory_available_now(monkeypatch):
         memory.check_run(big, trained=True)  # a stack trained it: evaluation is the most
     with pytest.raises(memory.MemoryLimitError, match=r"^this sweep needs about"):
         memory.check_sweep([big], 2)
+    with pytest.raises(memory.MemoryLimitError, match=r"for 2 configurations stacked over "):
+        memory.check_sweep([big] * 4, 2, [[0, 1, 2, 3]])
     memory.check_sweep([], 2)  # nothing to check
     memory.check_run(load(data={"n_samples": 1000}))  # fits
+    memory.check_run(load(data={"name": "file", "path": "/nonexistent/x.npz"}))  # loading says
 
 
 def test_size_text():

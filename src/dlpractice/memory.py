@@ -192,17 +192,17 @@ def _stacked_workspace(cfg: Config, dims: Sequence[int], m: int, K: int) -> int:
 
 def _stacked_training(cfg: Config, dims: Sequence[int], sizes: DataSizes, K: int) -> int:
     """``nn.stacked.train_stacked``: the step's and the dev set's workspaces, dropout's draws and
-    masks, augmented copies and the parameter-sized arrays; then either a step's temporaries (the
-    derivative's, a matmul's into a strided output) or the final pass's workspace and matmul."""
+    masks, augmented copies, the parameter-sized arrays, and the final pass's workspace with a
+    matmul's temporary of the widest layer (a strided output); a step's temporaries (at most three
+    of the widest layer) are fewer than that workspace, which holds two per hidden layer."""
     m = sizes.train * (1 + len(cfg.regularizer.flip_axes))
     step = _stacked_workspace(cfg, dims, m, K)
-    total = step + _stacked_workspace(cfg, dims, sizes.dev, K) + _augmented(cfg, dims, sizes)
+    total = 2 * step + _stacked_workspace(cfg, dims, sizes.dev, K) + _augmented(cfg, dims, sizes)
     for n, kp in zip(dims[1:-1], _keeps(cfg, dims)):
         if kp < 1.0:
             total += (FLOAT + 1) * K * (n + 1) * m
     widest = FLOAT * K * (max(dims[1:-1]) + 1) * m
-    temporaries = max(step + widest, max(1, _derivatives(cfg, dims)) * widest)
-    return total + temporaries + 3 * FLOAT * m + 6 * FLOAT * K * _parameters(dims)
+    return total + widest + 3 * FLOAT * m + 6 * FLOAT * K * _parameters(dims)
 
 
 def _gradcheck(cfg: Config, dims: Sequence[int], sizes: DataSizes) -> int:
@@ -283,11 +283,12 @@ def sweep_estimate(cfgs: Sequence[Config], processes: int,
     for stack in stacks:
         shared += sum(e.data for e in (estimate(cfgs[j]) for j in stack) if e is not None)
         share = math.ceil(len(stack) / processes)
-        if share > 1:  # a member with dropout makes the stack hold masks for every member
-            stacked = max((estimate(cfgs[j], stacked=share) for j in stack),
-                          key=lambda e: e.per_process if e is not None else -1)
-            if stacked is not None and stacked.per_process > worst.per_process:
-                worst = stacked
+        members = [e for e in (estimate(cfgs[j], stacked=share) for j in stack) if e is not None]
+        # a member with dropout makes the stack hold masks for every member; a share of one is
+        # a single run, counted already
+        stacked = max(members, key=lambda e: e.per_process, default=None)
+        if stacked is not None and stacked.per_process > worst.per_process:
+            worst = stacked
     return replace(worst, processes=processes, shared=shared, sweep=True)
 
 
@@ -295,7 +296,8 @@ def launcher_processes(launcher: Mapping) -> int | None:
     """How many jobs a sweep's launcher (its ``hydra.launcher`` node) runs at once on this machine
     (at most); None for launchers that run jobs elsewhere (each job checks itself there)."""
     target = str(launcher.get("_target_"))
-    n = int(launcher.get("n_jobs") or -1)
+    n = launcher.get("n_jobs")
+    n = -1 if n is None else int(n)
     cpus = os.cpu_count() or 1
     if target.endswith("BasicLauncher"):
         return 1
