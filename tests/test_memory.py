@@ -371,6 +371,7 @@ def test_a_vectorized_sweep_counts_its_planned_data_and_stacked_passes():
     broken = load(data={"name": "file", "path": "/nonexistent/x.npz"})
     assert memory.sweep_estimate([cfgs[0], broken, cfgs[1]], 1, [[0, 1, 2]]).stacked == 3
     assert memory.sweep_estimate([broken], 2) is None
+    assert memory.sweep_estimate([cfgs[0], broken, broken], 1, [[1, 2]]).stacked == 1
     # a member with dropout makes the whole stack hold masks
     mixed = [cfgs[0], load(data={"n_samples": 200_000}, regularizer={"name": "dropout",
                                                                      "keep_prob": 0.5})]
