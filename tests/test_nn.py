@@ -1168,3 +1168,61 @@ def test_from_dict_says_what_is_missing_or_does_not_fit():
     with pytest.raises(ValueError, match="W2"):
         TrainResult.from_dict(result.to_dict(), wrong)
 
+
+
+# -- passes in chunks (evaluation, the dev and final costs of mini-batch training) ---------------
+def test_chunked_evaluation_gives_the_labels_and_accuracy_of_one_pass():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4, 1001))
+    Y = (X[0] * X[1] + 0.3 * rng.standard_normal(1001) > 0).astype(float).reshape(1, -1)
+    params = initialize_parameters((4, 9, 6, 1), "he", rng=rng)
+    expected = reference.accuracy(params, X, Y)
+    labels = reference.predict(params, X)
+    assert 0.3 < expected < 0.7
+    for columns in (None, 1, 7, 64, 1000, 1001, 5000):
+        assert accuracy(params, X, Y, "relu", columns) == expected, columns
+        got = predict(params, X, "relu", columns)
+        assert got.dtype == np.int64 and got.shape == (1, 1001)
+        np.testing.assert_array_equal(got, labels)
+
+
+def test_chunked_costs_and_the_workspaces_they_keep():
+    from dlpractice.nn.network import chunked_cross_entropy, forward_chunks
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3, 1001))
+    Y = (rng.random((1, 1001)) < 0.5).astype(float)
+    params = initialize_parameters((3, 8, 1), "xavier", rng=rng)
+    net = Network.from_parameters(params)
+    # one chunk: the very pass compute_cost makes, to the bit
+    assert chunked_cross_entropy(net, X, Y) == compute_cost(params, X, Y)
+    assert chunked_cross_entropy(net, X, Y, 64) == pytest.approx(reference.cost(params, X, Y),
+                                                                 rel=1e-13)
+    kept: dict = {}
+    chunked_cross_entropy(net, X, Y, 64, kept)
+    assert sorted(kept) == [1001 - 15 * 64, 64]  # a chunk's size and the remainder's
+    assert all(ws.dZ == [None] for ws in kept.values())  # forward only: no gradient buffers
+    kept[64].masks = [None, np.zeros((8, 64), dtype=bool)]  # dropout left by a training step
+    assert chunked_cross_entropy(net, X, Y, 64, kept) == pytest.approx(
+        reference.cost(params, X, Y), rel=1e-13)
+    seen = [(cols.start, cols.stop, ws.m) for cols, ws in forward_chunks(net, X, Y, 400)]
+    assert seen == [(0, 400, 400), (400, 800, 400), (800, 1001, 201)]
+
+
+def test_mini_batch_training_costs_its_dev_and_final_sets_in_chunks():
+    rng = np.random.default_rng(4)
+    X, X_dev = rng.standard_normal((2, 700)), rng.standard_normal((2, 300))
+    Y = (X[0] > X[1]).astype(float).reshape(1, -1)
+    Y_dev = (X_dev[0] > X_dev[1]).astype(float).reshape(1, -1)
+    init = initialize_parameters((2, 6, 1), "he", rng=np.random.default_rng(2))
+    for batch in (128, None):
+        cfg = TrainConfig((2, 6, 1), learning_rate=0.1, iterations=5, batch_size=batch, lambd=0.3,
+                          record_every=2, seed=2)
+        result = train(X, Y, cfg, X_dev=X_dev, Y_dev=Y_dev)
+        assert result.dev_costs[0] == pytest.approx(
+            reference.cost(init, X_dev, Y_dev, lambd=0.3), rel=1e-12)
+        assert result.final_cost == pytest.approx(
+            reference.cost(result.parameters, X, Y, lambd=0.3), rel=1e-12)
+    # full batch: one pass each, the numbers of compute_cost to the bit
+    assert result.dev_costs[0] == compute_cost(init, X_dev, Y_dev, lambd=0.3)
+    assert result.final_cost == compute_cost(result.parameters, X, Y, lambd=0.3)

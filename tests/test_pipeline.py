@@ -364,3 +364,35 @@ def test_run_all_takes_what_the_caller_already_has():
     seen.clear()
     pipeline.run_all(cfg, callback=lambda i, c, d: seen.append((i, c, d)), result=partial)
     assert seen == [(0, 0.7, 0.71), (100, 0.6, None)]
+
+
+def test_a_mini_batch_run_evaluates_in_chunks_to_the_accuracies_of_one_pass():
+    cfg = load(data={"name": "moons", "n_samples": 3000, "noise": 0.3},
+               train={"batch_size": 64, "iterations": 20, "learning_rate": 0.3})
+    assert pipeline.evaluation_columns(cfg, 1800) == 64
+    assert pipeline.evaluation_columns(load(), 60) == 60  # full batch: all of train at once
+    assert pipeline.evaluation_columns(load(train={"batch_size": 500}), 60) == 60
+    outcome = pipeline.run_all(cfg)
+    expected = ref.evaluate(outcome.result.parameters, cfg.to_dict())
+    for split in ("train", "dev", "test"):
+        assert getattr(outcome.evaluation, f"{split}_accuracy") == expected[f"{split}_accuracy"]
+
+
+def test_evaluation_holds_no_more_than_a_training_batch():
+    """The issue's promise: evaluating a big split in chunks of the batch allocates about one
+    batch's buffers (tracemalloc), not one pass over the split."""
+    import tracemalloc
+
+    cfg = load(data={"n_samples": 50_000}, train={"batch_size": 64, "iterations": 1})
+    splits, _ = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    parameters = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        pipeline.evaluate(cfg, splits, parameters)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    one_pass = 30_000 * 8 * (3 + 11 + 6 + 3)  # [X; 1], [A1; 1], [A2; 1], Z, A and Y of train
+    assert peak < one_pass / 20
+    assert pipeline.evaluation_columns(load(train={"batch_size": 1}), 60) == 1

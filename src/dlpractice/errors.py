@@ -35,6 +35,10 @@ class GradientCheckError(DlpracticeError):
     """Gradient checking was asked for something it cannot check (e.g. with dropout on)."""
 
 
+class MemoryLimitError(DlpracticeError):
+    """A run or sweep would need more memory than the machine has available."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first non-empty line of ``str(exc)``, stripped; the exception type's name if none."""
     for line in str(exc).splitlines():

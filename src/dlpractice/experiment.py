@@ -45,8 +45,9 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
     training, done ahead (a stacked sweep); ``stores``: this process's
     :class:`~dlpractice.tracking.Stores` (a sweep's jobs share them). Returns the row the sweep
     summary shows."""
-    from dlpractice import config, pipeline, report, tracking
+    from dlpractice import config, memory, pipeline, report, tracking
 
+    memory.check_run(cfg, trained=result is not None)  # before anything is allocated
     data = pipeline.prepare_data(cfg)  # validates data and model sizes before any run opens
     row: dict[str, Any] = {"setting": config.run_name(cfg), "status": "running"}
     stores = stores if stores is not None else tracking.Stores()
@@ -400,6 +401,9 @@ def main(argv: list[str] | None = None) -> None:
         if full_error:
             raise
         print(f"error: {_hydra_error_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except DlpracticeError as exc:  # a launcher refused the sweep before its first job
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see sigterm_as_interrupt)
         signum = signal.SIGTERM if str(exc) == f"signal {int(signal.SIGTERM)}" else signal.SIGINT

@@ -224,12 +224,23 @@ class Evaluation:
         }
 
 
+def evaluation_columns(cfg: Config, n_train: int) -> int:
+    """How many examples evaluation forwards at once: the training's batch."""
+    batch = cfg.train.batch_size
+    return n_train if batch is None else max(1, min(int(batch), n_train))
+
+
 def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray]) -> Evaluation:
-    """Accuracies on train/dev/test and the bias/variance diagnosis from train and dev error."""
+    """Accuracies on train/dev/test and the bias/variance diagnosis from train and dev error.
+
+    Each split is forwarded in chunks of the training's batch (all of train in full batch), so
+    evaluation never needs more buffers than a training step.
+    """
     act = cfg.model.activation
-    train_acc = accuracy(parameters, splits.X_train, splits.Y_train, act)
-    dev_acc = accuracy(parameters, splits.X_dev, splits.Y_dev, act)
-    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act)
+    columns = evaluation_columns(cfg, splits.X_train.shape[1])
+    train_acc = accuracy(parameters, splits.X_train, splits.Y_train, act, columns)
+    dev_acc = accuracy(parameters, splits.X_dev, splits.Y_dev, act, columns)
+    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act, columns)
     dg = cfg.diagnosis
     diagnosis = diagnose(
         1.0 - train_acc, 1.0 - dev_acc, dg.bayes_error,

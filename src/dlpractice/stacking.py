@@ -62,6 +62,33 @@ def plan(job_configs: Sequence[Any]) -> list[Stack]:
             for members in groups.values() if len(members) > 1]
 
 
+def check_memory(job_configs: Sequence[Any], processes: int) -> None:
+    """Refuse a sweep (:class:`~dlpractice.errors.MemoryLimitError`, one line) whose jobs would not
+    fit in memory: :func:`plan` prepares every stacked job's data in this process, then each of
+    ``processes`` trains its share of every stack and runs its jobs. Stacks are foreseen from the
+    configs (same network shape and data settings) before any data exists."""
+    import json
+
+    from dlpractice import config, memory, pipeline
+    from dlpractice.nn.stacked import stack_key, unstackable_reason
+
+    cfgs, groups = [], {}
+    for raw in job_configs:
+        try:
+            cfg = config.load(raw)
+        except DlpracticeError:  # the job fails on its own, with its own error
+            continue
+        sizes = memory.data_sizes(cfg)
+        if sizes is None:
+            continue
+        cfgs.append(cfg)
+        tc = pipeline.train_config(cfg, sizes.n_features)
+        if unstackable_reason(tc, sizes.train) is None:
+            data = json.dumps([cfg.to_dict()["data"], cfg.seed, cfg.course_compat], default=str)
+            groups.setdefault((stack_key(tc), data), []).append(len(cfgs) - 1)
+    memory.check_sweep(cfgs, processes, [g for g in groups.values() if len(g) > 1])
+
+
 def _digest(splits: Splits) -> str:
     sha = hashlib.sha256()
     for a in (splits.X_train, splits.Y_train, splits.X_dev, splits.Y_dev):

@@ -54,11 +54,14 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from dlpractice import config as config_module
-        from dlpractice import tracking
+        from dlpractice import memory, tracking
         from dlpractice.errors import DlpracticeError
 
         try:
             cfg = config_module.load(config)
+            processes = memory.launcher_processes(config.hydra.launcher)
+            if processes is not None:  # jobs of this machine, each holding a run
+                memory.check_sweep([cfg], processes)
             if cfg.tracking.enabled:
                 tracking.Store(tracking.resolve_uri(cfg.tracking.uri)).check()
         except DlpracticeError as exc:

@@ -115,6 +115,59 @@ def load_file(path: str | Path, *, label_column: str | int | None = None) -> Loa
     return LoadedData(X, Y, X_val, Y_val, path, hashlib.sha256(raw).hexdigest())
 
 
+def stored_sizes(path: str | Path) -> tuple[int, int, int]:
+    """(features, examples, held-out examples) of a data file, from its arrays' headers (.npz,
+    .mat) or by counting rows (.csv) — nothing is loaded. ValueError or OSError when they cannot
+    be read that way (:func:`load_file` then says what is wrong)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_sizes(path)
+    if suffix == ".npz":
+        shapes = _npz_shapes(path)
+    elif suffix == ".mat":
+        shapes = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
+    else:
+        raise ValueError(f"extension {suffix!r}")
+    n, m = _sizes(shapes["X"], shapes["y"])
+    held = _sizes(shapes["Xval"], shapes["yval"])[1] if "Xval" in shapes and "yval" in shapes else 0
+    return n, m, held
+
+
+def _sizes(X: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, int]:
+    """(features, examples) of arrays of these shapes, oriented as :func:`_orient` does."""
+    m = int(np.prod(y))
+    if len(X) == 1:
+        return 1, m
+    return (int(X[1]), m) if X[0] == m else (int(X[0]), m)
+
+
+def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    import zipfile
+
+    shapes = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shapes[name.removesuffix(".npy")] = read(f)[0]
+    return shapes
+
+
+def _csv_sizes(path: Path) -> tuple[int, int, int]:
+    """(features, rows, 0) of a .csv: the first line's columns less the label, the lines (a header
+    counts as a row: an estimate)."""
+    rows, first = 0, b""
+    with path.open("rb") as f:
+        first = f.readline()
+        rows = int(bool(first.strip()))
+        for block in iter(lambda: f.read(1 << 20), b""):
+            rows += block.count(b"\n")
+    return max(first.count(b","), 1), rows, 0
+
+
 def _read_archive(raw: bytes, where: str, suffix: str) -> dict[str, np.ndarray]:
     # The readers raise many unrelated types on a corrupt file (ValueError, OSError, zipfile's,
     # scipy's MatReadError...); all of them mean the same thing to the user.

@@ -9,7 +9,7 @@ gradients. Must not touch: training loops, randomness, files.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy.special import expit
@@ -106,13 +106,14 @@ class Network:
 
 
 class Workspace:
-    """Every buffer a forward/backward pass over ``m`` examples needs, allocated once.
+    """Every buffer a forward/backward pass over ``m`` examples needs, allocated once
+    (``backward=False``: a forward pass's only, without dZ and relu masks).
 
     ``A[l]`` (l < L) is ``[A_l; 1]``, (n_l + 1, m), ``A[0]`` the input batch; ``Z_out``/``A_out`` the
     output logits and probabilities; ``masks[l]`` dropout masks (``None``: no dropout).
     """
 
-    def __init__(self, net: Network, m: int):
+    def __init__(self, net: Network, m: int, backward: bool = True):
         dims = net.layer_dims
         self.net = net
         self.m = m
@@ -120,14 +121,15 @@ class Workspace:
         self.Z_out = np.empty((1, m))
         self.A_out = np.empty((1, m))
         self.Y = np.empty((1, m))
-        self.dZ: list[np.ndarray | None] = [None] + [np.empty((n, m)) for n in dims[1:]]
+        grads = dims[1:] if backward else ()
+        self.dZ: list[np.ndarray | None] = [None] + [np.empty((n, m)) for n in grads]
         self.masks: list[np.ndarray | None] = [None] * net.L
         self.keep_probs: list[float] = [1.0] * net.L
         # Views made once: building a view costs about as much as a small numpy call.
         self._hidden = [None] + [self.A[l][:-1] for l in range(1, net.L)]
         self._A_T = [a.T for a in self.A]
         self._W_T = [None] + [net.Wb[l - 1][:, :-1].T for l in range(1, net.L + 1)]
-        self._relu_mask = [None] + [np.empty((n, m), dtype=bool) for n in dims[1:-1]]
+        self._relu_mask = [None] + [np.empty((n, m), dtype=bool) for n in grads[:-1]]
         self._grad: np.ndarray | None = None
         self._dWb: list[np.ndarray] = []
 
@@ -277,17 +279,63 @@ def add_penalty_gradient(
         grad += tmp
 
 
+def forward_chunks(
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray | None = None,
+    columns: int | None = None,
+    workspaces: dict[int, Workspace] | None = None,
+) -> Iterator[tuple[slice, Workspace]]:
+    """Forward passes without dropout over ``X`` (n0, m) in chunks of at most ``columns`` examples
+    (None: one pass): yields each chunk's columns and its workspace after the pass.
+
+    ``workspaces`` (by size) are reused and kept; without it a size's buffers are dropped before
+    the next size's are made, so a pass never holds more than one chunk's.
+    """
+    m = X.shape[1]
+    step = m if columns is None else max(1, min(int(columns), m))
+    kept = {} if workspaces is None else workspaces
+    for start in range(0, m, step):
+        stop = min(start + step, m)
+        ws = kept.get(stop - start)
+        if ws is None:
+            if workspaces is None:
+                kept.clear()
+            ws = kept[stop - start] = Workspace(net, stop - start, backward=False)
+        ws.masks = [None] * net.L
+        ws.load(X[:, start:stop], None if Y is None else Y[:, start:stop])
+        ws.forward()
+        yield slice(start, stop), ws
+
+
+def chunked_cross_entropy(
+    net: Network, X: np.ndarray, Y: np.ndarray, columns: int | None = None,
+    workspaces: dict[int, Workspace] | None = None,
+) -> float:
+    """``Workspace.cross_entropy`` over all of ``X`` computed in chunks (see :func:`forward_chunks`);
+    one chunk gives that workspace's number to the bit."""
+    parts = [(ws.cross_entropy(), ws.m) for _, ws in forward_chunks(net, X, Y, columns, workspaces)]
+    if len(parts) == 1:
+        return parts[0][0]
+    return sum(cost * size for cost, size in parts) / X.shape[1]
+
+
+def _network(parameters: Mapping[str, np.ndarray] | Network, hidden_activation: str) -> Network:
+    if isinstance(parameters, Network):
+        return parameters
+    return Network.from_parameters(parameters, hidden_activation)
+
+
 def predict(
-    parameters: Mapping[str, np.ndarray] | Network, X: np.ndarray, hidden_activation: str = "relu"
+    parameters: Mapping[str, np.ndarray] | Network, X: np.ndarray, hidden_activation: str = "relu",
+    columns: int | None = None,
 ) -> np.ndarray:
-    """Labels (1, m) as int: 1 where the output probability is > 0.5 (the course's rule)."""
-    net = parameters if isinstance(parameters, Network) else Network.from_parameters(
-        parameters, hidden_activation
-    )
-    ws = Workspace(net, X.shape[1])
-    ws.load(X)
-    ws.forward()
-    return (ws.A_out > 0.5).astype(np.int64)
+    """Labels (1, m) as int: 1 where the output probability is > 0.5 (the course's rule);
+    ``columns``: forward at most that many examples at once."""
+    labels = np.empty((1, X.shape[1]), dtype=np.int64)
+    for cols, ws in forward_chunks(_network(parameters, hidden_activation), X, None, columns):
+        np.greater(ws.A_out, 0.5, out=labels[:, cols])
+    return labels
 
 
 def accuracy(
@@ -295,6 +343,12 @@ def accuracy(
     X: np.ndarray,
     Y: np.ndarray,
     hidden_activation: str = "relu",
+    columns: int | None = None,
 ) -> float:
-    """Fraction of examples whose predicted label equals ``Y``."""
-    return float(np.mean(predict(parameters, X, hidden_activation) == Y))
+    """Fraction of examples whose predicted label equals ``Y``; ``columns``: forward at most that
+    many examples at once (the count is exact; a chunk's products may differ from one pass's in
+    the last bit, which moves a label only for a probability within rounding of 0.5)."""
+    net = _network(parameters, hidden_activation)
+    hits = sum(int(np.count_nonzero((ws.A_out > 0.5) == Y[:, cols]))
+               for cols, ws in forward_chunks(net, X, None, columns))
+    return hits / X.shape[1]

@@ -19,7 +19,7 @@ import numpy as np
 
 from dlpractice.errors import DataError, DivergenceError
 from dlpractice.nn.init import initialize_parameters
-from dlpractice.nn.network import Network, Workspace, add_penalty_gradient
+from dlpractice.nn.network import Network, Workspace, add_penalty_gradient, chunked_cross_entropy
 from dlpractice.nn.regularizers import DropoutMasks, EarlyStopping, augment_flips
 
 COURSE_DROPOUT_SEED = 1
@@ -180,10 +180,12 @@ def train(
             workspaces[size] = Workspace(net, size)
         return workspaces[size]
 
-    dev_ws = None
-    if X_dev is not None:
-        dev_ws = Workspace(net, X_dev.shape[1])
-        dev_ws.load(X_dev, Y_dev)
+    # the dev cost and the final cost are computed in chunks of the batch: no more buffers than a step
+    dev_workspaces: dict[int, Workspace] = {}
+
+    def dev_cost() -> float:
+        return (chunked_cross_entropy(net, X_dev, Y_dev, batch, dev_workspaces)
+                + net.penalty(cfg.lambd, cfg.l1, X_dev.shape[1]))
 
     grad = np.empty_like(net.theta)
     scratch = np.empty_like(net.theta)
@@ -239,16 +241,16 @@ def train(
                         [float(np.linalg.norm(g[:, :-1])) / lr for g in net.grad_views(grad)]
                     )
                     record = False  # one record per iteration: its first batch
-                    dev_cost = None
-                    if dev_ws is not None:
-                        dev_cost = _clean_cost(dev_ws, net, cfg)
-                        result.dev_costs.append(dev_cost)
+                    dev = None
+                    if X_dev is not None:
+                        dev = dev_cost()
+                        result.dev_costs.append(dev)
                     if callback is not None:
                         called = time.perf_counter()
                         with np.errstate(**caller_errstate):
-                            callback(i, cost, dev_cost)
+                            callback(i, cost, dev)
                         in_callback += time.perf_counter() - called
-                    if early is not None and early.update(i, dev_cost, net.theta):
+                    if early is not None and early.update(i, dev, net.theta):
                         result.stopped_early = True
                 np.subtract(net.theta, grad, out=net.theta)
                 # nan/inf in the gradient, or an update that overflowed, leaves theta non-finite
@@ -261,11 +263,10 @@ def train(
     if early is not None and early.best_theta is not None:
         net.theta[...] = early.best_theta
         result.best_iteration = early.best_iteration
-    final_ws = Workspace(net, m)
-    final_ws.load(X, Y)
+    dev_workspaces.clear()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        final_ws.forward()
-        result.final_cost = final_ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, m)
+        result.final_cost = (chunked_cross_entropy(net, X, Y, batch, workspaces)
+                             + net.penalty(cfg.lambd, cfg.l1, m))
     result.parameters = net.parameters()
     return result
 
@@ -283,12 +284,6 @@ def check_inputs(cfg: TrainConfig, X: np.ndarray, Y: np.ndarray, X_dev: np.ndarr
     if cfg.iterations < 0 or cfg.record_every < 1:
         raise ValueError(f"iterations must be >= 0 and record_every >= 1 (got {cfg.iterations} "
                          f"and {cfg.record_every})")
-
-
-def _clean_cost(ws: Workspace, net: Network, cfg: TrainConfig) -> float:
-    """Cost of a workspace's data without dropout (e.g. the dev set)."""
-    ws.forward()
-    return ws.cross_entropy() + net.penalty(cfg.lambd, cfg.l1, ws.m)
 
 
 def _raise_divergence(net: Network, ws: Workspace, grad: np.ndarray, iteration: int) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dlpractice import memory
 from dlpractice.config import Config
 from dlpractice.data import Splits
 from dlpractice.errors import ConfigError, DataError, DlpracticeError, sigterm_as_interrupt
@@ -253,6 +254,7 @@ def stage_main(fn: StageFn, name: str | None = None) -> Callable[[list[str] | No
         out = Outputs()
         try:
             cfg = read_params(args.params)
+            memory.check_run(cfg)  # every stage: `dvc repro` stops at its first one
             fn(cfg, out)
             out.commit()
         except DlpracticeError as exc:

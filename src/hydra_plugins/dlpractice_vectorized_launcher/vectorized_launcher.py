@@ -79,6 +79,7 @@ class VectorizedLauncher(Launcher):
                 job_config.hydra.job.id = idx
                 job_config.hydra.job.num = idx
             configs.append(job_config)
+        stacking.check_memory(configs, self._processes(len(configs)))  # before any data exists
         stacks = stacking.plan(configs)
         log.info(f"{sum(len(s.jobs) for s in stacks)} of {len(configs)} jobs train in "
                  f"{len(stacks)} stacked pass(es)")
@@ -102,10 +103,14 @@ class VectorizedLauncher(Launcher):
                 worker.stop()
         return [returns[j] for j in range(len(configs))]
 
+    def _processes(self, jobs: int) -> int:
+        """How many processes a sweep of ``jobs`` jobs runs in."""
+        n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
+        return 1 if jobs < max(2, self.min_jobs_for_workers) else max(1, min(n, jobs))
+
     def _shares(self, jobs: int, stacks: list[Any]) -> list[_Share]:
         """Each stack split across the processes; the other jobs dealt out in turn."""
-        n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
-        n = 1 if jobs < max(2, self.min_jobs_for_workers) else max(1, min(n, jobs))
+        n = self._processes(jobs)
         shares = [_Share() for _ in range(n)]
         stacked = set()
         for stack in stacks:
