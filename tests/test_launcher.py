@@ -167,6 +167,27 @@ def test_threads_started_by_mlflow_calls_do_not_stop_the_workers_forking(tmp_pat
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
+@pytest.mark.slow
+def test_the_worker_finishes_its_jobs_while_this_process_finishes_its_own(tmp_path):
+    """Jobs 0-7 are this process's share, 8-15 the worker's: the worker's JobReturns are taken as
+    they come, so it does not wait (its pipe full after 2 or 3) for this process to end its share
+    first: most of its jobs end before this process's last."""
+    lambds = ",".join(f"{0.05 * k:g}" for k in range(16))
+    args = [a if not a.startswith("regularizer.lambd=") else f"regularizer.lambd={lambds}"
+            for a in SWEEP]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=vectorized",
+         "hydra.launcher.n_jobs=2", "hydra.launcher.start_method=fork", *args,
+         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "a worker process failed" not in proc.stderr
+    done = {j: (tmp_path / "sweep" / str(j) / "summary.json").stat().st_mtime for j in range(16)}
+    last_here = max(done[j] for j in range(8))
+    assert sum(done[j] < last_here for j in range(8, 16)) >= 5, done
+
+
 def test_a_bad_start_method_is_one_line(tmp_path):
     proc = run_sweep(tmp_path, "bad", "hydra.launcher.start_method=thread")
     assert proc.returncode != 0
