@@ -133,6 +133,25 @@ def _stacked_in_child(configs, X, Y, conn) -> None:
     conn.close()
 
 
+def _stacked_in_two_processes(configs, X, Y) -> float:
+    """Wall seconds of ``configs`` trained stacked, half in each of 2 forked processes."""
+    ctx = multiprocessing.get_context("fork")
+    half = len(configs) // 2
+    start = time.perf_counter()
+    procs, pipes = [], []
+    for part in (configs[:half], configs[half:]):
+        here, there = ctx.Pipe()
+        p = ctx.Process(target=_stacked_in_child, args=(part, X, Y, there))
+        p.start()
+        procs.append(p)
+        pipes.append(here)
+    for pipe in pipes:
+        pipe.recv()
+    for p in procs:
+        p.join()
+    return time.perf_counter() - start
+
+
 def measure_trainer(repeats: int, iterations: int) -> dict[str, float]:
     """µs per configuration-iteration: single-run trainer, stacked (1 process), stacked split
     over 2 forked processes; plus the machine's matmul GFLOP/s and elementwise ns/element."""
@@ -155,21 +174,7 @@ def measure_trainer(repeats: int, iterations: int) -> dict[str, float]:
         return (time.perf_counter() - start) / work * 1e6
 
     def stacked_two_processes() -> float:
-        ctx = multiprocessing.get_context("fork")
-        half = len(configs) // 2
-        start = time.perf_counter()
-        procs, pipes = [], []
-        for part in (configs[:half], configs[half:]):
-            here, there = ctx.Pipe()
-            p = ctx.Process(target=_stacked_in_child, args=(part, X, Y, there))
-            p.start()
-            procs.append(p)
-            pipes.append(here)
-        for pipe in pipes:
-            pipe.recv()
-        for p in procs:
-            p.join()
-        return (time.perf_counter() - start) / work * 1e6
+        return _stacked_in_two_processes(configs, X, Y) / work * 1e6
 
     contenders = {"single-run trainer": single, f"stacked K={K}": stacked,
                   f"stacked K={K}, 2 processes": stacked_two_processes}
@@ -276,22 +281,7 @@ def _training_seconds(k: int) -> float:
             data = pipeline.prepare_data(cfg)
             splits, _ = pipeline.normalize(cfg, data.splits)
             configs.append(pipeline.train_config(cfg, data.n_features))
-    ctx = multiprocessing.get_context("fork")
-    half = len(configs) // 2
-    start = time.perf_counter()
-    procs, pipes = [], []
-    for part in (configs[:half], configs[half:]):
-        here, there = ctx.Pipe()
-        p = ctx.Process(target=_stacked_in_child,
-                        args=(part, splits.X_train, splits.Y_train, there))
-        p.start()
-        procs.append(p)
-        pipes.append(here)
-    for pipe in pipes:
-        pipe.recv()
-    for p in procs:
-        p.join()
-    return time.perf_counter() - start
+    return _stacked_in_two_processes(configs, splits.X_train, splits.Y_train)
 
 
 def measure_scaling(ks: list[int], repeats: int) -> list[dict]:
