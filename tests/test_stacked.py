@@ -184,7 +184,9 @@ def test_the_stacking_hooks_group_jobs_and_train_shares_like_separate_runs():
                  ["model.hidden=[3]"]]  # another shape, alone in its group
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         raws = [compose("config", overrides=[*quick, *s]) for s in settings]
-    stacks = stacking.plan(raws)
+    loaded = stacking.load(raws)
+    assert loaded[5] is None and [c.regularizer.lambd for c in loaded[:4]] == [0, 0.1, 0.3, 0.7]
+    stacks = stacking.plan(loaded)
     assert [s.jobs for s in stacks] == [(0, 1, 2, 3, 4)]
     shares = [stacks[0].share(p, 2) for p in range(2)]
     assert [s.jobs for s in shares] == [(0, 1), (2, 3, 4)]

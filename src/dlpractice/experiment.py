@@ -138,19 +138,20 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
     return row
 
 
-def finished_jobs(job_configs: Mapping[int, Any], stores: Any) -> dict[int, dict[str, Any]]:
-    """The sweep jobs (composed job configs by job index) whose configuration already has a FINISHED
-    run: each one's row, written to its folder as :func:`task` would write it, without running the
-    job (one store search per experiment). Jobs it cannot settle this way are left to run."""
+def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
+                  ) -> dict[int, dict[str, Any]]:
+    """The sweep jobs (by job index: the composed job config and its loaded
+    :class:`~dlpractice.config.Config`, None if it does not validate) whose configuration already
+    has a FINISHED run: each one's row, written to its folder as :func:`task` would write it,
+    without running the job (one store search per experiment). Jobs it cannot settle this way are
+    left to run."""
     from omegaconf import OmegaConf
 
     from dlpractice import config, sweep
 
     wanted: dict[tuple[str | None, str], dict[str, list[tuple[int, Any, Any]]]] = {}
-    for j, raw in job_configs.items():
-        try:
-            cfg = config.load(raw)
-        except DlpracticeError:  # the job reports it
+    for j, (raw, cfg) in job_configs.items():
+        if cfg is None:  # the job reports it
             continue
         if cfg.tracking.enabled and not cfg.tracking.rerun:
             by_hash = wanted.setdefault((cfg.tracking.uri, cfg.tracking.experiment), {})

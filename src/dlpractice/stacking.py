@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dlpractice.config import Config
 from dlpractice.data import Splits
 from dlpractice.errors import DlpracticeError
 from dlpractice.nn import TrainConfig, TrainResult
@@ -42,15 +43,30 @@ class Stack:
         return Stack(self.jobs[a:b], self.train_configs[a:b], self.splits)
 
 
-def plan(job_configs: Sequence[Any]) -> list[Stack]:
-    """The stacks of a sweep's job configs (composed DictConfigs, in job order)."""
-    from dlpractice import config, pipeline
+def load(job_configs: Sequence[Any]) -> list[Config | None]:
+    """A sweep's job configs (composed DictConfigs, in job order), each loaded once for the
+    launcher's hooks; ``None`` for one that does not validate (its job reports why)."""
+    from dlpractice import config
+
+    cfgs: list[Config | None] = []
+    for raw in job_configs:
+        try:
+            cfgs.append(config.load(raw))
+        except DlpracticeError:
+            cfgs.append(None)
+    return cfgs
+
+
+def plan(job_configs: Sequence[Config | None]) -> list[Stack]:
+    """The stacks of a sweep's loaded job configs (:func:`load`, in job order)."""
+    from dlpractice import pipeline
     from dlpractice.nn.stacked import stack_key, unstackable_reason
 
     groups: dict[tuple, list[tuple[int, TrainConfig, Splits]]] = {}
-    for j, raw in enumerate(job_configs):
+    for j, cfg in enumerate(job_configs):
+        if cfg is None:
+            continue
         try:
-            cfg = config.load(raw)
             data = pipeline.prepare_data(cfg)
             splits, _ = pipeline.normalize(cfg, data.splits)
         except DlpracticeError:  # the job fails on its own, with its own error
@@ -62,21 +78,19 @@ def plan(job_configs: Sequence[Any]) -> list[Stack]:
             for members in groups.values() if len(members) > 1]
 
 
-def check_memory(job_configs: Sequence[Any], processes: int) -> None:
+def check_memory(job_configs: Sequence[Config | None], processes: int) -> None:
     """Refuse a sweep (:class:`~dlpractice.errors.MemoryLimitError`, one line) whose jobs would not
     fit in memory: :func:`plan` prepares every stacked job's data in this process, then each of
     ``processes`` trains its share of every stack and runs its jobs. Stacks are foreseen from the
-    configs (same network shape and data settings) before any data exists."""
+    loaded configs (:func:`load`; same network shape and data settings) before any data exists."""
     import json
 
-    from dlpractice import config, memory, pipeline
+    from dlpractice import memory, pipeline
     from dlpractice.nn.stacked import stack_key, unstackable_reason
 
     cfgs, groups = [], {}
-    for raw in job_configs:
-        try:
-            cfg = config.load(raw)
-        except DlpracticeError:  # the job fails on its own, with its own error
+    for cfg in job_configs:
+        if cfg is None:  # the job fails on its own, with its own error
             continue
         sizes = memory.data_sizes(cfg)
         if sizes is None:
@@ -118,9 +132,11 @@ class Session:
 
         self.stores = tracking.Stores()
 
-    def finished(self, job_configs: Mapping[int, Any]) -> dict[int, dict[str, Any]]:
-        """Of ``job_configs`` (composed, by job index), the jobs whose configuration has a FINISHED
-        run already, each with the summary row it left in its folder: they need no job."""
+    def finished(self, job_configs: Mapping[int, tuple[Any, Config | None]]
+                 ) -> dict[int, dict[str, Any]]:
+        """Of ``job_configs`` (by job index: composed and loaded), the jobs whose configuration has
+        a FINISHED run already, each with the summary row it left in its folder: they need no
+        job."""
         from dlpractice import experiment
 
         return experiment.finished_jobs(job_configs, self.stores)

@@ -80,27 +80,28 @@ class VectorizedLauncher(Launcher):
                 job_config.hydra.job.id = idx
                 job_config.hydra.job.num = idx
             configs.append(job_config)
-        stacking.check_memory(configs, self._processes(len(configs)))  # before any data exists
-        stacks = stacking.plan(configs)
+        loaded = stacking.load(configs)
+        stacking.check_memory(loaded, self._processes(len(configs)))  # before any data exists
+        stacks = stacking.plan(loaded)
         log.info(f"{sum(len(s.jobs) for s in stacks)} of {len(configs)} jobs train in "
                  f"{len(stacks)} stacked pass(es)")
         shares = self._shares(len(configs), stacks)
         method = self._context()
-        workers = [_Worker(self, configs, share, method) for share in shares[1:]]
+        workers = [_Worker(self, configs, loaded, share, method) for share in shares[1:]]
         if workers:
             log.info(f"{len(workers)} {'forked' if method == 'fork' else 'spawned'} worker "
                      f"process(es); {len(shares)} process(es) train and finish the jobs")
         returns: dict[int, JobReturn] = {}
         try:
             # this process takes the workers' JobReturns as they come: a full pipe stalls a worker
-            returns.update(_work(self.hydra_context, configs, shares[0],
+            returns.update(_work(self.hydra_context, configs, loaded, shares[0],
                                  between_jobs=lambda: [w.drain() for w in workers]))
             for worker in workers:
                 returns.update(worker.results())
             left = _Share([j for s in shares[1:] for j in s.jobs if j not in returns])
             if left.jobs:  # a worker died: its jobs train and finish here
                 log.warning(f"a worker process failed; {len(left.jobs)} job(s) run here")
-                returns.update(_work(self.hydra_context, configs, left))
+                returns.update(_work(self.hydra_context, configs, loaded, left))
         finally:
             for worker in workers:
                 worker.stop()
@@ -140,8 +141,8 @@ class VectorizedLauncher(Launcher):
         return "fork" if fork_ok else "spawn"
 
 
-def _work(hydra_context: HydraContext, configs: list[DictConfig], share: _Share,
-          send: Any = None, between_jobs: Callable[[], Any] | None = None
+def _work(hydra_context: HydraContext, configs: list[DictConfig], loaded: list[Any],
+          share: _Share, send: Any = None, between_jobs: Callable[[], Any] | None = None
           ) -> dict[int, JobReturn]:
     """Settle this share's finished jobs, train its stacks, then run its other jobs through Hydra's
     ``run_job`` with the app's task (the session's: the app's own task function, sharing this
@@ -150,7 +151,7 @@ def _work(hydra_context: HydraContext, configs: list[DictConfig], share: _Share,
 
     session = stacking.Session()
     returns = {}
-    for j, row in session.finished({j: configs[j] for j in share.jobs}).items():
+    for j, row in session.finished({j: (configs[j], loaded[j]) for j in share.jobs}).items():
         returns[j] = JobReturn(overrides=list(configs[j].hydra.overrides.task),
                                status=JobStatus.COMPLETED)
         returns[j].return_value = row
@@ -176,13 +177,13 @@ def _work(hydra_context: HydraContext, configs: list[DictConfig], share: _Share,
 class _Worker:
     """One worker process and the pipe its JobReturns come back through."""
 
-    def __init__(self, launcher: VectorizedLauncher, configs: list[DictConfig], share: _Share,
-                 method: str) -> None:
+    def __init__(self, launcher: VectorizedLauncher, configs: list[DictConfig], loaded: list[Any],
+                 share: _Share, method: str) -> None:
         ctx = multiprocessing.get_context(method)
         self._receive, send = ctx.Pipe(duplex=False)
         # A spawned worker gets Hydra's context and state cloudpickled (they hold local functions),
         # as Hydra's joblib launcher does; a forked one has them already.
-        state = _cloudpickle().dumps((launcher.hydra_context, configs, share,
+        state = _cloudpickle().dumps((launcher.hydra_context, configs, loaded, share,
                                       Singleton.get_state()))
         for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits when it ends
             stream.flush()
@@ -221,9 +222,9 @@ class _Worker:
 
 def _worker_main(state: bytes, send: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the launching process's to handle
-    hydra_context, configs, share, singleton_state = _cloudpickle().loads(state)
+    hydra_context, configs, loaded, share, singleton_state = _cloudpickle().loads(state)
     Singleton.set_state(singleton_state)
-    _work(hydra_context, configs, share, send)
+    _work(hydra_context, configs, loaded, share, send)
     send.close()
 
 
