@@ -169,10 +169,10 @@ def test_threads_started_by_mlflow_calls_do_not_stop_the_workers_forking(tmp_pat
 
 @pytest.mark.slow
 def test_the_worker_finishes_its_jobs_while_this_process_finishes_its_own(tmp_path):
-    """Jobs 0-7 are this process's share, 8-15 the worker's: the worker's JobReturns are taken as
-    they come, so it does not wait (its pipe full after 2 or 3) for this process to end its share
-    first: most of its jobs end before this process's last."""
-    lambds = ",".join(f"{0.05 * k:g}" for k in range(16))
+    """Jobs 0-11 are this process's share, 12-23 the worker's: the worker's JobReturns are taken
+    as they come, so it does not wait (its pipe full after 2 or 3) for this process to end its
+    share first: half of its jobs or more end before this process's last."""
+    lambds = ",".join(f"{0.05 * k:g}" for k in range(24))
     args = [a if not a.startswith("regularizer.lambd=") else f"regularizer.lambd={lambds}"
             for a in SWEEP]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
@@ -183,9 +183,9 @@ def test_the_worker_finishes_its_jobs_while_this_process_finishes_its_own(tmp_pa
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "a worker process failed" not in proc.stderr
-    done = {j: (tmp_path / "sweep" / str(j) / "summary.json").stat().st_mtime for j in range(16)}
-    last_here = max(done[j] for j in range(8))
-    assert sum(done[j] < last_here for j in range(8, 16)) >= 5, done
+    done = {j: (tmp_path / "sweep" / str(j) / "summary.json").stat().st_mtime for j in range(24)}
+    last_here = max(done[j] for j in range(12))
+    assert sum(done[j] < last_here for j in range(12, 24)) >= 6, done
 
 
 def test_a_bad_start_method_is_one_line(tmp_path):
