@@ -544,14 +544,14 @@ def test_exp_show_shows_the_experiments_metrics(project, first_repro):
 
 def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
     """A grid: `dvc exp run --queue` + `dvc queue start -j 2` (executors in temporary copies, run by a Celery
-    worker). The sweep avoids the baseline's own init (he): an experiment equal to the baseline
-    runs no stage at all, so it would log no MLflow run."""
+    worker; two experiments, one per executor). The sweep avoids the baseline's own init (he): an
+    experiment equal to the baseline runs no stage at all, so it would log no MLflow run."""
     project.baseline()
     project.git("add", "-A")
     project.git("commit", "-q", "--allow-empty", "-m", "baseline before the queue")
     before = {r.info.run_id for r in project.runs()}
     project.dvc("exp", "run", "--queue", "-S", "init=zeros,xavier",
-                "-S", "train.learning_rate=0.01,0.05", "-S", f"train.iterations={ITERATIONS}")
+                "-S", "train.learning_rate=0.05", "-S", f"train.iterations={ITERATIONS}")
     try:
         project.dvc("queue", "start", "-j", "2")
         deadline = time.monotonic() + 300
@@ -565,10 +565,10 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
             time.sleep(3)
     finally:
         project.dvc("queue", "stop", check=False, timeout=120)
-    assert sum("Success" in ln for ln in tasks) == 4, status
+    assert sum("Success" in ln for ln in tasks) == 2, status
     new = [r for r in project.runs() if r.info.run_id not in before]
     assert sorted((r.data.params["init.name"], r.data.params["train.learning_rate"]) for r in new) == [
-        ("xavier", "0.01"), ("xavier", "0.05"), ("zeros", "0.01"), ("zeros", "0.05")]
+        ("xavier", "0.05"), ("zeros", "0.05")]
     revs = _experiments(_exp_show(project))
     assert all(r.info.status == "FINISHED" for r in new)
     assert all(r.data.tags.get("dvc_root") == str(project.root) for r in new)
