@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Two workers, each taking whole test files (a file's module fixtures are built once): the
-# suite's subprocesses leave a core idle most of the time when it runs in one process.
+# suite in one process uses under one core on average (it waits on its subprocesses).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
