@@ -15,7 +15,7 @@ from tests import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("initialization", "regularization", "gradient_checking", "vanishing_gradients",
-           "input_normalization")
+           "input_normalization", "numerical_gradient")
 
 
 def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
@@ -429,7 +429,8 @@ def test_a_data_file_shows_as_the_dataset(tmp_path):
 LINK_NAMES = {"initialization": "initialization        ", "regularization": "regularization        ",
               "gradient_checking": "gradient_checking     ",
               "vanishing_gradients": "vanishing_gradients   ",
-              "input_normalization": "input_normalization   "}
+              "input_normalization": "input_normalization   ",
+              "numerical_gradient": "numerical_gradient    "}
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -458,7 +459,7 @@ def test_show_in_a_project(tmp_path, monkeypatch, capsys):
     assert studies.main(["show"]) == 0
     out = capsys.readouterr().out
     ids = {s: client.get_experiment_by_name(s).experiment_id for s in STUDIES}
-    assert len(set(ids.values())) == 5
+    assert len(set(ids.values())) == len(STUDIES)
     missing = "(no table yet: dvc repro pipelines/{}/dvc.yaml)\n"
     assert out == (
         "\n## initialization\n\n" + missing.format("initialization") + "\n"
@@ -491,7 +492,7 @@ def test_show_names_the_first_unknown_study(monkeypatch, capsys):
     from dlpractice import studies
 
     message = ("error: unknown study 'nope'; choose from initialization, regularization, "
-               "gradient_checking, vanishing_gradients, input_normalization\n")
+               "gradient_checking, vanishing_gradients, input_normalization, numerical_gradient\n")
     assert studies.main(["show", "regularization", "nope", "bad"]) == 1
     assert capsys.readouterr() == ("", message)
     monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])

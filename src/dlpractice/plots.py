@@ -343,3 +343,25 @@ def layer_norms(norms: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
         if norms:
             ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def epsilon_scans(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+                  path: str | Path) -> Path:
+    """Log-log: the gradient check's difference against the step ε, one line per
+    ``(label, epsilons, differences)``; ε decreases to the right, as the lecture shrinks it."""
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    if not curves:
+        _no_data(ax, "no curves", "difference against ε")
+        return _save(fig, path)
+    for label, epsilons, differences in curves:
+        style = "--" if label.startswith("θ³") else "-"
+        ax.plot(list(epsilons), list(differences), style, marker="o", markersize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("ε")
+    ax.set_ylabel("‖g − g̃‖ / (‖g‖ + ‖g̃‖)")
+    ax.legend(fontsize="small")
+    _title(ax, "difference against ε")
+    return _save(fig, path)

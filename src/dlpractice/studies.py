@@ -41,6 +41,13 @@ STUDIES: dict[str, str] = {
         "without zero-mean/unit-variance normalization; iterations until the training cost first "
         "reaches the target cost."
     ),
+    "numerical_gradient": (
+        "Numerical gradients: the lecture's f(θ) = θ³ at θ = 1 (exact f' = 3), then a trained tanh "
+        "network's gradient check for ε from 1e-1 to 1e-10, central (two-sided) and forward "
+        "(one-sided), by the course's loop (costs subtracted) and by the exact check. estimate: "
+        "f'(1) at ε = 0.01; difference: at the course's ε = 1e-7; slope: of log difference against "
+        "log ε in the truncation regime; rounding_epsilon: where the difference grows again."
+    ),
 }
 
 BASE_COLUMNS = ("setting", "train_accuracy", "dev_accuracy", "test_accuracy", "diagnosis")
@@ -52,6 +59,10 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
                             "grad_norm_last", "final_cost"),
     "input_normalization": ("normalize", "learning_rate", "iterations_to_target", "final_cost"),
 }
+NUMERICAL_COLUMNS = ("setting", "function", "method", "check", "estimate", "difference", "slope",
+                     "rounding_epsilon")
+LECTURE_SLOPES = {"central": 2.0, "forward": 1.0}  # error O(ε²) two-sided, O(ε) one-sided
+LECTURE_ESTIMATES = {"central": 3.0001, "forward": 3.0301}  # θ³ at θ = 1, ε = 0.01
 
 
 
@@ -151,7 +162,61 @@ def study_row(study: str, row: Mapping[str, Any], cfg: Any, folder: Path, splits
     return out
 
 
+def _scan_row(setting: str, function: str, scan: Any, estimate: float | None = None
+              ) -> dict[str, Any]:
+    """One line of the numerical_gradient table, its comment computed from its numbers."""
+    from dlpractice.epsilon_scan import EPSILONS
+
+    claim = LECTURE_SLOPES[scan.method]
+    shown = abs(scan.slope - claim) < 0.25
+    order = "ε²" if claim == 2 else "ε"
+    comment = [f"lecture: error O({order}), slope ≈ {claim:g}; fitted {scan.slope:.2f} — "
+               + ("shown" if shown else "not shown")]
+    if estimate is not None:
+        lecture = LECTURE_ESTIMATES[scan.method]
+        comment.insert(0, f"lecture: {lecture} at ε = 0.01; here {estimate:.6f} — "
+                       + ("shown" if abs(estimate - lecture) < 1e-9 else "not shown"))
+    if scan.rounding_epsilon is not None:
+        comment.append(f"rounding takes over below ε = {scan.rounding_epsilon:g}")
+    elif scan.check == "exact":
+        comment.append(f"no rounding regime down to ε = {min(EPSILONS):g}: cost changes without "
+                       "cancellation")
+    return {"setting": setting, "function": function, "method": scan.method, "check": scan.check,
+            "estimate": estimate, "difference": scan.difference_at(1e-7), "slope": scan.slope,
+            "rounding_epsilon": scan.rounding_epsilon, "comment": "; ".join(comment),
+            "_scan": scan}
+
+
+def numerical_gradient_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The θ³ rows, then per job (a setting: its ``gradcheck.method``) the loop and the exact
+    check of its trained network on its training split."""
+    from dlpractice import config, report
+    from dlpractice.epsilon_scan import cube_scan, estimate, network_scan
+
+    table = [_scan_row(f"cube-{m}", "θ³ at θ = 1", cube_scan(m),
+                       estimate(lambda t: t**3, 1.0, 0.01, m)) for m in ("central", "forward")]
+    for row in rows:
+        folder = Path(row["_folder"])
+        if str(row.get("status", "")).startswith("failed") or not (
+                folder / report.PARAMETERS).is_file():
+            table.append({"setting": row.get("setting"),
+                          "status": "failed: " + str(row.get("error", "no parameters.npz"))})
+            continue
+        cfg = config.load(row["config"], check_files=False)
+        splits = _run_splits(cfg)
+        parameters = report.load_parameters(folder / report.PARAMETERS)
+        network = f"{cfg.model.activation} net {[*cfg.model.hidden]}"
+        for check in ("loop", "exact"):
+            scan = network_scan(parameters, splits.X_train, splits.Y_train,
+                                cfg.model.activation, cfg.gradcheck.method, check)
+            table.append(_scan_row(f"{row.get('setting')}-{check}", network, scan))
+    return table
+
+
 def table_columns(study: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if study == "numerical_gradient":
+        extra = ["status"] if any("status" in r for r in rows) else []
+        return [*NUMERICAL_COLUMNS, *extra, "comment"]
     cols = [*BASE_COLUMNS[:4], *STUDY_COLUMNS[study], BASE_COLUMNS[4]]
     if any("status" in r for r in rows):
         cols.append("status")
@@ -172,6 +237,15 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
     ``_folder``); returns the table's rows and the files written."""
     from dlpractice import config, plots, report
 
+    if study == "numerical_gradient":
+        table = numerical_gradient_rows(rows)
+        files = list(report.write_table(table, folder, "table", table_columns(study, table),
+                                        heading=f"# numerical gradient\n\n{STUDIES[study]}"))
+        files.append(plots.epsilon_scans(
+            [(("θ³ " if r["setting"].startswith("cube") else "net ") + f"{r['method']} {r['check']}",
+              r["_scan"].epsilons, r["_scan"].differences) for r in table if "_scan" in r],
+            folder / "epsilon.png"))
+        return [{k: v for k, v in r.items() if not k.startswith("_")} for r in table], files
     table, panels, curves = [], [], []
     for row in rows:
         cfg = config.load(row["config"], check_files=False)

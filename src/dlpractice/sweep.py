@@ -87,7 +87,7 @@ class SweepCallback(Callback):
         from dlpractice.errors import DlpracticeError
 
         assert self.sweep_dir is not None
-        rows = collect_rows(self.sweep_dir, self.sweep_id)
+        rows = jobs = collect_rows(self.sweep_dir, self.sweep_id)
         if rows:  # every job was settled without running (all finished before): no job opened it
             _open_parent_run(config)
         files: list[Path] = []
@@ -108,15 +108,15 @@ class SweepCallback(Callback):
                 if chart:
                     files.append(plots.bias_variance_chart(chart, self.sweep_dir / "bias_variance.png"))
             print(f"\nsweep summary ({self.sweep_dir}):\n" + report.table_markdown(rows, columns))
-        failed_rows = [r for r in rows if str(r.get("status", "")).startswith("failed")]
+        failed_rows = [r for r in jobs if str(r.get("status", "")).startswith("failed")]
         failed = len(failed_rows)
         if failed:
-            print(f"{failed} of {len(rows)} jobs failed (see the table above):", file=sys.stderr)
+            print(f"{failed} of {len(jobs)} jobs failed (see the table above):", file=sys.stderr)
             for r in failed_rows:
                 print(f"  job {r.get('job')} ({r.get('setting')}): {r.get('error', '')}",
                       file=sys.stderr)
         sweep_dir = self.sweep_dir
-        run_url = self._close("FINISHED", files, {"jobs": str(len(rows)), "failed_jobs": str(failed)})
+        run_url = self._close("FINISHED", files, {"jobs": str(len(jobs)), "failed_jobs": str(failed)})
         if run_url:
             print(f"run: {run_url}")
         print(f"folder: {sweep_dir}")
