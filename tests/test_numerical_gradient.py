@@ -47,7 +47,25 @@ def test_slope_and_rounding_epsilon_of_a_curve():
     assert floor.slope == pytest.approx(2.0, abs=1e-12)
 
 
-def _reference_slope(parameters, X, Y, activation, method, epsilons):
+def test_cube_scan_is_the_closed_form():
+    """f(θ) = θ³: the two-sided estimate is 3θ² + ε², the one-sided 3θ² + 3θε + ε²."""
+    from dlpractice.epsilon_scan import EPSILONS, cube_scan
+
+    central, forward = cube_scan("central"), cube_scan("forward")
+    assert central.epsilons == forward.epsilons == EPSILONS == tuple(
+        10.0 ** -k for k in range(1, 11))
+    assert (central.method, central.check, forward.method) == ("central", "loop", "forward")
+    for e, c, f in zip(EPSILONS[:3], central.differences, forward.differences, strict=False):
+        assert c == pytest.approx(e**2 / (6 + e**2), rel=1e-6)
+        assert f == pytest.approx((3 * e + e**2) / (6 + 3 * e + e**2), rel=1e-6)
+    assert central.slope == pytest.approx(2.0, abs=0.01)
+    assert forward.slope == pytest.approx(1.0, abs=0.01)
+    assert 1e-7 <= central.rounding_epsilon <= 1e-4 and 1e-9 <= forward.rounding_epsilon <= 1e-6
+    theta2 = cube_scan("central", theta=2.0, epsilons=(1e-2,))
+    assert theta2.differences[0] == pytest.approx(1e-4 / (24 + 1e-4), rel=1e-6)
+
+
+def _reference_differences(parameters, X, Y, activation, method, epsilons):
     """The course's loop with the reference cost, against a Richardson-extrapolated gradient."""
     keys = list(parameters)
     theta = np.concatenate([parameters[k].ravel() for k in keys])
@@ -76,7 +94,30 @@ def _reference_slope(parameters, X, Y, activation, method, epsilons):
     for e in epsilons:
         approx = np.array([diff_quotient(i, e, method) for i in range(theta.size)])
         diffs.append(np.linalg.norm(g - approx) / (np.linalg.norm(g) + np.linalg.norm(approx)))
-    return float(np.polyfit(np.log10(epsilons), np.log10(diffs), 1)[0])
+    return diffs
+
+
+@pytest.mark.parametrize("method", ["central", "forward"])
+@pytest.mark.parametrize("check", ["loop", "exact"])
+def test_network_scan_against_the_reference_cost(method, check):
+    """Where truncation dominates (ε = 1e-2, 1e-3), both checks give the reference's difference."""
+    from dlpractice.epsilon_scan import network_scan
+
+    rng = np.random.default_rng(3)
+    parameters = {"W1": rng.normal(size=(4, 2)), "b1": rng.normal(size=(4, 1)),
+                  "W2": rng.normal(size=(1, 4)), "b2": rng.normal(size=(1, 1))}
+    X = rng.normal(size=(2, 30))
+    Y = (rng.random((1, 30)) < 0.5).astype(float)
+    scan = network_scan(parameters, X, Y, "tanh", method, check, epsilons=(1e-2, 1e-3))
+    assert (scan.method, scan.check, scan.epsilons) == (method, check, (1e-2, 1e-3))
+    expected = _reference_differences(parameters, X, Y, "tanh", method, (1e-2, 1e-3))
+    assert scan.differences == pytest.approx(expected, rel=1e-4)
+
+
+def _reference_slope(parameters, X, Y, activation, method, epsilons):
+    return float(np.polyfit(np.log10(epsilons),
+                            np.log10(_reference_differences(parameters, X, Y, activation, method,
+                                                            epsilons)), 1)[0])
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -133,3 +174,21 @@ def test_the_study_shows_the_lectures_slopes(tmp_path):
     assert {"table.csv", "table.md", "epsilon.png"} <= names
     local = client.download_artifacts(parent.info.run_id, "table.csv", str(tmp_path))
     assert Path(local).read_bytes() == (sweep_dir / "table.csv").read_bytes()
+
+
+def test_a_rows_comment_says_whether_its_numbers_show_the_lecture():
+    from dlpractice import studies
+    from dlpractice.epsilon_scan import EPSILONS, EpsilonScan
+
+    square = EpsilonScan("central", "exact", EPSILONS, tuple(max(e * e, 1e-16) for e in EPSILONS))
+    row = studies._scan_row("net-exact", "tanh net [5, 3]", square)
+    assert row["comment"] == ("lecture: error O(ε²), slope ≈ 2; fitted 2.00 — shown; no rounding "
+                              "regime down to ε = 1e-10: cost changes without cancellation")
+    assert (row["slope"], row["rounding_epsilon"], row["difference"]) == (
+        pytest.approx(2.0), None, pytest.approx(1e-14))
+    linear = EpsilonScan("central", "loop", EPSILONS, tuple(e + 1e-17 / e for e in EPSILONS))
+    row = studies._scan_row("cube-central", "θ³", linear, estimate=3.01)
+    assert row["comment"] == ("lecture: 3.0001 at ε = 0.01; here 3.010000 — not shown; lecture: "
+                              "error O(ε²), slope ≈ 2; fitted 1.00 — not shown; rounding takes "
+                              "over below ε = 1e-08")
+    assert row["estimate"] == 3.01 and row["rounding_epsilon"] == 1e-8
