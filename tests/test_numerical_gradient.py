@@ -186,9 +186,10 @@ def test_a_rows_comment_says_whether_its_numbers_show_the_lecture():
                               "regime down to ε = 1e-10: cost changes without cancellation")
     assert (row["slope"], row["rounding_epsilon"], row["difference"]) == (
         pytest.approx(2.0), None, pytest.approx(1e-14))
-    linear = EpsilonScan("central", "loop", EPSILONS, tuple(e + 1e-17 / e for e in EPSILONS))
+    linear = EpsilonScan("central", "loop", EPSILONS,
+                         tuple(e if e >= 1e-6 else 1e-12 / e for e in EPSILONS))
     row = studies._scan_row("cube-central", "θ³", linear, estimate=3.01)
     assert row["comment"] == ("lecture: 3.0001 at ε = 0.01; here 3.010000 — not shown; lecture: "
                               "error O(ε²), slope ≈ 2; fitted 1.00 — not shown; rounding takes "
-                              "over below ε = 1e-08")
-    assert row["estimate"] == 3.01 and row["rounding_epsilon"] == 1e-8
+                              "over below ε = 1e-06")
+    assert row["estimate"] == 3.01 and row["rounding_epsilon"] == 1e-6
