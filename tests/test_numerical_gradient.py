@@ -193,3 +193,18 @@ def test_a_rows_comment_says_whether_its_numbers_show_the_lecture():
                               "error O(ε²), slope ≈ 2; fitted 1.00 — not shown; rounding takes "
                               "over below ε = 1e-06")
     assert row["estimate"] == 3.01 and row["rounding_epsilon"] == 1e-6
+
+
+def test_at_a_tiny_step_the_loop_rounds_and_the_exact_check_does_not():
+    """ε = 1e-8: subtracting two costs of ~0.7 leaves ~1e-16/1e-8 of rounding in each quotient;
+    the exact check's cost changes keep truncation only (~ε²)."""
+    from dlpractice.epsilon_scan import network_scan
+
+    rng = np.random.default_rng(5)
+    parameters = {"W1": rng.normal(size=(4, 2)), "b1": rng.normal(size=(4, 1)),
+                  "W2": rng.normal(size=(1, 4)), "b2": rng.normal(size=(1, 1))}
+    X = rng.normal(size=(2, 30))
+    Y = (rng.random((1, 30)) < 0.5).astype(float)
+    loop = network_scan(parameters, X, Y, "tanh", "central", "loop", epsilons=(1e-8,))
+    exact = network_scan(parameters, X, Y, "tanh", "central", "exact", epsilons=(1e-8,))
+    assert exact.differences[0] < 1e-13 and loop.differences[0] > 1e-10
