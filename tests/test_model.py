@@ -1,0 +1,338 @@
+"""Every run's MLflow model (``runs:/<run id>/model``) and the registry
+(``tracking.register_model``), against a real SQLite store: what the loaded, the registered and
+the served model answer on a run's raw test split, compared with predictions recomputed in plain
+numpy (tests/reference.py) from the run's own ``parameters.npz`` and data."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlpractice import config, experiment, pipeline, tracking
+from dlpractice.errors import DlpracticeError
+from tests import reference as ref
+
+pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+EVALUATION = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+              "test_error", "avoidable_bias", "variance")
+BASE = {"data": {"name": "moons", "n_samples": 200, "noise": 0.3},
+        "train": {"iterations": 300, "learning_rate": 0.5, "record_every": 50},
+        "model": {"hidden": [12, 6]}}
+# name -> config sections over BASE; "stacked" is trained ahead, as the vectorized launcher does
+SETTINGS = {
+    "normalized": {},
+    "raw": {"data": {"normalize": False, "feature_scales": [1.0, 3.0]},
+            "model": {"activation": "leaky_relu"}},
+    "stacked": {"model": {"activation": "tanh"}, "regularizer": {"name": "l2", "lambd": 0.3}},
+}
+
+
+def make_cfg(store: tracking.Store, sections: dict) -> config.Config:
+    raw = {key: dict(value) for key, value in BASE.items()}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    raw["tracking"] = {"uri": store.uri, "experiment": "models", "rerun": True}
+    return config.load(raw)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tracking.Store:
+    return tracking.Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
+
+
+@pytest.fixture(autouse=True)
+def tracking_uri(store, monkeypatch):
+    """``runs:/`` and ``models:/`` URIs resolve in the tracking store of MLflow's environment."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+
+
+@pytest.fixture(scope="module")
+def runs(store, tmp_path_factory) -> dict[str, dict]:
+    """Each setting run through the app's ``run_job`` (its run id, config and expectations)."""
+    out = {}
+    for name, sections in SETTINGS.items():
+        cfg = make_cfg(store, sections)
+        result = None
+        if name == "stacked":
+            data = pipeline.prepare_data(cfg)
+            result = pipeline.fit(cfg, pipeline.normalize(cfg, data.splits)[0])
+        row = experiment.run_job(cfg, tmp_path_factory.mktemp(name), multirun=result is not None,
+                                 result=result, stores=tracking.Stores())
+        folder = tmp_path_factory.mktemp(f"{name}-artifacts")
+        saved = Path(store.client.download_artifacts(row["run_id"], "parameters.npz", str(folder)))
+        parameters = ref.load_npz(saved)
+        cfg_dict = cfg.to_dict()
+        data, _ = ref.dataset(cfg_dict)
+        probability, label = ref.model_output(parameters, cfg_dict, data["X_test"])
+        out[name] = {"run_id": row["run_id"], "cfg": cfg, "config": cfg_dict, "data": data,
+                     "parameters": parameters, "probability": probability, "label": label}
+    return out
+
+
+def assert_answers(got, want: dict) -> None:
+    """``got`` (the model's DataFrame) is ``want``'s probability and label per test example."""
+    assert list(got.columns) == ["probability", "label"]
+    assert got["label"].dtype == np.int64
+    np.testing.assert_allclose(got["probability"].to_numpy(), want["probability"], rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(got["label"].to_numpy(), want["label"])
+
+
+def test_runs_predict_both_labels(runs):
+    """The settings' networks are trained enough that a wrong label or threshold would show."""
+    for name, run in runs.items():
+        assert 0 < run["label"].sum() < run["label"].size, name
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_the_runs_model_predicts_its_raw_test_split(runs, store, name):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    run = runs[name]
+    model = mlflow.pyfunc.load_model(f"runs:/{run['run_id']}/model")
+    X = run["data"]["X_test"].T  # one example per row
+    n = X.shape[1]
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(1, n + 1)])
+    by_frame, by_array = model.predict(frame), model.predict(X)
+    assert_answers(by_frame, run)
+    assert_answers(by_array, run)
+    hits = np.mean(by_array["label"].to_numpy() == run["data"]["Y_test"][0])
+    metrics = store.client.get_run(run["run_id"]).data.metrics
+    assert hits == pytest.approx(metrics["test_accuracy"], abs=1e-12)
+    # one example, and examples of another run's split: the model is a function of its input
+    assert_answers(model.predict(X[3:4]), {k: run[k][3:4] for k in ("probability", "label")})
+
+
+def test_a_model_refuses_input_of_another_shape(runs):
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    model = mlflow.pyfunc.load_model(f"runs:/{runs['normalized']['run_id']}/model")
+    X = runs["normalized"]["data"]["X_test"]  # (features, examples): the course's, not the model's
+    with pytest.raises(MlflowException, match="shape"):
+        model.predict(X)
+
+
+def test_the_model_is_a_logged_model_of_the_run_with_its_metrics(runs, store):
+    client = store.client
+    for name, run in runs.items():
+        logged = client.get_run(run["run_id"])
+        (output,) = logged.outputs.model_outputs
+        model = client.get_logged_model(output.model_id)
+        assert (model.name, model.source_run_id, model.experiment_id, str(model.status)) == (
+            "model", run["run_id"], logged.info.experiment_id, "READY"), name
+        assert model.params == logged.data.params == {
+            key: str(value) for key, value in ref.flatten(run["config"]).items()}
+        linked = {m.key: m.value for m in model.metrics}
+        assert set(linked) == {*EVALUATION, "gradcheck_difference"}, name
+        for key, value in linked.items():
+            assert value == logged.data.metrics[key], (name, key)
+
+
+def test_the_model_holds_the_runs_parameters_normalizer_and_example(runs, store, tmp_path):
+    import mlflow.artifacts
+    import yaml
+
+    pinned = {f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in ("mlflow", "numpy", "pandas")}
+    for name, run in runs.items():
+        got = Path(mlflow.artifacts.download_artifacts(f"runs:/{run['run_id']}/model",
+                                                       dst_path=str(tmp_path / name)))
+        # MLflow writes registered_model_meta into every download of a model (name and version)
+        files = {str(p.relative_to(got)) for p in got.rglob("*") if p.is_file()} - {
+            "registered_model_meta"}
+        normalized = run["config"]["data"]["normalize"]
+        assert files == {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt",
+                         "input_example.json", "serving_input_example.json", "pyfunc_model.py",
+                         "artifacts/parameters.npz",
+                         *(["artifacts/normalizer.npz"] if normalized else [])}, name
+        assert set((got / "requirements.txt").read_text().split()) == pinned
+        saved = ref.load_npz(got / "artifacts" / "parameters.npz")
+        assert sorted(saved) == sorted(run["parameters"])
+        for key, value in run["parameters"].items():
+            np.testing.assert_array_equal(saved[key], value)
+        if normalized:
+            stats = ref.load_npz(got / "artifacts" / "normalizer.npz")
+            mean, std = ref.normalizer(run["data"]["X_train"])
+            np.testing.assert_allclose(stats["mean"], mean, rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(stats["std"], std, rtol=1e-14)
+        example = json.loads((got / "input_example.json").read_text())
+        assert example["columns"] == ["x1", "x2"]
+        np.testing.assert_array_equal(example["data"], run["data"]["X_train"][:, :3].T)
+        mlmodel = yaml.safe_load((got / "MLmodel").read_text())
+        assert mlmodel["run_id"] == run["run_id"]
+        flavor = mlmodel["flavors"]["python_function"]
+        assert flavor["config"]["hidden_activation"] == run["config"]["model"]["activation"]
+        inputs = json.loads(mlmodel["signature"]["inputs"])
+        assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 2]}}]
+        outputs = json.loads(mlmodel["signature"]["outputs"])
+        assert [(o["name"], o["type"]) for o in outputs] == [("probability", "double"),
+                                                            ("label", "long")]
+
+
+def test_the_model_file_imports_numpy_pandas_and_mlflow_only():
+    tree = ast.parse((SRC / "dlpractice" / "tracking" / "pyfunc_model.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"numpy", "pandas", "mlflow.pyfunc"}
+
+
+BLOCKED_LOAD = """
+import json, sys
+
+class NoProject:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("dlpractice", "scipy"):
+            raise ImportError(f"{name} is not installed where the model is served")
+
+sys.meta_path.insert(0, NoProject())
+import mlflow.pyfunc
+import numpy as np
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps(model.predict(np.array(json.loads(sys.argv[2]))).to_dict("list")))
+"""
+
+
+def test_a_model_loads_and_predicts_without_the_project(runs, store):
+    run = runs["raw"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-c", BLOCKED_LOAD, f"runs:/{run['run_id']}/model",
+                           json.dumps(run["data"]["X_test"].T.tolist())], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["probability"], run["probability"], rtol=1e-12, atol=1e-15)
+    assert got["label"] == run["label"].tolist()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_with_the_runs_predictions(runs, store, tmp_path):
+    run = runs["normalized"]
+    port = free_port()
+    # the server runs `uvicorn` from PATH: this environment's, as in an activated virtualenv
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m",
+         f"runs:/{run['run_id']}/model", "--env-manager", "local", "-h", "127.0.0.1", "-p",
+         str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the model server did not answer /ping"
+            time.sleep(0.5)
+        X = run["data"]["X_test"].T
+        body = json.dumps({"dataframe_split": {"columns": ["x1", "x2"], "data": X.tolist()}})
+        request = urllib.request.Request(f"{base}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    rows = answer["predictions"]
+    assert [sorted(r) for r in rows] == [["label", "probability"]] * len(X)
+    np.testing.assert_allclose([r["probability"] for r in rows], run["probability"], rtol=1e-12,
+                               atol=1e-15)
+    assert [r["label"] for r in rows] == run["label"].tolist()
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+def test_register_model_moves_the_champion_to_each_new_version(runs, store):
+    import mlflow.pyfunc
+
+    client = store.client
+    first, second = runs["normalized"], runs["raw"]
+    assert tracking.register_model(store, first["run_id"], "moons-net") == "1"
+    assert tracking.register_model(store, second["run_id"], "moons-net") == "2"
+    champion = client.get_model_version_by_alias("moons-net", "champion")
+    assert (str(champion.version), champion.run_id) == ("2", second["run_id"])
+    X = second["data"]["X_test"].T
+    assert_answers(mlflow.pyfunc.load_model("models:/moons-net@champion").predict(X), second)
+    # the earlier version is still the first run's model
+    X = first["data"]["X_test"].T
+    assert_answers(mlflow.pyfunc.load_model("models:/moons-net/1").predict(X), first)
+    # another alias leaves the champion where it is
+    assert tracking.register_model(store, first["run_id"], "moons-net", alias="candidate") == "3"
+    assert str(client.get_model_version_by_alias("moons-net", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("moons-net", "candidate").version) == "3"
+    assert_answers(mlflow.pyfunc.load_model("models:/moons-net@candidate").predict(X), first)
+
+
+def test_register_model_refuses_what_it_cannot_register_in_one_line(runs, store):
+    cfg = make_cfg(store, {})
+    with tracking.RunTracker(cfg, store) as tracker:  # a run without a model
+        pass
+    cases = {
+        tracker.run_id: f"MLflow run {tracker.run_id} has no model 'model' to register (a run "
+                        "logged before runs had models: run it again with tracking.rerun=true)",
+        "0" * 32: f"cannot find MLflow run {'0' * 32} in {store.uri}: ",
+        "../x": "run id '../x' is not an MLflow run id (letters, digits, '-' and '_')",
+    }
+    for run_id, message in cases.items():
+        with pytest.raises(DlpracticeError) as info:
+            tracking.register_model(store, run_id, "refused")
+        assert str(info.value).startswith(message), str(info.value)
+        assert "\n" not in str(info.value)
+    with pytest.raises(DlpracticeError, match="^a registered model needs a name: got an empty one$"):
+        tracking.register_model(store, runs["normalized"]["run_id"], " ")
+    assert store.client.search_registered_models(filter_string="name = 'refused'") == []
+    # an alias MLflow reserves: one line, and no version is left without it
+    run_id = runs["normalized"]["run_id"]
+    with pytest.raises(DlpracticeError) as info:
+        tracking.register_model(store, run_id, "refused-alias", alias="latest")
+    assert str(info.value).startswith(
+        f"cannot register the model of MLflow run {run_id} as 'refused-alias' (alias 'latest'): ")
+    assert "\n" not in str(info.value)
+    assert store.client.search_model_versions("name = 'refused-alias'") == []
+
+
+def test_a_run_that_normalized_needs_its_normalizer_file(store, tmp_path):
+    from dlpractice import report
+
+    cfg = make_cfg(store, {})
+    outcome = pipeline.run_all(cfg)
+    files = report.write_run_outputs(outcome, tmp_path)
+    with tracking.RunTracker(cfg, store) as tracker:
+        with pytest.raises(ValueError, match="normalizer"):
+            tracker.log_model(outcome, {"parameters": files["parameters"]})
+    assert store.client.get_run(tracker.run_id).outputs.model_outputs == []
