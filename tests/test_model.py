@@ -192,6 +192,73 @@ def test_the_model_file_imports_numpy_pandas_and_mlflow_only():
     assert imported == {"numpy", "pandas", "mlflow.pyfunc"}
 
 
+def network_model(folder: Path, parameters: dict, activation: str,
+                  normalizer: tuple[np.ndarray, np.ndarray] | None = None):
+    """The model file's model, loaded as MLflow loads it, from the files a run writes."""
+    from mlflow.pyfunc import PythonModelContext
+
+    from dlpractice.tracking import pyfunc_model
+
+    np.savez(folder / "parameters.npz", **parameters)
+    artifacts = {"parameters": str(folder / "parameters.npz")}
+    if normalizer is not None:
+        np.savez(folder / "normalizer.npz", mean=normalizer[0], std=normalizer[1])
+        artifacts["normalizer"] = str(folder / "normalizer.npz")
+    model = pyfunc_model.NetworkModel()
+    model.load_context(PythonModelContext(artifacts, {"hidden_activation": activation,
+                                                      "leaky_slope": 0.01}))
+    return model
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid"])
+def test_the_model_file_is_the_courses_network_behind_the_normalizer(activation, tmp_path):
+    rng = np.random.default_rng(7)
+    dims = (3, 6, 4, 1)
+    parameters = {}
+    for l in range(1, len(dims)):
+        parameters[f"W{l}"] = rng.normal(size=(dims[l], dims[l - 1]))
+        parameters[f"b{l}"] = rng.normal(size=(dims[l], 1))
+    mean, std = rng.normal(size=(3, 1)), rng.uniform(0.5, 3.0, size=(3, 1))
+    X = rng.normal(size=(3, 60)) * std + mean  # raw, course convention (features, examples)
+    # the output bias at minus the median logit: both labels
+    parameters["b3"] -= np.median(ref.logits(parameters, (X - mean) / std, activation))
+    model = network_model(tmp_path, parameters, activation, (mean, std))
+    got = model.predict(None, X.T)
+    z = ref.logits(parameters, (X - mean) / std, activation)[0]
+    probability = 1.0 / (1.0 + np.exp(-z))
+    assert 0 < (probability > 0.5).sum() < 60
+    assert_answers(got, {"probability": probability,
+                         "label": (probability > 0.5).astype(np.int64)})
+
+
+def test_the_model_file_saturates_without_overflow_and_labels_above_one_half(tmp_path):
+    # logistic regression (no hidden layer): the output is sigmoid(x1 - x2), no normalizer
+    model = network_model(tmp_path, {"W1": np.array([[1.0, -1.0]]), "b1": np.zeros((1, 1))},
+                          "relu")
+    z = np.array([800.0, -800.0, 0.0, 1e-20, -1e-20, 36.0, -36.0, 2.0])
+    got = model.predict(None, np.stack([z, np.zeros_like(z)], axis=1))
+    np.testing.assert_allclose(got["probability"].to_numpy(),
+                               [1.0, 0.0, 0.5, 0.5, 0.5, 1 / (1 + np.exp(-36.0)),
+                                np.exp(-36.0) / (1 + np.exp(-36.0)), 1 / (1 + np.exp(-2.0))],
+                               rtol=1e-15, atol=0)
+    assert got["probability"].to_numpy()[1] == np.exp(-800.0)  # 0 in float64, not nan
+    assert got["label"].tolist() == [1, 0, 0, 0, 0, 1, 0, 1]
+
+
+def test_the_model_file_refuses_unknown_activations_and_misshapen_input(tmp_path):
+    parameters = {"W1": np.ones((2, 3)), "b1": np.zeros((2, 1)), "W2": np.ones((1, 2)),
+                  "b2": np.zeros((1, 1))}
+    with pytest.raises(ValueError, match="^hidden_activation 'selu' is not one of relu, "
+                                         "leaky_relu, tanh, sigmoid$"):
+        network_model(tmp_path, parameters, "selu")
+    model = network_model(tmp_path, parameters, "relu")
+    for X in (np.ones((4, 2)), np.ones(3), np.ones((2, 3, 1))):
+        with pytest.raises(ValueError) as info:
+            model.predict(None, X)
+        assert str(info.value) == (f"model input has shape {X.shape}; it needs one example per "
+                                   "row and 3 feature columns (x1 … x3)")
+
+
 BLOCKED_LOAD = """
 import json, sys
 

@@ -40,13 +40,12 @@ class NetworkModel(mlflow.pyfunc.PythonModel):
     """An L-layer binary classifier: hidden layers of one activation, a sigmoid output unit."""
 
     def load_context(self, context):
-        config = context.model_config or {}
+        config = context.model_config
         parameters = read_npz(context.artifacts["parameters"])
         L = len(parameters) // 2
         self.W = [parameters[f"W{l}"] for l in range(1, L + 1)]
         self.b = [parameters[f"b{l}"].reshape(-1, 1) for l in range(1, L + 1)]
-        self.g = hidden_activation(config.get("hidden_activation", "relu"),
-                                   float(config.get("leaky_slope", 0.01)))
+        self.g = hidden_activation(config["hidden_activation"], float(config["leaky_slope"]))
         self.n_features = self.W[0].shape[1]
         normalizer = context.artifacts.get("normalizer")
         self.mean = self.std = None
