@@ -189,7 +189,9 @@ def test_the_model_file_imports_numpy_pandas_and_mlflow_only():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"numpy", "pandas", "mlflow.pyfunc"}
+    # (a mutation test's copy of the file also imports mutmut's trampoline)
+    assert {m for m in imported if m.split(".")[0] != "mutmut"} == {"numpy", "pandas",
+                                                                    "mlflow.pyfunc"}
 
 
 def network_model(folder: Path, parameters: dict, activation: str,
