@@ -39,6 +39,19 @@ def predict(parameters, X, activation="relu") -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-logits(parameters, X, activation))) > 0.5).astype(float)
 
 
+def model_output(parameters, config: dict[str, Any], X_raw: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """What a run's MLflow model must answer for raw examples ``X_raw`` (n, m): the output unit's
+    probability per example and its label (1 where > 0.5), the inputs normalized first with the
+    train split's mean/std when ``data.normalize``."""
+    if config["data"]["normalize"]:
+        mean, std = normalizer(dataset(config)[0]["X_train"])
+        X_raw = (X_raw - mean) / std
+    z = logits(parameters, X_raw, config["model"]["activation"])[0]
+    probability = 1.0 / (1.0 + np.exp(-z))
+    return probability, (probability > 0.5).astype(np.int64)
+
+
 def accuracy(parameters, X, Y, activation="relu") -> float:
     return float(np.mean(predict(parameters, X, activation) == Y))
 

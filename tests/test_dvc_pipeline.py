@@ -367,6 +367,26 @@ def test_the_mlflow_run_holds_the_stage_outputs(project, first_repro, tmp_path):
     assert yaml.safe_load((got / "config.yaml").read_text()) == project.read_params()
 
 
+def test_the_evaluate_stages_run_has_its_model(project, first_repro, monkeypatch):
+    """``runs:/<run id>/model`` of the stage's run answers for the raw test split what the
+    trained parameters (``models/parameters.npz``) and the train split's normalizer give."""
+    import mlflow.pyfunc
+
+    (run,) = project.runs()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    params = project.read_params()
+    data, _ = ref.dataset(params)
+    probability, label = ref.model_output(ref.load_npz(project.root / "models/parameters.npz"),
+                                          params, data["X_test"])
+    got = model.predict(data["X_test"].T)
+    np.testing.assert_allclose(got["probability"].to_numpy(), probability, rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(got["label"].to_numpy(), label)
+    assert np.mean(label == data["Y_test"][0]) == project.json("reports/metrics.json")[
+        "test_accuracy"] == run.data.metrics["test_accuracy"]
+
+
 def test_second_repro_changes_nothing(project, first_repro):
     started = time.monotonic()
     proc = project.dvc("repro")

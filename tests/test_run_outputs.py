@@ -170,6 +170,29 @@ def test_artifacts_hold_the_run(single, tmp_path):
         assert (got / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+def assert_model_answers(store_dir: Path, run, parameters: dict, config: dict, data: dict,
+                         monkeypatch) -> None:
+    """The run's MLflow model (``runs:/<run id>/model``) gives, for the raw test split (one
+    example per row), the probabilities and labels recomputed from its parameters, and the run's
+    test accuracy."""
+    import mlflow.pyfunc
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir}/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    probability, label = ref.model_output(parameters, config, data["X_test"])
+    got = model.predict(data["X_test"].T)
+    np.testing.assert_allclose(got["probability"].to_numpy(), probability, rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(got["label"].to_numpy(), label)
+    assert np.mean(label == data["Y_test"][0]) == pytest.approx(
+        run.data.metrics["test_accuracy"], abs=1e-12)
+
+
+def test_the_runs_model_predicts_its_test_split(single, monkeypatch):
+    assert_model_answers(single["tmp"], single["run"], single["parameters"], single["config"],
+                         single["data"], monkeypatch)
+
+
 def test_run_folder_and_printed_result(single):
     run, expected, folder = single["run"], single["expected"], single["folder"]
     summary = json.loads((folder / "summary.json").read_text())
@@ -269,6 +292,15 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
         assert ref.mlflow_history(sweep["client"], run.info.run_id, "cost") == [
             (int(r["iteration"]), float(r["cost"])) for r in history]
     assert len(diagnoses) == 3
+
+
+def test_every_sweep_job_has_its_model(sweep, monkeypatch):
+    for job, name in enumerate(SETTINGS):
+        folder = sweep["dir"] / str(job)
+        config = read_config(folder)
+        assert_model_answers(sweep["dir"].parent, sweep["children"][name],
+                             ref.load_npz(folder / "parameters.npz"), config,
+                             ref.dataset(config)[0], monkeypatch)
 
 
 def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):

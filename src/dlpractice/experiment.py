@@ -78,6 +78,7 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
         artifacts = report.write_run_outputs(outcome, output_dir)
         if tracker is not None:
             tracker.log_history(outcome.result)
+            tracker.log_model(outcome, artifacts)
             tracker.log_outcome(outcome)
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id

@@ -11,7 +11,8 @@ import gc
 import importlib
 import sys
 
-MLFLOW = ("mlflow.tracking", "mlflow.entities", "mlflow.store.tracking.sqlalchemy_store")
+MLFLOW = ("mlflow.tracking", "mlflow.entities", "mlflow.store.tracking.sqlalchemy_store",
+          "mlflow.pyfunc")
 MATPLOTLIB = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 

@@ -113,10 +113,11 @@ def run(cfg: Config, out: Outputs) -> None:
         with tempfile.TemporaryDirectory(prefix="dlpractice-evaluate-") as tmp, \
                 tracking.RunTracker(cfg, store, tags=dvc_tags()) as tracker:
             tracker.log_history(result)
-            tracker.log_outcome(outcome)
             artifacts["config"] = report.save_config(cfg, Path(tmp) / "config.yaml")
             if stats is not None:
                 artifacts["normalizer"] = report.save_normalizer(stats, Path(tmp) / "normalizer.npz")
+            tracker.log_model(outcome, artifacts)
+            tracker.log_outcome(outcome)
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
             run_url = store.run_url(tracker.run_id, tracker.experiment_id)

@@ -5,10 +5,12 @@ process's, by URI). :class:`RunTracker` (:mod:`.runs`): one run per configuratio
 :func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run;
 :func:`close_lost_job_runs`: the runs a killed job left open. :func:`close_abandoned_runs`
 (:mod:`.owners`): runs whose process is gone, closed KILLED before an entry point opens its own.
+:func:`register_model` (:mod:`.models`): a run's model as a new registered version, aliased.
 Tracking uploads what a run produced; it never draws a figure, formats a table or writes a run's
 files.
 """
 
+from dlpractice.tracking.models import register_model
 from dlpractice.tracking.owners import close_abandoned_runs, owner_tags
 from dlpractice.tracking.runs import RunTracker
 from dlpractice.tracking.store import (
@@ -22,4 +24,4 @@ from dlpractice.tracking.sweeps import close_lost_job_runs, finish_sweep_run, st
 
 __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
            "close_abandoned_runs", "close_lost_job_runs", "finish_sweep_run", "owner_tags",
-           "resolve_uri", "start_sweep_run"]
+           "register_model", "resolve_uri", "start_sweep_run"]

@@ -123,10 +123,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def metric_series(key: str, steps: Iterable[int], values: Iterable[float], ts: int) -> list[Any]:
+def metric_series(key: str, steps: Iterable[int], values: Iterable[float], ts: int,
+                  model_id: str | None = None) -> list[Any]:
+    """``key``'s points (linked to the LoggedModel ``model_id``, if given)."""
     from mlflow.entities import Metric
 
-    return [Metric(key, float(v), ts, int(s)) for s, v in zip(steps, values, strict=False)]
+    return [Metric(key, float(v), ts, int(s), model_id=model_id)
+            for s, v in zip(steps, values, strict=False)]
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -56,9 +56,11 @@ class RunTracker:
 
         with RunTracker(cfg, store) as tracker:
             outcome = pipeline.run_all(cfg, callback=tracker.callback)
+            files = report.write_run_outputs(outcome, folder)
             tracker.log_history(outcome.result)
+            tracker.log_model(outcome, files)
             tracker.log_outcome(outcome)
-            tracker.upload(report.write_run_outputs(outcome, folder))
+            tracker.upload(files)
 
     Exit: FINISHED without exception; KILLED on KeyboardInterrupt; FAILED otherwise with the tag
     ``failure_reason`` (one line). Exceptions propagate. A run still open when the process ends is
@@ -91,6 +93,7 @@ class RunTracker:
         self.history = History()
         self.flush_every_s = HISTORY_FLUSH_S if flush_every_s is None else flush_every_s
         self.status: str | None = None
+        self.model_id: str | None = None  # the run's LoggedModel, once logged
         self._flushed = 0  # history points logged so far
         self._next_flush = float("inf")  # set when the run opens
         self._history_logged = False
@@ -266,10 +269,29 @@ class RunTracker:
         md.log_batch(client, run_id, metrics=metrics)
         self._history_logged = True
 
+    def log_model(self, outcome: Outcome, files: Mapping[str, str | Path]) -> str:
+        """The run's MLflow model ``model`` (``runs:/<run id>/model``; see
+        :func:`~dlpractice.tracking.models.log_model`) from the files the caller wrote:
+        ``files["parameters"]`` and, when the run normalized its inputs, ``files["normalizer"]``;
+        its input example is the first raw training examples. Call it before :meth:`log_outcome`,
+        whose metrics are then the model's too. Returns the model id."""
+        from dlpractice.tracking import models
+
+        client, run_id = self._require_open()
+        if outcome.stats is not None and "normalizer" not in files:
+            raise ValueError("the run normalized its inputs: files needs its 'normalizer'")
+        self.model_id = models.log_model(
+            client, str(self.experiment_id), run_id, parameters=files["parameters"],
+            normalizer=files["normalizer"] if outcome.stats is not None else None,
+            hidden_activation=outcome.cfg.model.activation,
+            example=outcome.data.splits.X_train[:, :models.EXAMPLE_ROWS].T,
+            params=md.params(self.cfg))
+        return self.model_id
+
     def log_outcome(self, outcome: Outcome) -> None:
-        """The evaluation metrics (+ ``gradcheck_difference``) at step 0 and the tags
-        ``diagnosis``, ``recommendation``, ``dataset_fingerprint`` (+ ``gradcheck``: passed or
-        failed), in one call."""
+        """The evaluation metrics (+ ``gradcheck_difference``) at step 0, linked to the run's
+        model when :meth:`log_model` logged it, and the tags ``diagnosis``, ``recommendation``,
+        ``dataset_fingerprint`` (+ ``gradcheck``: passed or failed), in one call."""
         from mlflow.entities import RunTag
 
         client, run_id = self._require_open()
@@ -277,7 +299,8 @@ class RunTracker:
         values = dict(outcome.evaluation.metrics())
         if outcome.gradcheck is not None:
             values["gradcheck_difference"] = outcome.gradcheck.difference
-        metrics = [m for k, v in values.items() for m in md.metric_series(k, [0], [v], ts)]
+        metrics = [m for k, v in values.items()
+                   for m in md.metric_series(k, [0], [v], ts, model_id=self.model_id)]
         diagnosis = outcome.evaluation.diagnosis
         tags = [RunTag("diagnosis", diagnosis.label),
                 RunTag("recommendation", md.tag_text(diagnosis.recommendation)),

@@ -210,8 +210,10 @@ class Store:
     def client(self) -> MlflowClient:
         """The MLflow client of this store (created once; it does not prepare the store)."""
         if self._client is None:
-            # MLflow prints a "View run ... at" line per run ended through a server: noise.
+            # MLflow prints a "View run ... at" line per run ended through a server, and a
+            # progress bar per file a run's model packs: noise.
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             from mlflow.tracking import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.uri)
