@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from dlpractice.config import Config
     from dlpractice.nn import TrainResult
-    from dlpractice.pipeline import Outcome
+    from dlpractice.pipeline import Outcome, PreparedData
+    from dlpractice.tracking.datasets import RunDatasets
     from dlpractice.tracking.store import Store
 
 __all__ = ["PARENT_RUN_TAG", "History", "RunTracker"]
@@ -54,8 +55,10 @@ class History:
 class RunTracker:
     """One MLflow run for one configuration, in ``store``::
 
+        data = pipeline.prepare_data(cfg)
         with RunTracker(cfg, store) as tracker:
-            outcome = pipeline.run_all(cfg, callback=tracker.callback)
+            tracker.log_datasets(data)
+            outcome = pipeline.run_all(cfg, callback=tracker.callback, data=data)
             tracker.log_history(outcome.result)
             tracker.log_outcome(outcome)
             tracker.upload(report.write_run_outputs(outcome, folder))
@@ -95,6 +98,8 @@ class RunTracker:
         self._next_flush = float("inf")  # set when the run opens
         self._history_logged = False
         self._client: MlflowClient | None = None
+        self.datasets: RunDatasets | None = None  # set by log_datasets
+        self._evaluation: list[Any] = []  # log_outcome's metrics, for log_model_metrics
 
     @property
     def uri(self) -> str:
@@ -266,18 +271,31 @@ class RunTracker:
         md.log_batch(client, run_id, metrics=metrics)
         self._history_logged = True
 
+    def log_datasets(self, data: PreparedData) -> RunDatasets:
+        """The run's train, dev and test sets as its dataset inputs (:class:`~.datasets.
+        RunDatasets`), in one call, once per run (:meth:`log_outcome` calls it if not done)."""
+        from dlpractice.tracking.datasets import RunDatasets
+
+        client, run_id = self._require_open()
+        if self.datasets is None:
+            datasets = RunDatasets.of(self.cfg, data)
+            client.log_inputs(run_id, datasets=datasets.inputs())
+            self.datasets = datasets
+        return self.datasets
+
     def log_outcome(self, outcome: Outcome) -> None:
-        """The evaluation metrics (+ ``gradcheck_difference``) at step 0 and the tags
-        ``diagnosis``, ``recommendation``, ``dataset_fingerprint`` (+ ``gradcheck``: passed or
-        failed), in one call."""
+        """The evaluation metrics (+ ``gradcheck_difference``) at step 0, each ``train_*``,
+        ``dev_*``, ``test_*`` one linked to its dataset, and the tags ``diagnosis``,
+        ``recommendation``, ``dataset_fingerprint`` (+ ``gradcheck``: passed or failed), in one
+        call (after :meth:`log_datasets`, if not done yet)."""
         from mlflow.entities import RunTag
 
         client, run_id = self._require_open()
-        ts = md.now_ms()
+        datasets = self.log_datasets(outcome.data)
         values = dict(outcome.evaluation.metrics())
         if outcome.gradcheck is not None:
             values["gradcheck_difference"] = outcome.gradcheck.difference
-        metrics = [m for k, v in values.items() for m in md.metric_series(k, [0], [v], ts)]
+        metrics = datasets.metrics(values, md.now_ms())
         diagnosis = outcome.evaluation.diagnosis
         tags = [RunTag("diagnosis", diagnosis.label),
                 RunTag("recommendation", md.tag_text(diagnosis.recommendation)),
@@ -285,6 +303,18 @@ class RunTracker:
         if outcome.gradcheck is not None:
             tags.append(RunTag("gradcheck", "passed" if outcome.gradcheck.passed else "failed"))
         md.log_batch(client, run_id, metrics=metrics, tags=tags)
+        self._evaluation = metrics
+
+    def log_model_metrics(self, model_id: str) -> None:
+        """:meth:`log_outcome`'s metrics again (same values, steps and times: the run's history
+        gains no point), attached to logged model ``model_id`` with their dataset links, which
+        MLflow stores for a logged model's metrics only (its UI's Dataset column and filter)."""
+        client, run_id = self._require_open()
+        if not self._evaluation or self.datasets is None:
+            raise RuntimeError("log_model_metrics needs log_outcome first")
+        ts, step = self._evaluation[0].timestamp, self._evaluation[0].step
+        values = {m.key: m.value for m in self._evaluation}
+        md.log_batch(client, run_id, metrics=self.datasets.metrics(values, ts, step, model_id))
 
     def upload(self, files: Mapping[str, str | Path]) -> None:
         """The run's artifacts: ``files`` (label -> existing file or folder, e.g. what
