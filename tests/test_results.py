@@ -116,6 +116,9 @@ def test_every_cell_is_what_the_store_holds(client, store):
     tags = {f"tags.{k}" for r in stored_runs(client) if "sweep" not in r.data.tags
             for k in r.data.tags}
     assert columns == set(ATTRIBUTES[1:]) | params | metrics | tags
+    # in groups, each sorted: attributes, params, metrics, tags
+    assert list(table.reset_index().columns) == (ATTRIBUTES + sorted(params) + sorted(metrics)
+                                                 + sorted(tags))
 
 
 def test_params_become_numbers_and_booleans(store):
@@ -152,6 +155,23 @@ def test_the_default_store_is_the_projects(store, monkeypatch):
     assert tracking.resolve_uri(None) == store.uri
     pd.testing.assert_frame_equal(dlpractice.results("lambd"),
                                   dlpractice.results("lambd", uri=store.uri))
+
+
+def test_runs_beyond_one_search_page_are_all_read(store, monkeypatch):
+    from dlpractice.tracking import results as module
+
+    whole = dlpractice.results("lambd", uri=store.uri)
+    monkeypatch.setattr(module, "PAGE", 2)
+    pd.testing.assert_frame_equal(dlpractice.results("lambd", uri=store.uri), whole)
+
+
+def test_a_deleted_experiment_is_no_experiment(store):
+    exp_id = store.experiment_id("gone")
+    store.client.delete_experiment(exp_id)
+    with pytest.raises(DlpracticeError) as info:
+        dlpractice.results("gone", uri=store.uri)
+    assert str(info.value) == (f"no experiment 'gone' in the MLflow store {store.uri}; its "
+                               "experiments: Default, empty, lambd")
 
 
 def test_an_experiment_without_runs_is_an_empty_table(store):

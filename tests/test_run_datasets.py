@@ -204,6 +204,33 @@ def test_a_data_file_is_the_source_and_its_held_out_part_is_dev_and_test(client,
     assert datasets["dev"].name != datasets["test"].name
 
 
+def test_a_csv_file_split_by_ratios_names_its_columns_and_path(client, store, tmp_path,
+                                                                monkeypatch):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + X[:, 2] > 0).astype(int)
+    path = tmp_path / "points.csv"
+    path.write_text("a,b,c,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y)))
+    monkeypatch.chdir(tmp_path)  # a relative data.path: the source names the file read
+    cfg = make_cfg(store, "csv", data={"name": "file", "path": "points.csv", "n_samples": 0,
+                                       "noise": 0.0}, model={"hidden": [4]})
+    row = experiment.run_job(cfg, tmp_path / "run")
+    resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert resolved["data"]["path"] == "points.csv"
+    arrays, _ = ref.dataset(resolved)
+    datasets = inputs_by_context(client, row["run_id"])
+    for split in SPLITS:
+        d = datasets[split]
+        assert d.name == f"points.csv-{split}"
+        assert (d.source_type, json.loads(d.source)) == ("local", {"uri": str(path.resolve())})
+        assert d.digest == digest(arrays[f"X_{split}"], arrays[f"Y_{split}"])
+        assert json.loads(d.schema) == {"mlflow_colspec": [
+            {"type": "double", "name": n, "required": True} for n in ("x1", "x2", "x3", "y")]}
+    # 60 rows shared 60/20/20
+    assert [json.loads(datasets[s].profile) for s in SPLITS] == [
+        {"num_rows": 36}, {"num_rows": 12}, {"num_rows": 12}]
+
+
 def test_a_run_that_fails_in_training_still_names_its_data(client, store, tmp_path):
     cfg = make_cfg(store, "failing", data={"name": "blobs", "n_samples": 200},
                    init={"name": "random", "scale": 10.0}, model={"activation": "leaky_relu"},
@@ -253,3 +280,19 @@ def test_the_dvc_evaluate_stage_logs_the_datasets_of_its_split_files(tmp_path):
                                            "experiment": "app"}})
     row = experiment.run_job(cfg, tmp_path / "app")
     assert inputs_by_context(client, row["run_id"]) == datasets
+
+
+def test_which_split_a_metric_measures():
+    from dlpractice.tracking.datasets import split_of
+
+    assert [split_of(k) for k in ("train_accuracy", "dev_cost", "test_error", "train",
+                                  "testing_error", "cost", "avoidable_bias", "_train")] == [
+        "train", "dev", "test", None, None, None, None, None]
+
+
+def test_model_metrics_need_the_outcome_first(store):
+    cfg = make_cfg(store, "order", data={"n_samples": 100})
+    with tracking.RunTracker(cfg, store) as tracker:
+        tracker.log_datasets(pipeline.prepare_data(cfg))
+        with pytest.raises(RuntimeError, match="log_model_metrics needs log_outcome first"):
+            tracker.log_model_metrics("m-0")

@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
     from dlpractice.tracking.store import Store
 
-__all__ = ["ATTRIBUTES", "TAG_PREFIX", "results"]
+__all__ = ["TAG_PREFIX", "results"]
 
-ATTRIBUTES = ("run_id", "run_name", "status", "start_time", "end_time")  # the leading columns
 TAG_PREFIX = "tags."
 PAGE = 1000  # runs per search request
 _INT = re.compile(r"[-+]?\d+")
