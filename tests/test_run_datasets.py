@@ -142,7 +142,7 @@ def test_metrics_are_linked_to_their_split_on_a_logged_model(client, store, moon
             assert (metric.dataset_name, metric.dataset_digest) == (
                 datasets[split].name, datasets[split].digest), metric.key
             assert metric.value == pytest.approx(expected[f"{split}_{what}"], abs=1e-12)
-            assert metric.run_id == tracker.run_id
+            assert (metric.run_id, metric.step) == (tracker.run_id, 0)
     for key in ("avoidable_bias", "variance", "gradcheck_difference"):
         assert (linked[key].dataset_name, linked[key].dataset_digest) == (None, None)
     found = client.search_logged_models(
@@ -285,9 +285,10 @@ def test_the_dvc_evaluate_stage_logs_the_datasets_of_its_split_files(tmp_path):
 def test_which_split_a_metric_measures():
     from dlpractice.tracking.datasets import split_of
 
-    assert [split_of(k) for k in ("train_accuracy", "dev_cost", "test_error", "train",
-                                  "testing_error", "cost", "avoidable_bias", "_train")] == [
-        "train", "dev", "test", None, None, None, None, None]
+    assert [split_of(k) for k in ("train_accuracy", "dev_cost", "test_error", "dev_log_loss",
+                                  "train", "testing_error", "cost", "avoidable_bias",
+                                  "_train")] == [
+        "train", "dev", "test", "dev", None, None, None, None, None]
 
 
 def test_model_metrics_need_the_outcome_first(store):
