@@ -220,9 +220,11 @@ def test_param_columns_are_typed_as_a_whole(tmp_path):
     client = store.client
     exp_id = store.experiment_id("crafted")
     params = [{"int": "1", "float": "0.5", "bool": "True", "none": "None", "list": "[1, 2]",
-               "mixed": "he", "exp": "1e-07", "sign": "-3", "special": "inf", "words": "nan"},
+               "mixed": "he", "exp": "1e-07", "sign": "-3", "special": "inf", "words": "nan",
+               "some_bool": "True", "some_int": "3", "path": "None"},
               {"int": "-2", "float": "2", "bool": "False", "mixed": "1", "exp": "2.5E+3",
-               "sign": "+4", "special": "-inf", "words": "x"}]
+               "sign": "+4", "special": "-inf", "words": "x", "some_bool": "None",
+               "path": "/x.csv"}]
     for p in params:
         run = client.create_run(exp_id)
         for key, value in p.items():
@@ -239,6 +241,11 @@ def test_param_columns_are_typed_as_a_whole(tmp_path):
     assert table["sign"].tolist() == [-3, 4]
     assert table["special"].tolist() == [math.inf, -math.inf]
     assert table["words"].tolist() == ["nan", "x"]
+    # a missing value (None, or no such param) leaves the others' type
+    assert table["some_bool"].tolist() == [True, None]
+    assert table["some_int"].tolist()[0] == 3 and pd.isna(table["some_int"].tolist()[1])
+    path = table["path"].tolist()
+    assert pd.isna(path[0]) and path[1] == "/x.csv"
 
 
 def test_import_dlpractice_stays_light():

@@ -61,7 +61,7 @@ def results(experiment: str, sweep_run_id: str | None = None,
         columns[key] = [run.data.metrics.get(key) for run in runs]
     for key in tags:
         columns[TAG_PREFIX + key] = [run.data.tags.get(key) for run in runs]
-    return pd.DataFrame(columns, columns=list(columns))
+    return pd.DataFrame(columns)
 
 
 def _open(uri: str | None) -> Store:
@@ -81,7 +81,7 @@ def _experiment_id(store: Store, name: str) -> str:
     if exp is None or exp.lifecycle_stage == "deleted":
         names = sorted(e.name for e in store.client.search_experiments())
         raise DlpracticeError(f"no experiment {name!r} in the MLflow store {store.uri}; its "
-                              f"experiments: {', '.join(names) or 'none'}")
+                              f"experiments: {', '.join(names)}")
     return exp.experiment_id
 
 
