@@ -5,8 +5,6 @@ SQLite store (two sweeps and a single run)."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -247,11 +245,3 @@ def test_param_columns_are_typed_as_a_whole(tmp_path):
     path = table["path"].tolist()
     assert pd.isna(path[0]) and path[1] == "/x.csv"
 
-
-def test_import_dlpractice_stays_light():
-    code = ("import sys, dlpractice\n"
-            "print(','.join(m for m in ('pandas', 'mlflow', 'matplotlib', 'numpy')"
-            " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == ""
