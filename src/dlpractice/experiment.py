@@ -68,6 +68,9 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
                if store is not None else None)
     progress = report.progress_bar(cfg.train.iterations, enabled=not multirun)
     with tracker if tracker is not None else nullcontext():
+        if tracker is not None:  # before training: a run that fails still names its data
+            tracker.log_datasets(data)
+
         def callback(i: int, cost: float, dev_cost: float | None) -> None:
             if tracker is not None:
                 tracker.callback(i, cost, dev_cost)

@@ -112,6 +112,7 @@ def run(cfg: Config, out: Outputs) -> None:
         # config.yaml and normalizer.npz are artifacts of the run, not DVC outs: staged aside.
         with tempfile.TemporaryDirectory(prefix="dlpractice-evaluate-") as tmp, \
                 tracking.RunTracker(cfg, store, tags=dvc_tags()) as tracker:
+            tracker.log_datasets(outcome.data)
             tracker.log_history(result)
             artifacts["config"] = report.save_config(cfg, Path(tmp) / "config.yaml")
             if stats is not None:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from dlpractice.config import Config
     from dlpractice.nn import TrainResult
-    from dlpractice.pipeline import Outcome
+    from dlpractice.pipeline import Outcome, PreparedData
+    from dlpractice.tracking.datasets import RunDatasets
     from dlpractice.tracking.store import Store
 
 __all__ = ["PARENT_RUN_TAG", "History", "RunTracker"]
@@ -54,8 +55,10 @@ class History:
 class RunTracker:
     """One MLflow run for one configuration, in ``store``::
 
+        data = pipeline.prepare_data(cfg)
         with RunTracker(cfg, store) as tracker:
-            outcome = pipeline.run_all(cfg, callback=tracker.callback)
+            tracker.log_datasets(data)
+            outcome = pipeline.run_all(cfg, callback=tracker.callback, data=data)
             files = report.write_run_outputs(outcome, folder)
             tracker.log_history(outcome.result)
             tracker.log_model(outcome, files)
@@ -98,6 +101,7 @@ class RunTracker:
         self._next_flush = float("inf")  # set when the run opens
         self._history_logged = False
         self._client: MlflowClient | None = None
+        self.datasets: RunDatasets | None = None  # set by log_datasets
 
     @property
     def uri(self) -> str:
@@ -288,19 +292,32 @@ class RunTracker:
             params=md.params(self.cfg))
         return self.model_id
 
+    def log_datasets(self, data: PreparedData) -> RunDatasets:
+        """The run's train, dev and test sets as its dataset inputs (:class:`~.datasets.
+        RunDatasets`), in one call, once per run (:meth:`log_outcome` calls it if not done)."""
+        from dlpractice.tracking.datasets import RunDatasets
+
+        client, run_id = self._require_open()
+        if self.datasets is None:
+            datasets = RunDatasets.of(self.cfg, data)
+            client.log_inputs(run_id, datasets=datasets.inputs())
+            self.datasets = datasets
+        return self.datasets
+
     def log_outcome(self, outcome: Outcome) -> None:
-        """The evaluation metrics (+ ``gradcheck_difference``) at step 0, linked to the run's
-        model when :meth:`log_model` logged it, and the tags ``diagnosis``, ``recommendation``,
-        ``dataset_fingerprint`` (+ ``gradcheck``: passed or failed), in one call."""
+        """The evaluation metrics (+ ``gradcheck_difference``) at step 0, each ``train_*``,
+        ``dev_*``, ``test_*`` one linked to its dataset, attached to the run's model when
+        :meth:`log_model` logged it (MLflow keeps the dataset links there), and the tags
+        ``diagnosis``, ``recommendation``, ``dataset_fingerprint`` (+ ``gradcheck``: passed or
+        failed), in one call (after :meth:`log_datasets`, if not done yet)."""
         from mlflow.entities import RunTag
 
         client, run_id = self._require_open()
-        ts = md.now_ms()
+        datasets = self.log_datasets(outcome.data)
         values = dict(outcome.evaluation.metrics())
         if outcome.gradcheck is not None:
             values["gradcheck_difference"] = outcome.gradcheck.difference
-        metrics = [m for k, v in values.items()
-                   for m in md.metric_series(k, [0], [v], ts, model_id=self.model_id)]
+        metrics = datasets.metrics(values, md.now_ms(), model_id=self.model_id)
         diagnosis = outcome.evaluation.diagnosis
         tags = [RunTag("diagnosis", diagnosis.label),
                 RunTag("recommendation", md.tag_text(diagnosis.recommendation)),
