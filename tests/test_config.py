@@ -103,10 +103,14 @@ def test_config_hash_ignores_tracking_but_not_settings():
     assert config.config_hash(a) == config.config_hash(b) != config.config_hash(c)
 
 
-def test_selection_composes_with_its_defaults():
+def test_selection_composes_with_its_defaults_and_the_studies_show_their_tests():
     cfg = composed()
     assert (cfg.selection.metric, cfg.selection.hide_test) == ("dev_error", True)
     assert composed("selection.metric=dev_cost").selection.metric == "dev_cost"
+    for setting in sorted((CONF / "study").glob("*/*.yaml")):
+        study = composed(f"study/{setting.parent.name}={setting.stem}")
+        assert study.selection.hide_test is False, setting  # the notebooks report every test
+        assert study.selection.metric == "dev_error"
 
 
 def test_config_hash_holds_whether_test_metrics_were_hidden_not_the_selection_rule():
