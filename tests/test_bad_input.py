@@ -155,6 +155,8 @@ CASES = [
     Case("app-selection-hide-test-in-a-sweep", "app", ["init=he,xavier", "selection.hide_test=maybe"],
          ["-m"], subprocess=True,
          error="error: selection.hide_test='maybe' is not allowed: must be true or false"),
+    Case("app-selection-swept", "app", ["selection.metric=dev_error,dev_cost"], ["-m"],
+         error="error: selection.metric=dev_error,dev_cost is a sweep, but a sweep chooses its best setting by one rule: give selection.metric one value"),
     Case("app-file-without-path", "app", ["data=file"], subprocess=True, error='error: data.path=None is not allowed: data=file needs data.path (a .mat, .npz or .csv file)'),
     Case("app-missing-interpolation", "app", ["train.iterations=${oops}"], subprocess=True,
          error="error: invalid config value for train.iterations: Interpolation key 'oops' not found"),
