@@ -94,8 +94,10 @@ class SweepCallback(Callback):
         # the choice, on dev data alone; then the one look at the chosen run's test split
         metric = selection.settings_of(rows).metric
         chosen = selection.select(rows, metric)
+        store = None  # the chosen job's run's, when it has one
         if chosen is not None:
-            rows[chosen].update(_test_selected(rows[chosen]), selected="yes")
+            store = _store_of(rows[chosen]) if rows[chosen].get("run_id") else None
+            rows[chosen].update(_test_selected(rows[chosen], store), selected="yes")
         files = self._summary(config, rows, chosen) if rows else []
         failed_rows = [r for r in rows if str(r.get("status", "")).startswith("failed")]
         failed = len(failed_rows)
@@ -111,12 +113,13 @@ class SweepCallback(Callback):
             test = {f"selected_{k}": row[k] for k in selection.TEST_METRICS if k in row}
             tags.update(selected_setting=row.get("setting"), selected_run_id=row.get("run_id"))
             print(_selected_line(row, metric))
-            _mark_selected(row)
+            if store is not None:
+                _mark_selected(store, row["run_id"])
         sweep_dir = self.sweep_dir
         run_url = self._close("FINISHED", files, tags, test)
-        if chosen is not None and rows[chosen].get("run_id"):
+        if chosen is not None and store is not None:
             row = rows[chosen]
-            _after_selection(_store_of(row), row["run_id"], row["config"]["tracking"]["experiment"])
+            _after_selection(store, row["run_id"], row["config"]["tracking"]["experiment"])
         if run_url:
             print(f"run: {run_url}")
         print(f"folder: {sweep_dir}")
@@ -170,10 +173,10 @@ class SweepCallback(Callback):
         return store.run_url(info.parent_run_id)
 
 
-def _test_selected(row: dict[str, Any]) -> dict[str, float]:
+def _test_selected(row: dict[str, Any], store: Any) -> dict[str, float]:
     """The selected job's test metrics: its row's when its run logged them, else evaluated once
-    now from its run folder (for a job settled as finished before: its run's saved files); empty,
-    with one line on stderr, when that cannot be done."""
+    now from its run folder (for a job settled as finished before: the files its run uploaded to
+    ``store``); empty, with one line on stderr, when that cannot be done."""
     import tempfile
 
     from dlpractice import report, selection
@@ -186,8 +189,7 @@ def _test_selected(row: dict[str, Any]) -> dict[str, float]:
         if row.get("status") == "finished":  # trained by this sweep: the folder is its own
             return selection.test_of(row, Path(row["_folder"]))
         with tempfile.TemporaryDirectory(prefix="dlpractice-selected-") as tmp:
-            _store_of(row).download(row["run_id"], (report.PARAMETERS, report.NORMALIZER),
-                                    Path(tmp))
+            store.download(row["run_id"], (report.PARAMETERS, report.NORMALIZER), Path(tmp))
             return selection.test_of(row, Path(tmp))
     except Exception as exc:  # the choice stands without its test metrics; the sweep goes on
         print(f"error: the selected job {row.get('job')} ({row.get('setting')}) could not be "
@@ -210,18 +212,15 @@ def _selected_line(row: dict[str, Any], metric: str) -> str:
     return line
 
 
-def _mark_selected(row: dict[str, Any]) -> None:
+def _mark_selected(store: Any, run_id: str) -> None:
     """Tag the selected job's run ``selected=true`` (a failure is one line: the sweep closes)."""
     from dlpractice import tracking
     from dlpractice.errors import one_line
 
-    if not row.get("run_id"):  # tracking was off
-        return
     try:
-        tracking.mark_selected(_store_of(row), row["run_id"])
+        tracking.mark_selected(store, run_id)
     except Exception as exc:  # the parent run is still closed, with the choice
-        print(f"error: could not tag the selected run {row['run_id']}: {one_line(exc)}",
-              file=sys.stderr)
+        print(f"error: could not tag the selected run {run_id}: {one_line(exc)}", file=sys.stderr)
 
 
 def _after_selection(store: Any, selected_run_id: str, experiment_name: str) -> None:
