@@ -342,6 +342,7 @@ def test_jobs_finished_before_take_part_in_the_selection(sweeps):
     assert [line["selected"] for line in again.table] == [line["selected"] for line in first.table]
     for job in range(4):  # the test used the run's uploaded files: none came into the new folder
         assert sorted(p.name for p in (again.folder / str(job)).iterdir()) == ["summary.json"]
+    assert "Downloading artifacts" not in again.proc.stderr  # no progress bar for it either
 
 
 @pytest.mark.slow

@@ -212,7 +212,7 @@ class Store:
         """The MLflow client of this store (created once; it does not prepare the store)."""
         if self._client is None:
             # MLflow prints a "View run ... at" line per run ended through a server, and a
-            # progress bar per file a run's model packs: noise.
+            # progress bar per file a run's model packs or a sweep downloads: noise.
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             from mlflow.tracking import MlflowClient
