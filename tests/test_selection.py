@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dlpractice import config, plots, selection, sweep
+from dlpractice.errors import ConfigError
 from tests import reference as ref
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -54,6 +55,18 @@ def test_selecting_by_dev_cost():
     assert selection.select(rows, "dev_error") == 0
 
 
+def test_a_value_that_is_no_finite_number_is_never_chosen():
+    for bad in (math.nan, math.inf, None, "0.1"):
+        assert selection.select([row(0, bad), row(1, 0.5)], "dev_error") == 1, bad
+    assert selection.select([row(0, 0.5), row(1, 0.5, math.nan)], "dev_error") == 0
+
+
+def test_a_row_without_a_job_number_counts_by_its_place():
+    unnumbered = {"status": "finished", "dev_error": 0.1, "dev_cost": 0.3}
+    assert selection.select([row(5, 0.1, 0.3), unnumbered], "dev_error") == 1  # place 1 < job 5
+    assert selection.select([unnumbered, dict(unnumbered)], "dev_error") == 0
+
+
 def test_only_finished_jobs_are_chosen_and_skipped_ones_are_finished_jobs():
     rows = [row(0, 0.0, status="failed"), row(1, 0.0, status="failed: diverged"),
             row(2, 0.3), row(3, 0.2, status="skipped (already finished)"),
@@ -91,6 +104,11 @@ def test_the_selected_job_is_tested_from_its_run_folder(tmp_path):
         expected = ref.evaluate(ref.load_npz(folder / "parameters.npz"), cfg.to_dict())
         assert selection.test_of({"config": cfg.to_dict()}, folder) == {
             "test_accuracy": expected["test_accuracy"], "test_error": expected["test_error"]}
+    # a data file gone since the job ran is named as a bad config value is
+    gone = {**cfg.to_dict(), "data": {**cfg.to_dict()["data"], "name": "file",
+                                      "path": str(tmp_path / "gone.mat")}}
+    with pytest.raises(ConfigError, match=r"^data.path='.*gone.mat' is not allowed: no such file$"):
+        selection.test_of({"config": gone}, folder)
 
 
 # -- the path ------------------------------------------------------------------------------------------
@@ -136,14 +154,18 @@ def test_the_one_numeric_setting_a_sweep_varies(changes, expected):
 
 
 def test_the_path_is_each_finished_jobs_errors_against_its_value():
-    rows = [dict(configured(("regularizer.lambd", v)), train_error=tr, dev_error=dev)
-            for v, tr, dev in ((0.7, 0.20, 0.25), (0.0, 0.05, 0.30), (0.1, 0.10, 0.20))]
-    rows.append({**configured(("regularizer.lambd", 0.3)), "status": "failed"})
-    path = selection.error_path(rows, selected=2, bayes_error=0.05)
+    # first a failed job (no errors), one with a train error alone, then three that finished
+    rows = [{**configured(("regularizer.lambd", 0.3)), "status": "failed"},
+            {**configured(("regularizer.lambd", 0.5)), "train_error": 0.1}]
+    rows += [dict(configured(("regularizer.lambd", v)), train_error=tr, dev_error=dev)
+             for v, tr, dev in ((0.7, 0.20, 0.25), (0.0, 0.05, 0.30), (0.1, 0.10, 0.20))]
+    rows.append({"status": "failed", "train_error": 0.0, "dev_error": 0.0})  # no config
+    path = selection.error_path(rows, selected=4, bayes_error=0.05)
     assert path == plots.PathData("regularizer.lambd", (0.0, 0.1, 0.7), (0.05, 0.10, 0.20),
                                   (0.30, 0.20, 0.25), 0.05, (0.1, 0.20), "linear")
     assert selection.error_path(rows, selected=None, bayes_error=0.0).selected is None
-    assert selection.error_path(rows[3:], selected=None, bayes_error=0.0) is None  # none finished
+    assert selection.error_path(rows[:1] * 2, selected=None, bayes_error=0.0) is None  # one value
+    assert selection.error_path(rows[:2], selected=None, bayes_error=0.0) is None  # none finished
     categorical = [configured(("init.name", n)) for n in ("he", "xavier")]
     assert selection.error_path(categorical, selected=0, bayes_error=0.0) is None
 
