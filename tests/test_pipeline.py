@@ -416,6 +416,8 @@ def test_a_sweeps_job_evaluates_no_test_split():
         "test_error", "avoidable_bias", "variance"]
     assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters, test=False) == (
         hidden.evaluation)
+    assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters) == shown.evaluation
+    assert shown.evaluation.test_accuracy == expected["test_accuracy"]
 
 
 @pytest.mark.parametrize("sections", [
@@ -443,5 +445,35 @@ def test_the_selected_runs_one_test_evaluation(sections):
     shifted = pipeline.evaluate_test(cfg, run.result.parameters, moved)["test_accuracy"]
     assert shifted == ref.accuracy(run.result.parameters, X_test, data["Y_test"])
     assert shifted != got["test_accuracy"]  # the statistics used matter to this run
-    with pytest.raises(DataError, match="normalizer was not saved"):
+    with pytest.raises(DataError, match="^the run normalized its inputs but its normalizer was "
+                                        "not saved$"):
         pipeline.evaluate_test(cfg, run.result.parameters, None)
+
+
+def test_the_one_test_evaluation_holds_no_more_than_a_training_batch():
+    """evaluate_test forwards the test split in chunks of the training's batch, as evaluate does:
+    beyond preparing the data it allocates a small part of one pass over 50000 test examples."""
+    import tracemalloc
+
+    cfg = load(data={"n_samples": 60_000, "dev_size": 100, "test_size": 50_000},
+               train={"batch_size": 64, "iterations": 1})
+    splits, stats = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    parameters = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+
+    def peak(step) -> int:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+    preparing = peak(lambda: pipeline.prepare_data(cfg))
+    testing = peak(lambda: pipeline.evaluate_test(cfg, parameters, stats))
+    one_pass = 50_000 * 8 * (3 + 11 + 6 + 3)  # [X; 1], [A1; 1], [A2; 1], Z, A and Y of test
+    assert testing < preparing + one_pass / 4
+    data, _ = ref.dataset(cfg.to_dict())
+    X_test = (data["X_test"] - stats.mean) / stats.std
+    assert pipeline.evaluate_test(cfg, parameters, stats)["test_accuracy"] == ref.accuracy(
+        parameters, X_test, data["Y_test"])
