@@ -223,6 +223,12 @@ def test_written_tables(tmp_path):
     md, _ = report.write_table(ROWS[1:], tmp_path, columns=("setting", "status", "error"))
     assert md.name == "table.md"
     assert md.read_text().splitlines()[0] == "| setting | status | error |"
+    # a heading goes above the table, a blank line between; the CSV's lines end in "\n" alone
+    md, path_csv = report.write_table(ROWS[1:2], tmp_path / "h", columns=("setting", "status"),
+                                      heading="# a study\n\nwhat it shows")
+    assert md.read_text() == ("# a study\n\nwhat it shows\n\n| setting | status |\n|---|---|\n"
+                              "| b | failed |\n")
+    assert path_csv.read_bytes() == b"setting,status\nb,failed\n"
 
 
 def test_progress_is_silent_without_a_terminal(capsys):
