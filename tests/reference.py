@@ -117,10 +117,13 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_hash(config: dict[str, Any]) -> str:
+def config_hash(config: dict[str, Any], test_hidden: bool = False) -> str:
     """The documented ``config_hash``: sha256 of the canonical JSON of the resolved config
-    without its ``tracking`` section."""
-    settings = {k: v for k, v in config.items() if k != "tracking"}
+    without its ``tracking`` and ``selection`` sections, plus ``"test_hidden": true`` for a
+    sweep's job that logged no test metrics."""
+    settings = {k: v for k, v in config.items() if k not in ("tracking", "selection")}
+    if test_hidden:
+        settings["test_hidden"] = True
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

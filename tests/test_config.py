@@ -72,6 +72,10 @@ def test_initialization_and_gradient_checking_presets():
     (["data.ratios=[0.5,0.5,0.5]"], "data.ratios"),
     (["gradcheck.method=backward"], "gradcheck.method='backward'"),
     (["diagnosis.bayes_error=2"], "diagnosis.bayes_error=2"),
+    (["selection.metric=test_error"],
+     "selection.metric='test_error' is not allowed: choose one of dev_error, dev_cost"),
+    (["selection.hide_test=maybe"],
+     "selection.hide_test='maybe' is not allowed: must be true or false"),
 ])
 def test_bad_values_fail_with_one_line_naming_key_value_and_allowed(overrides, needle):
     with pytest.raises(ConfigError) as err:
@@ -97,6 +101,44 @@ def test_config_hash_ignores_tracking_but_not_settings():
     b = composed("init=he", "tracking.experiment=other", "tracking.rerun=true")
     c = composed("init=xavier")
     assert config.config_hash(a) == config.config_hash(b) != config.config_hash(c)
+
+
+def test_selection_composes_with_its_defaults_and_the_studies_show_their_tests():
+    cfg = composed()
+    assert (cfg.selection.metric, cfg.selection.hide_test) == ("dev_error", True)
+    assert composed("selection.metric=dev_cost").selection.metric == "dev_cost"
+    for setting in sorted((CONF / "study").glob("*/*.yaml")):
+        study = composed(f"study/{setting.parent.name}={setting.stem}")
+        assert study.selection.hide_test is False, setting  # the notebooks report every test
+        assert study.selection.metric == "dev_error"
+
+
+def test_config_hash_holds_whether_test_metrics_were_hidden_not_the_selection_rule():
+    """A sweep's job that hid its test metrics is another record than a run that logged them; the
+    rule a sweep chooses by changes no run's record. Without hidden tests the hash is the one
+    runs had before the selection settings existed (the config without them)."""
+    import hashlib
+    import json
+
+    shown = composed("init=he")
+    other_rule = composed("init=he", "selection.metric=dev_cost", "selection.hide_test=false")
+    assert config.config_hash(shown) == config.config_hash(other_rule)
+    assert config.config_hash(shown, test_hidden=True) == config.config_hash(
+        other_rule, test_hidden=True) != config.config_hash(shown)
+    before = {k: v for k, v in shown.to_dict().items() if k not in ("tracking", "selection")}
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"))
+                            .encode()).hexdigest()
+    assert config.config_hash(shown) == digest
+    hidden = json.dumps({**before, "test_hidden": True}, sort_keys=True, separators=(",", ":"))
+    assert config.config_hash(shown, test_hidden=True) == hashlib.sha256(hidden.encode()).hexdigest()
+
+
+def test_only_a_sweeps_jobs_hide_their_test_split():
+    hide, show = composed(), composed("selection.hide_test=false")
+    assert config.tests_hidden(hide, sweep=True) is True
+    assert config.tests_hidden(hide, sweep=False) is False  # a single run is no selection
+    assert config.tests_hidden(show, sweep=True) is False
+    assert config.tests_hidden(show, sweep=False) is False
 
 
 def test_flatten_gives_dotted_param_names():

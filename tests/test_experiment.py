@@ -60,10 +60,25 @@ def test_a_rerun_sweep_skips_finished_jobs_and_shows_their_results(tmp_path):
     for row in rows:
         done = first[row["setting"]]
         assert row["status"] == "skipped (already finished)"
-        for column in ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
-                       "dev_error", "gradcheck_difference"):
+        for column in ("train_accuracy", "dev_accuracy", "train_error", "dev_error",
+                       "gradcheck_difference"):
             assert float(row[column]) == done.data.metrics[column], column
         assert row["diagnosis"] == done.data.tags["diagnosis"]
+    # the finished jobs take part in the choice (the documented rule on their logged dev
+    # metrics), tested once from the parameters its run uploaded (the folder of job 1 holds the
+    # first sweep's job 1: random-none)
+    ranked = [first[r["setting"]].data.metrics for r in rows]
+    best = min(range(2), key=lambda j: (ranked[j]["dev_error"], ranked[j]["dev_cost"], j))
+    chosen = first[rows[best]["setting"]]
+    assert [r["selected"] for r in rows] == ["yes" if j == best else "" for j in range(2)]
+    assert rows[1 - best]["test_accuracy"] == ""
+    assert parents[-1].data.tags["selected_run_id"] == chosen.info.run_id
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    got = Path(client.download_artifacts(chosen.info.run_id, "", str(tmp_path / "chosen")))
+    expected = ref.evaluate(ref.load_npz(got / "parameters.npz"),
+                            yaml.safe_load((got / "config.yaml").read_text()))
+    assert float(rows[best]["test_accuracy"]) == expected["test_accuracy"]
+    assert parents[-1].data.metrics["selected_test_accuracy"] == expected["test_accuracy"]
 
 
 @pytest.mark.slow

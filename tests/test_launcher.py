@@ -224,8 +224,9 @@ def test_a_finished_sweep_is_skipped_without_running_its_jobs(tmp_path):
     for row, earlier in zip(rows, before, strict=True):
         assert row["run_id"] == earlier["run_id"] and row["run_id"] in children
         run = children[row["run_id"]]
-        for key in ("train_accuracy", "dev_accuracy", "test_accuracy", "final_cost"):
+        for key in ("train_accuracy", "dev_accuracy", "dev_cost", "final_cost"):
             assert row[key] == earlier[key] == run.data.metrics[key]
+        assert "test_accuracy" not in row and "test_accuracy" not in run.data.metrics  # hidden
         assert row["config"] == earlier["config"] and row["overrides"] == earlier["overrides"]
         assert row["job"] == earlier["job"] and row["sweep_id"] != earlier["sweep_id"]
     for j in range(4):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dlpractice import config, pipeline
-from dlpractice.errors import ConfigError, GradientCheckError
+from dlpractice.errors import ConfigError, DataError, GradientCheckError
 from dlpractice.nn import TrainConfig, TrainResult
 from tests import reference as ref
 
@@ -396,3 +396,84 @@ def test_evaluation_holds_no_more_than_a_training_batch():
     one_pass = 30_000 * 8 * (3 + 11 + 6 + 3)  # [X; 1], [A1; 1], [A2; 1], Z, A and Y of train
     assert peak < one_pass / 20
     assert pipeline.evaluation_columns(load(train={"batch_size": 1}), 60) == 1
+
+
+def test_a_sweeps_job_evaluates_no_test_split():
+    """``test=False`` (a sweep's job under selection.hide_test): train and dev as always, no test
+    accuracy computed and no ``test_*`` metric."""
+    cfg = load(model={"activation": "tanh"})
+    shown = pipeline.run_all(cfg)
+    hidden = pipeline.run_all(cfg, data=shown.data, result=shown.result, test=False)
+    expected = ref.evaluate(shown.result.parameters, cfg.to_dict())
+    assert hidden.evaluation.test_accuracy is None
+    metrics = hidden.evaluation.metrics()
+    assert list(metrics) == ["train_accuracy", "dev_accuracy", "train_error", "dev_error",
+                             "avoidable_bias", "variance"]
+    for name, value in metrics.items():
+        assert value == pytest.approx(expected[name], abs=1e-12), name
+    assert list(shown.evaluation.metrics()) == [
+        "train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
+        "test_error", "avoidable_bias", "variance"]
+    assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters, test=False) == (
+        hidden.evaluation)
+    assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters) == shown.evaluation
+    assert shown.evaluation.test_accuracy == expected["test_accuracy"]
+
+
+@pytest.mark.parametrize("sections", [
+    {},  # normalized inputs
+    {"data": {"normalize": False, "feature_scales": [1.0, 3.0]}, "train": {"batch_size": 7}},
+])
+def test_the_selected_runs_one_test_evaluation(sections):
+    """evaluate_test: the test split prepared again from the config, normalized with the run's
+    saved statistics (not fitted again), is what the run's own evaluation of it gives."""
+    from dlpractice.data import NormStats
+
+    cfg = load(**sections)
+    run = pipeline.run_all(cfg)
+    expected = ref.evaluate(run.result.parameters, cfg.to_dict())
+    got = pipeline.evaluate_test(cfg, run.result.parameters, run.stats)
+    assert got == {"test_accuracy": expected["test_accuracy"],
+                   "test_error": 1.0 - expected["test_accuracy"]}
+    assert got["test_accuracy"] == run.evaluation.test_accuracy
+    if run.stats is None:
+        return
+    # the saved statistics are applied as they are: shifted ones shift every test input
+    data, _ = ref.dataset(cfg.to_dict())
+    moved = NormStats(run.stats.mean + 0.5, run.stats.std * 2.0)
+    X_test = (data["X_test"] - moved.mean) / moved.std
+    shifted = pipeline.evaluate_test(cfg, run.result.parameters, moved)["test_accuracy"]
+    assert shifted == ref.accuracy(run.result.parameters, X_test, data["Y_test"])
+    assert shifted != got["test_accuracy"]  # the statistics used matter to this run
+    with pytest.raises(DataError, match="^the run normalized its inputs but its normalizer was "
+                                        "not saved$"):
+        pipeline.evaluate_test(cfg, run.result.parameters, None)
+
+
+def test_the_one_test_evaluation_holds_no_more_than_a_training_batch():
+    """evaluate_test forwards the test split in chunks of the training's batch, as evaluate does:
+    beyond preparing the data it allocates a small part of one pass over 50000 test examples."""
+    import tracemalloc
+
+    cfg = load(data={"n_samples": 60_000, "dev_size": 100, "test_size": 50_000},
+               train={"batch_size": 64, "iterations": 1})
+    splits, stats = pipeline.normalize(cfg, pipeline.prepare_data(cfg).splits)
+    parameters = pipeline.initial_parameters(pipeline.train_config(cfg, 2))
+
+    def peak(step) -> int:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+    preparing = peak(lambda: pipeline.prepare_data(cfg))
+    testing = peak(lambda: pipeline.evaluate_test(cfg, parameters, stats))
+    one_pass = 50_000 * 8 * (3 + 11 + 6 + 3)  # [X; 1], [A1; 1], [A2; 1], Z, A and Y of test
+    assert testing < preparing + one_pass / 4
+    data, _ = ref.dataset(cfg.to_dict())
+    X_test = (data["X_test"] - stats.mean) / stats.std
+    assert pipeline.evaluate_test(cfg, parameters, stats)["test_accuracy"] == ref.accuracy(
+        parameters, X_test, data["Y_test"])

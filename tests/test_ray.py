@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 # with this, the head, its workers and the driver bind and talk on loopback only.
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 QUICK = ["train.iterations=200", "train.record_every=20", "data.n_samples=200"]
-SWEEP = ["init=he,xavier,glorot,random"]
+SWEEP = ["init=he,xavier,glorot,random", "selection.hide_test=false"]  # test metrics: checked
 LONG_ITERATIONS = 80000  # job 1 of the fault sweep: long enough to be killed mid-training
 FAULT_SWEEP = [f"train.iterations=300,{LONG_ITERATIONS},400", "data.n_samples=200"]
 METRICS = ("train_accuracy", "dev_accuracy", "test_accuracy")

@@ -66,9 +66,16 @@ def test_run_files(outcome, tmp_path):
     expected = ref.evaluate(parameters, cfg)
     metrics = json.loads(files["metrics"].read_text())
     assert set(metrics) == {"train_accuracy", "dev_accuracy", "test_accuracy", "train_error",
-                            "dev_error", "test_error", "avoidable_bias", "variance",
+                            "dev_error", "test_error", "avoidable_bias", "variance", "dev_cost",
                             "train_seconds", "final_cost", "gradcheck_difference", "diagnosis",
                             "recommendation"}
+    # the last recorded dev cost (iteration 300 of 400: not the final parameters'), the value
+    # MLflow shows for its history
+    data = ref.dataset(cfg)[0]
+    mean, std = ref.normalizer(data["X_train"])
+    assert metrics["dev_cost"] == outcome.result.dev_costs[-1]
+    assert metrics["dev_cost"] != pytest.approx(ref.cost(parameters, (data["X_dev"] - mean) / std,
+                                                         data["Y_dev"], lambd=0.2), rel=1e-6)
     for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
                  "test_error", "avoidable_bias", "variance"):
         assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
@@ -131,6 +138,19 @@ def test_outcome_row(outcome):
     assert row["final_cost"] == pytest.approx(
         ref.cost(outcome.result.parameters, outcome.splits.X_train, outcome.splits.Y_train,
                  lambd=0.2), rel=1e-12)
+
+
+def test_a_run_folder_gives_back_its_parameters_and_normalization(outcome, tmp_path):
+    report.write_run_outputs(outcome, tmp_path / "run")
+    parameters, stats = report.load_trained(tmp_path / "run")
+    assert sorted(parameters) == sorted(outcome.result.parameters)
+    for key, value in outcome.result.parameters.items():
+        np.testing.assert_array_equal(parameters[key], value)
+    saved = ref.load_npz(tmp_path / "run" / "normalizer.npz")
+    np.testing.assert_array_equal(stats.mean, saved["mean"])
+    np.testing.assert_array_equal(stats.std, saved["std"])
+    (tmp_path / "run" / "normalizer.npz").unlink()  # a run that did not normalize saves none
+    assert report.load_trained(tmp_path / "run")[1] is None
 
 
 def test_parameters_load_without_pickle(tmp_path):
@@ -203,6 +223,12 @@ def test_written_tables(tmp_path):
     md, _ = report.write_table(ROWS[1:], tmp_path, columns=("setting", "status", "error"))
     assert md.name == "table.md"
     assert md.read_text().splitlines()[0] == "| setting | status | error |"
+    # a heading goes above the table, a blank line between; the CSV's lines end in "\n" alone
+    md, path_csv = report.write_table(ROWS[1:2], tmp_path / "h", columns=("setting", "status"),
+                                      heading="# a study\n\nwhat it shows")
+    assert md.read_text() == ("# a study\n\nwhat it shows\n\n| setting | status |\n|---|---|\n"
+                              "| b | failed |\n")
+    assert path_csv.read_bytes() == b"setting,status\nb,failed\n"
 
 
 def test_progress_is_silent_without_a_terminal(capsys):

@@ -90,6 +90,9 @@ def test_the_run_is_the_configuration_asked_for(single):
     # the params are the resolved config, flattened, every key
     expected = {key: str(value) for key, value in ref.flatten(config).items()}
     assert run.data.params == expected
+    # a single run is no selection: it reports its test metrics whatever selection.hide_test says
+    assert config["selection"] == {"metric": "dev_error", "hide_test": True}
+    assert "test_hidden" not in run.data.tags
 
 
 def test_every_metric_value(single):
@@ -231,11 +234,11 @@ SWEEP = ["-m", "data=moons", "data.n_samples=100", "data.noise=0.35", "model.hid
          "train.iterations=1500", "train.record_every=250", "train.learning_rate=0.5",
          "init=he,xavier", "regularizer=l2", "regularizer.lambd=0,0.7"]
 SETTINGS = ["he-l2_0", "he-l2_0.7", "xavier-l2_0", "xavier-l2_0.7"]
-TABLE_COLUMNS = ["setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
-                 "train_error", "dev_error", "diagnosis", "gradcheck_difference",
+TABLE_COLUMNS = ["setting", "status", "selected", "train_accuracy", "dev_accuracy",
+                 "test_accuracy", "train_error", "dev_error", "diagnosis", "gradcheck_difference",
                  "recommendation"]
-NUMBERS = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
-           "gradcheck_difference")
+NUMBERS = ("train_accuracy", "dev_accuracy", "train_error", "dev_error", "gradcheck_difference")
+TESTS = ("test_accuracy", "test_error")  # a sweep's jobs leave them out (selection.hide_test)
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +287,9 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
         assert run.data.params["regularizer.lambd"] == str(config["regularizer"]["lambd"])
         expected = ref.evaluate(ref.load_npz(folder / "parameters.npz"), config)
         for metric in EVALUATION:
+            if metric in TESTS:
+                assert metric not in run.data.metrics, (name, metric)
+                continue
             assert run.data.metrics[metric] == pytest.approx(expected[metric], abs=1e-12), (
                 name, metric)
         assert run.data.tags["diagnosis"] == expected["diagnosis"]
@@ -318,9 +324,16 @@ def test_sweep_tables_equal_the_child_runs(sweep, tmp_path):
     md_rows = ref.markdown_table((got / "sweep_summary.md").read_text())
     assert list(csv_rows[0]) == TABLE_COLUMNS and list(md_rows[0]) == TABLE_COLUMNS
     assert [r["setting"] for r in csv_rows] == SETTINGS == [r["setting"] for r in md_rows]
+    selected = parent.data.tags["selected_setting"]
     for csv_row, md_row in zip(csv_rows, md_rows, strict=True):
         run = children[csv_row["setting"]]
         assert csv_row["status"] == md_row["status"] == "finished"
+        chosen = csv_row["setting"] == selected
+        assert csv_row["selected"] == md_row["selected"] == ("yes" if chosen else "")
+        # the test split's accuracy shows for the selected setting alone, as its parent logged it
+        test = parent.data.metrics["selected_test_accuracy"]
+        assert csv_row["test_accuracy"] == (repr(test) if chosen else "")
+        assert md_row["test_accuracy"] == (f"{test:.4f}" if chosen else "")
         for column in NUMBERS:
             value = run.data.metrics[column]
             assert float(csv_row[column]) == pytest.approx(value, rel=1e-12, abs=1e-15), column
@@ -346,9 +359,9 @@ def test_both_launchers_give_the_same_children(sweeps):
     assert sorted(basic) == sorted(vectorized) == sorted(SETTINGS)
     for name, run in vectorized.items():
         want = basic[name]
-        assert set(run.data.metrics) == set(want.data.metrics) == RUN_METRICS
+        assert set(run.data.metrics) == set(want.data.metrics) == RUN_METRICS - set(TESTS)
         assert run.data.tags["diagnosis"] == want.data.tags["diagnosis"]
-        for metric in RUN_METRICS - {"train_seconds"}:
+        for metric in RUN_METRICS - {"train_seconds", *TESTS}:
             if metric in EVALUATION:
                 assert run.data.metrics[metric] == want.data.metrics[metric], (name, metric)
             else:

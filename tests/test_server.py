@@ -32,7 +32,9 @@ CHROMIUM = "/usr/bin/chromium"
 ITERATIONS, RECORD_EVERY = 200, 20
 QUICK = [f"train.iterations={ITERATIONS}", f"train.record_every={RECORD_EVERY}",
          "data.n_samples=200"]
-SWEEP = ["init=he,xavier,glorot,random", "regularizer=l2", "regularizer.lambd=0.1,0.7"]
+# the jobs log their test metrics too (selection.hide_test=false): each is checked
+SWEEP = ["init=he,xavier,glorot,random", "regularizer=l2", "regularizer.lambd=0.1,0.7",
+         "selection.hide_test=false"]
 SWEEP_NAMES = sorted(f"{i}-l2_{lam}" for i in ("he", "xavier", "glorot", "random")
                      for lam in ("0.1", "0.7"))
 

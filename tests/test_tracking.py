@@ -291,6 +291,41 @@ def test_parent_and_nested_runs(client, store):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+def test_a_sweeps_choice_is_recorded_on_its_parent_and_its_selected_job(client, store):
+    parent = tracking.start_sweep_run(store, "chosen", "sweep-c", tags={"sweep_id": "c"})
+    cfg = make_cfg(store, experiment="chosen")
+    with (tracking.RunTracker(cfg, store, parent_run_id=parent) as other,
+          tracking.RunTracker(cfg, store, parent_run_id=parent, test_hidden=True) as chosen):
+        pass
+    tracking.mark_selected(store, chosen.run_id)
+    tracking.finish_sweep_run(store, parent, tags={"selected_run_id": chosen.run_id},
+                              metrics={"selected_test_accuracy": 0.875,
+                                       "selected_test_error": 0.125})
+    got = client.get_run(parent)
+    assert got.info.status == "FINISHED"
+    assert got.data.tags["selected_run_id"] == chosen.run_id
+    assert got.data.metrics == {"selected_test_accuracy": 0.875, "selected_test_error": 0.125}
+    assert [(m.step, m.value) for m in client.get_metric_history(parent, "selected_test_error")] == [
+        (0, 0.125)]
+    tags = client.get_run(chosen.run_id).data.tags
+    assert tags["selected"] == "true" and tags["test_hidden"] == "true"
+    assert tags["config_hash"] == ref.config_hash(cfg.to_dict(), test_hidden=True)
+    tags = client.get_run(other.run_id).data.tags
+    assert "selected" not in tags and "test_hidden" not in tags
+    assert tags["config_hash"] == ref.config_hash(cfg.to_dict())
+
+
+def test_a_runs_uploaded_files_are_copied_into_a_folder(client, store, finished, run_folder,
+                                                       tmp_path):
+    got = store.download(finished.run_id, ("parameters.npz", "normalizer.npz", "nothing.npz"),
+                         tmp_path)
+    assert sorted(p.name for p in got) == ["normalizer.npz", "parameters.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normalizer.npz", "parameters.npz"]
+    for path in got:
+        assert path.parent == tmp_path
+        assert path.read_bytes() == run_folder[path.stem].read_bytes()
+
+
 def test_a_lost_jobs_open_runs_end_killed_with_the_reason(client, store):
     exp_id = store.experiment_id("lost")
 

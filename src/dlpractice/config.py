@@ -23,6 +23,7 @@ INITS = ("zeros", "random", "he", "xavier", "glorot")
 REGULARIZERS = ("none", "l2", "l1", "dropout")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
 GRADCHECK_METHODS = ("central", "forward")
+SELECTION_METRICS = ("dev_error", "dev_cost")
 
 
 @dataclass
@@ -102,6 +103,14 @@ class TrackingConfig:
 
 
 @dataclass
+class SelectionConfig:
+    """How a sweep (``-m``) chooses its best setting: on dev data only."""
+
+    metric: str = "dev_error"  # or dev_cost; ties: the lower dev_cost, then the earlier job
+    hide_test: bool = True  # sweep jobs log no test metrics; only the selected run is tested
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -111,6 +120,7 @@ class Config:
     gradcheck: GradcheckConfig = field(default_factory=GradcheckConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     seed: int = 0
     course_compat: bool = False
     study: str | None = None  # set by the experiment presets
@@ -186,6 +196,9 @@ def _config_error_line(exc: Exception) -> str:
     if key and wrong_type:
         value, wanted = wrong_type.groups()
         return f"{key}={value!r} is not allowed: must be {_TYPE_NAMES.get(wanted, wanted)}"
+    not_bool = re.fullmatch(r"Value '(.*)' is not a valid bool \(type \w+\)", msg)
+    if key and not_bool:
+        return f"{key}={not_bool.group(1)!r} is not allowed: must be true or false"
     return f"invalid config value for {key}: {msg}" if key else f"invalid config: {msg}"
 
 
@@ -308,6 +321,7 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     for name, value in cfg.tracking.tags.items():
         if not isinstance(value, str):
             _fail(f"tracking.tags.{name}", value, "a text value")
+    _choice("selection.metric", cfg.selection.metric, SELECTION_METRICS)
 
 
 def check_fits_data(cfg: Config, n_features: int) -> None:
@@ -336,15 +350,27 @@ def run_name(cfg: Config) -> str:
     return f"{cfg.init.name}-{reg}"
 
 
-def config_hash(cfg: Config) -> str:
-    """sha256 of the settings that determine a result (everything but ``tracking``).
+def tests_hidden(cfg: Config, sweep: bool) -> bool:
+    """Does this run keep its test split unseen? Only a sweep's jobs do (``selection.hide_test``):
+    a single run is not a selection and reports its test metrics."""
+    return sweep and cfg.selection.hide_test
 
-    A re-run sweep finds FINISHED runs by this hash and skips them.
+
+def config_hash(cfg: Config, *, test_hidden: bool = False) -> str:
+    """sha256 of what determines a run's record: its settings (everything but ``tracking`` and
+    ``selection``) and, for a run that logged no test metrics (``test_hidden``), that fact.
+
+    A re-run sweep finds FINISHED runs by this hash and skips them: a run that hid its test
+    metrics is not the record a sweep that shows them (or a single run) needs, nor the other way
+    round. ``selection.metric`` changes no run's record, only the sweep's choice among them.
     """
     import hashlib
     import json
 
-    settings = {k: v for k, v in cfg.to_dict().items() if k != "tracking"}
+    settings: dict[str, Any] = {k: v for k, v in cfg.to_dict().items()
+                                if k not in ("tracking", "selection")}
+    if test_hidden:
+        settings["test_hidden"] = True
     canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -54,8 +54,10 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
     store = stores.get(cfg.tracking.uri) if cfg.tracking.enabled else None
     if store is not None and not multirun:  # a sweep does it once, when its parent run opens
         tracking.close_abandoned_runs(store, cfg.tracking.experiment, cfg.tracking.stale_after_s)
+    hidden = config.tests_hidden(cfg, multirun)  # a sweep's job leaves its test split unseen
     if store is not None and not cfg.tracking.rerun:
-        done = store.find_finished_run(cfg.tracking.experiment, config.config_hash(cfg))
+        done = store.find_finished_run(cfg.tracking.experiment,
+                                       config.config_hash(cfg, test_hidden=hidden))
         if done is not None:
             row.update(store.run_summary(done), status=SKIPPED)
             if not multirun:  # printed below
@@ -64,8 +66,8 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
     run_tags = {**cfg.tracking.tags, **(tags or {})}
     if cfg.tracking.note:
         run_tags["mlflow.note.content"] = cfg.tracking.note
-    tracker = (tracking.RunTracker(cfg, store, parent_run_id=parent_run_id, tags=run_tags)
-               if store is not None else None)
+    tracker = (tracking.RunTracker(cfg, store, parent_run_id=parent_run_id, tags=run_tags,
+                                   test_hidden=hidden) if store is not None else None)
     progress = report.progress_bar(cfg.train.iterations, enabled=not multirun)
     with tracker if tracker is not None else nullcontext():
         if tracker is not None:  # before training: a run that fails still names its data
@@ -76,7 +78,8 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
                 tracker.callback(i, cost, dev_cost)
             progress(i, cost)
 
-        outcome = pipeline.run_all(cfg, callback=callback, data=data, result=result)
+        outcome = pipeline.run_all(cfg, callback=callback, data=data, result=result,
+                                   test=not hidden)
         progress.close()
         artifacts = report.write_run_outputs(outcome, output_dir)
         if tracker is not None:
@@ -159,7 +162,8 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
             continue
         if cfg.tracking.enabled and not cfg.tracking.rerun:
             by_hash = wanted.setdefault((cfg.tracking.uri, cfg.tracking.experiment), {})
-            by_hash.setdefault(config.config_hash(cfg), []).append((j, raw, cfg))
+            key = config.config_hash(cfg, test_hidden=config.tests_hidden(cfg, sweep=True))
+            by_hash.setdefault(key, []).append((j, raw, cfg))
     rows: dict[int, dict[str, Any]] = {}
     for (uri, experiment), by_hash in wanted.items():
         try:
@@ -312,6 +316,17 @@ def _check_keys(overrides: list[str]) -> None:
         check_key(key)
 
 
+def _check_selection_not_swept(overrides: list[str]) -> None:
+    """``selection.metric=dev_error,dev_cost`` -> one line: a sweep chooses by one rule."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for parsed in OverridesParser.create().parse_overrides(overrides):
+        key = parsed.key_or_group.lstrip("+~")
+        if key.split(".")[0] == "selection" and parsed.is_sweep_override():
+            raise DlpracticeError(f"{parsed.input_line} is a sweep, but a sweep chooses its best "
+                                  f"setting by one rule: give {key} one value")
+
+
 def _in_schema(key: str) -> bool:
     from dlpractice.config import check_key
     from dlpractice.errors import ConfigError
@@ -383,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides = _check_args(argv)
         _check_group_choices(overrides)
         _check_keys(overrides)
+        _check_selection_not_swept(overrides)
     except DlpracticeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from dlpractice.config import Config, check_fits_data
-from dlpractice.data import NormStats, Splits, load_dataset, normalize_splits
+from dlpractice.data import NormStats, Splits, apply_normalizer, load_dataset, normalize_splits
 from dlpractice.data.generators import COURSE_NAMES
 from dlpractice.diagnose import Diagnosis, diagnose
-from dlpractice.errors import GradientCheckError
+from dlpractice.errors import DataError, GradientCheckError
 from dlpractice.gradcheck import GradientCheckResult, check_network
 from dlpractice.nn import (
     TrainConfig,
@@ -205,23 +205,25 @@ def check_gradients(
 class Evaluation:
     train_accuracy: float
     dev_accuracy: float
-    test_accuracy: float
+    test_accuracy: float | None  # None: the test split was not looked at (a sweep's job)
     diagnosis: Diagnosis
     extra: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
-        """The MLflow/DVC metric names (promises to users' scripts)."""
-        return {
+        """The MLflow/DVC metric names (promises to users' scripts); no ``test_*`` when the test
+        split was not evaluated."""
+        test = self.test_accuracy
+        values = {
             "train_accuracy": self.train_accuracy,
             "dev_accuracy": self.dev_accuracy,
-            "test_accuracy": self.test_accuracy,
+            "test_accuracy": test,
             "train_error": 1.0 - self.train_accuracy,
             "dev_error": 1.0 - self.dev_accuracy,
-            "test_error": 1.0 - self.test_accuracy,
+            "test_error": None if test is None else 1.0 - test,
             "avoidable_bias": self.diagnosis.avoidable_bias,
             "variance": self.diagnosis.variance,
-            **self.extra,
         }
+        return {**{k: v for k, v in values.items() if v is not None}, **self.extra}
 
 
 def evaluation_columns(cfg: Config, n_train: int) -> int:
@@ -230,8 +232,10 @@ def evaluation_columns(cfg: Config, n_train: int) -> int:
     return n_train if batch is None else max(1, min(int(batch), n_train))
 
 
-def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray]) -> Evaluation:
-    """Accuracies on train/dev/test and the bias/variance diagnosis from train and dev error.
+def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray], *,
+             test: bool = True) -> Evaluation:
+    """Accuracies on train/dev/test (``test=False``: train and dev only) and the bias/variance
+    diagnosis from train and dev error.
 
     Each split is forwarded in chunks of the training's batch (all of train in full batch), so
     evaluation never needs more buffers than a training step.
@@ -240,13 +244,27 @@ def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray]) -> 
     columns = evaluation_columns(cfg, splits.X_train.shape[1])
     train_acc = accuracy(parameters, splits.X_train, splits.Y_train, act, columns)
     dev_acc = accuracy(parameters, splits.X_dev, splits.Y_dev, act, columns)
-    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act, columns)
+    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act, columns) if test else None
     dg = cfg.diagnosis
     diagnosis = diagnose(
         1.0 - train_acc, 1.0 - dev_acc, dg.bayes_error,
         bias_threshold=dg.bias_threshold, variance_threshold=dg.variance_threshold,
     )
     return Evaluation(train_acc, dev_acc, test_acc, diagnosis)
+
+
+def evaluate_test(cfg: Config, parameters: dict[str, np.ndarray],
+                  stats: NormStats | None) -> dict[str, float]:
+    """``test_accuracy`` and ``test_error`` of a trained run (its ``parameters`` and saved
+    normalization ``stats``) on its test split, prepared again from its config: the one look at
+    the test split of a sweep that hid it from its jobs."""
+    if cfg.data.normalize and stats is None:
+        raise DataError("the run normalized its inputs but its normalizer was not saved")
+    splits = prepare_data(cfg).splits
+    X_test = apply_normalizer(stats, splits.X_test) if cfg.data.normalize else splits.X_test
+    columns = evaluation_columns(cfg, splits.X_train.shape[1])
+    test_acc = accuracy(parameters, X_test, splits.Y_test, cfg.model.activation, columns)
+    return {"test_accuracy": test_acc, "test_error": 1.0 - test_acc}
 
 
 # -- all five in one process ---------------------------------------------------------------------
@@ -282,10 +300,12 @@ def run_all(
     callback: Callable[[int, float, float | None], None] | None = None,
     data: PreparedData | None = None,
     result: TrainResult | None = None,
+    *,
+    test: bool = True,
 ) -> Outcome:
     """All five steps in one process (``data`` when already prepared by the caller; ``result``
     when this configuration was already trained, e.g. in a stacked sweep: training is skipped and
-    ``callback`` sees the recorded history)."""
+    ``callback`` sees the recorded history; ``test=False``: the test split is not evaluated)."""
     data = prepare_data(cfg) if data is None else data
     splits, stats = normalize(cfg, data.splits)
     tc = train_config(cfg, data.n_features)
@@ -297,5 +317,5 @@ def run_all(
             callback(i, cost, result.dev_costs[k] if k < len(result.dev_costs) else None)
     report = (check_gradients(cfg, splits, init, result.parameters)
               if cfg.gradcheck.enabled else None)
-    evaluation = evaluate(cfg, splits, result.parameters)
+    evaluation = evaluate(cfg, splits, result.parameters, test=test)
     return Outcome(cfg, data, splits, stats, init, result, report, evaluation)

@@ -1,5 +1,5 @@
 """The project's figures: cost curves, decision boundaries, weight and gradient-norm histories,
-bias/variance bars. The only module that imports matplotlib.
+bias/variance bars, a sweep's error path. The only module that imports matplotlib.
 
 Each function builds a fresh ``matplotlib.figure.Figure`` (the object API, never ``pyplot``: no GUI
 backend, no global figure registry) and writes it with ``savefig``; nothing is kept between calls.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ DPI = 100
 GRID_POINTS = 120  # per axis, for decision boundaries
 # A log scale helps once the values span more than this factor (e.g. a cost falling from 0.7 to 0.01).
 LOG_SCALE_RATIO = 20.0
+# A swept value's axis is logarithmic once its positive values span more than this factor.
+PATH_LOG_RATIO = 10.0
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -314,6 +317,71 @@ def bias_variance_chart(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
     _title(ax, "bias / variance per setting")
+    return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class PathData:
+    """What :func:`regularization_path` draws (:func:`path_data` builds it)."""
+
+    setting: str  # the swept key: the x axis
+    values: tuple[float, ...]  # ascending
+    train_error: tuple[float, ...]
+    dev_error: tuple[float, ...]
+    bayes_error: float
+    selected: tuple[float, float] | None  # (value, dev error) of the selected setting
+    x_scale: str  # "linear", "log", or "symlog" (log with 0 among the values)
+
+
+def path_data(setting: str, points: Sequence[tuple[float, float, float]], bayes_error: float,
+              selected: tuple[float, float] | None = None) -> PathData:
+    """The path of ``(value, train error, dev error)`` points, in ascending value (points with a
+    non-finite number left out); the x axis is logarithmic when the positive values span more than
+    ``PATH_LOG_RATIO`` and none is negative (``symlog`` when one is 0)."""
+    kept = sorted(p for p in points if all(math.isfinite(v) for v in p))
+    values = tuple(p[0] for p in kept)
+    positive = [v for v in values if v > 0]
+    scale = "linear"
+    if positive and min(values) >= 0 and max(positive) / min(positive) > PATH_LOG_RATIO:
+        scale = "log" if len(positive) == len(values) else "symlog"
+    return PathData(setting, values, tuple(p[1] for p in kept), tuple(p[2] for p in kept),
+                    float(bayes_error), selected, scale)
+
+
+def regularization_path(data: PathData, path: str | Path) -> Path:
+    """Train and dev error against the swept value, the Bayes error as a dashed line and the
+    selected setting starred."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    title = f"train / dev error against {data.setting}"
+    if not data.values:
+        _no_data(ax, "no finished runs", title)
+        return _save(fig, path)
+    ax.plot(data.values, data.train_error, marker="o", markersize=4, label="train error",
+            color="tab:blue")
+    ax.plot(data.values, data.dev_error, marker="o", markersize=4, label="dev error",
+            color="tab:orange")
+    ax.axhline(data.bayes_error, color="k", linestyle="--", linewidth=1,
+               label=f"Bayes error {data.bayes_error:.3g}")
+    if data.selected is not None:
+        ax.plot(*data.selected, marker="*", markersize=15, color="tab:red", linestyle="none",
+                label=f"selected: {data.selected[0]:g}")
+    if data.x_scale != "linear":
+        positive = min(v for v in data.values if v > 0)
+        ax.set_xscale(data.x_scale, **({"linthresh": positive} if data.x_scale == "symlog" else {}))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())  # each tick is an artist to lay out
+    else:
+        ax.locator_params(axis="x", nbins=6)
+    ax.set_xlabel(data.setting)
+    ax.set_ylabel("error rate")
+    top = max(max(data.train_error), max(data.dev_error), data.bayes_error)
+    ax.set_ylim(0, max(0.05, top * 1.15))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    _title(ax, title)
     return _save(fig, path)
 
 

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from dlpractice.data import NormStats
 
 PARAMETERS = "parameters.npz"
+NORMALIZER = "normalizer.npz"
 HISTORY = "history.csv"
 ROW_COLUMNS = (
-    "setting", "status", "train_accuracy", "dev_accuracy", "test_accuracy",
+    "setting", "status", "selected", "train_accuracy", "dev_accuracy", "test_accuracy",
     "train_error", "dev_error", "diagnosis", "gradcheck_difference", "recommendation",
 )
 
@@ -56,6 +57,15 @@ def load_parameters(path: Path) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
+def load_trained(folder: Path) -> tuple[dict[str, np.ndarray], NormStats | None]:
+    """A run folder's trained parameters and input normalization (None: it saved none)."""
+    from dlpractice.data import NormStats
+
+    normalizer = folder / NORMALIZER
+    stats = NormStats.load_npz(normalizer) if normalizer.is_file() else None
+    return load_parameters(folder / PARAMETERS), stats
+
+
 def read_costs(folder: Path) -> tuple[list[int], list[float]]:
     """The training cost a run recorded (``history.csv``): iterations and costs."""
     path = folder / HISTORY
@@ -80,8 +90,11 @@ def write_history(outcome: Outcome, path: Path) -> Path:
 
 
 def outcome_metrics(outcome: Outcome) -> dict[str, float]:
-    """The metric names users' scripts rely on, as logged to MLflow and DVC."""
+    """The metric names users' scripts rely on, as logged to MLflow and DVC (``dev_cost``: the
+    last recorded one, the value MLflow shows for its history)."""
     metrics = dict(outcome.evaluation.metrics())
+    if outcome.result.dev_costs:
+        metrics["dev_cost"] = outcome.result.dev_costs[-1]
     metrics["train_seconds"] = outcome.result.train_seconds
     metrics["final_cost"] = outcome.result.final_cost
     if outcome.gradcheck is not None:
@@ -99,7 +112,7 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     }
     files["config"] = save_config(cfg, out_dir / "config.yaml")
     if outcome.stats is not None:
-        files["normalizer"] = save_normalizer(outcome.stats, out_dir / "normalizer.npz")
+        files["normalizer"] = save_normalizer(outcome.stats, out_dir / NORMALIZER)
     metrics = outcome_metrics(outcome)
     diag = outcome.evaluation.diagnosis
     (out_dir / "metrics.json").write_text(json.dumps(

@@ -1,10 +1,11 @@
 """Hydra callback that makes a multirun one tracked sweep, on any launcher.
 
 Owns the sweep file ``<sweep dir>/.sweep.json`` (the sweep's id and its parent MLflow run id, shared
-by every process of the sweep), the parent run's lifetime, and the sweep summary: a study's table
-(:mod:`dlpractice.studies`) or the plain sweep table and bias/variance chart. The parent run is
-opened by the first job that starts, in whichever process runs it, so that no process opens the
-store before a launcher forks. It never trains and never formats a table itself.
+by every process of the sweep), the parent run's lifetime, the sweep's choice of its best setting
+(:mod:`dlpractice.selection`, recorded on the parent run and the chosen job's run), and the sweep
+summary: a study's table (:mod:`dlpractice.studies`) or the plain sweep table and its chart. The
+parent run is opened by the first job that starts, in whichever process runs it, so that no process
+opens the store before a launcher forks. It never trains and never formats a table itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dlpractice.paths import locked
 
 SWEEP_FILE = ".sweep.json"
 SUMMARY_FILE = "summary.json"
+PATH_CHART = "regularization_path.png"  # a one-value sweep's errors against that value
 
 
 @dataclass(frozen=True)
@@ -83,46 +85,77 @@ class SweepCallback(Callback):
             _open_parent_run(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from dlpractice import plots, report, studies
-        from dlpractice.errors import DlpracticeError
+        from dlpractice import selection
 
         assert self.sweep_dir is not None
-        rows = jobs = collect_rows(self.sweep_dir, self.sweep_id)
+        rows = collect_rows(self.sweep_dir, self.sweep_id)  # one per job (a study's table may differ)
         if rows:  # every job was settled without running (all finished before): no job opened it
             _open_parent_run(config)
-        files: list[Path] = []
-        if rows:
-            study = studies.study_of(rows)
-            if study is not None:
-                try:
-                    rows, files = studies.write_summary(study, rows, self.sweep_dir,
-                                                        self.target_cost)
-                except DlpracticeError as exc:  # e.g. a run's data file is gone
-                    print(f"error: {exc}", file=sys.stderr)
-                columns = [c for c in studies.table_columns(study, rows) if c != "comment"]
-            else:
-                columns = list(report.ROW_COLUMNS)
-                files = list(report.write_table(rows, self.sweep_dir, "sweep_summary", columns))
-                bayes = float(config.get("diagnosis", {}).get("bayes_error", 0.0))
-                chart = [dict(r, bayes_error=bayes) for r in rows if "train_error" in r]
-                if chart:
-                    files.append(plots.bias_variance_chart(chart, self.sweep_dir / "bias_variance.png"))
-            print(f"\nsweep summary ({self.sweep_dir}):\n" + report.table_markdown(rows, columns))
-        failed_rows = [r for r in jobs if str(r.get("status", "")).startswith("failed")]
+        # the choice, on dev data alone; then the one look at the chosen run's test split
+        metric = selection.settings_of(rows).metric
+        chosen = selection.select(rows, metric)
+        store = None  # the chosen job's run's, when it has one
+        if chosen is not None:
+            store = _store_of(rows[chosen]) if rows[chosen].get("run_id") else None
+            rows[chosen].update(_test_selected(rows[chosen], store), selected="yes")
+        files = self._summary(config, rows, chosen) if rows else []
+        failed_rows = [r for r in rows if str(r.get("status", "")).startswith("failed")]
         failed = len(failed_rows)
         if failed:
-            print(f"{failed} of {len(jobs)} jobs failed (see the table above):", file=sys.stderr)
+            print(f"{failed} of {len(rows)} jobs failed (see the table above):", file=sys.stderr)
             for r in failed_rows:
                 print(f"  job {r.get('job')} ({r.get('setting')}): {r.get('error', '')}",
                       file=sys.stderr)
+        tags = {"jobs": str(len(rows)), "failed_jobs": str(failed)}
+        test: dict[str, float] = {}
+        if chosen is not None:
+            row = rows[chosen]
+            test = {f"selected_{k}": row[k] for k in selection.TEST_METRICS if k in row}
+            tags.update(selected_setting=row.get("setting"), selected_run_id=row.get("run_id"))
+            print(_selected_line(row, metric))
+            if store is not None:
+                _mark_selected(store, row["run_id"])
         sweep_dir = self.sweep_dir
-        run_url = self._close("FINISHED", files, {"jobs": str(len(jobs)), "failed_jobs": str(failed)})
+        run_url = self._close("FINISHED", files, tags, test)
+        if chosen is not None and store is not None:
+            row = rows[chosen]
+            _after_selection(store, row["run_id"], row["config"]["tracking"]["experiment"])
         if run_url:
             print(f"run: {run_url}")
         print(f"folder: {sweep_dir}")
 
+    def _summary(self, config: DictConfig, rows: list[dict[str, Any]],
+                 chosen: int | None) -> list[Path]:
+        """The sweep's table and chart (a study's own, or the sweep table with the error path of
+        a one-value sweep, else bias/variance bars), printed; returns the files written."""
+        from dlpractice import plots, report, selection, studies
+        from dlpractice.errors import DlpracticeError
+
+        assert self.sweep_dir is not None
+        files: list[Path] = []
+        study = studies.study_of(rows)
+        if study is not None:
+            try:
+                rows, files = studies.write_summary(study, rows, self.sweep_dir, self.target_cost)
+            except DlpracticeError as exc:  # e.g. a run's data file is gone
+                print(f"error: {exc}", file=sys.stderr)
+            columns = [c for c in studies.table_columns(study, rows) if c != "comment"]
+        else:
+            columns = list(report.ROW_COLUMNS)
+            files = list(report.write_table(rows, self.sweep_dir, "sweep_summary", columns))
+            bayes = float(config.get("diagnosis", {}).get("bayes_error", 0.0))
+            path = selection.error_path(rows, chosen, bayes)
+            chart = [dict(r, bayes_error=bayes) for r in rows if "train_error" in r]
+            if path is not None:
+                files.append(plots.regularization_path(path, self.sweep_dir / PATH_CHART))
+            elif chart:
+                files.append(plots.bias_variance_chart(chart, self.sweep_dir / "bias_variance.png"))
+        print(f"\nsweep summary ({self.sweep_dir}):\n" + report.table_markdown(rows, columns))
+        return files
+
     def _close(self, status: str, files: list[Path] | None = None,
-               tags: dict[str, str] | None = None) -> str | None:
+               tags: dict[str, str] | None = None,
+               metrics: dict[str, float] | None = None) -> str | None:
         """Finish the sweep's parent run, if a job opened one (once; KILLED at an early exit);
         returns its MLflow UI link."""
         from dlpractice import tracking
@@ -135,9 +168,65 @@ class SweepCallback(Callback):
             return None
         store = tracking.Store(str(info.tracking_uri))
         tracking.finish_sweep_run(store, info.parent_run_id, files=files or (), tags=tags,
-                                  status=status)
+                                  status=status, metrics=metrics)
         self.sweep_dir = None
         return store.run_url(info.parent_run_id)
+
+
+def _test_selected(row: dict[str, Any], store: Any) -> dict[str, float]:
+    """The selected job's test metrics: its row's when its run logged them, else evaluated once
+    now from its run folder (for a job settled as finished before: the files its run uploaded to
+    ``store``); empty, with one line on stderr, when that cannot be done."""
+    import tempfile
+
+    from dlpractice import report, selection
+    from dlpractice.errors import one_line
+
+    test = {k: row[k] for k in selection.TEST_METRICS if k in row}
+    if test:
+        return test
+    try:
+        if row.get("status") == "finished":  # trained by this sweep: the folder is its own
+            return selection.test_of(row, Path(row["_folder"]))
+        with tempfile.TemporaryDirectory(prefix="dlpractice-selected-") as tmp:
+            store.download(row["run_id"], (report.PARAMETERS, report.NORMALIZER), Path(tmp))
+            return selection.test_of(row, Path(tmp))
+    except Exception as exc:  # the choice stands without its test metrics; the sweep goes on
+        print(f"error: the selected job {row.get('job')} ({row.get('setting')}) could not be "
+              f"tested: {one_line(exc)}", file=sys.stderr)
+        return {}
+
+
+def _store_of(row: dict[str, Any]) -> Any:
+    """The tracking store of a job's run (its config's ``tracking.uri``)."""
+    from dlpractice import tracking
+
+    return tracking.Store(tracking.resolve_uri(row["config"]["tracking"]["uri"]))
+
+
+def _selected_line(row: dict[str, Any], metric: str) -> str:
+    line = (f"selected: {row.get('setting')} (job {row.get('job')}, lowest {metric} "
+            f"{row[metric]:.4g})")
+    if "test_accuracy" in row:
+        line += f": test accuracy {row['test_accuracy']:.4f}"
+    return line
+
+
+def _mark_selected(store: Any, run_id: str) -> None:
+    """Tag the selected job's run ``selected=true`` (a failure is one line: the sweep closes)."""
+    from dlpractice import tracking
+    from dlpractice.errors import one_line
+
+    try:
+        tracking.mark_selected(store, run_id)
+    except Exception as exc:  # the parent run is still closed, with the choice
+        print(f"error: could not tag the selected run {run_id}: {one_line(exc)}", file=sys.stderr)
+
+
+def _after_selection(store: Any, selected_run_id: str, experiment_name: str) -> None:
+    """What follows a sweep's choice, once its parent run is closed: the model registry is to be
+    wired here, as ``tracking.register_model(store, selected_run_id, experiment_name,
+    alias="champion")``. Nothing is registered yet."""
 
 
 def _open_parent_run(config: DictConfig) -> None:

@@ -1,13 +1,12 @@
 """MLflow tracking — the only package that imports MLflow, lazily (importing it stays cheap).
 
-:class:`Store` (:mod:`.store`): one tracking store, passed to whoever tracks (:class:`Stores`: a
-process's, by URI). :class:`RunTracker` (:mod:`.runs`): one run per configuration.
-:func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run;
-:func:`close_lost_job_runs`: the runs a killed job left open. :func:`close_abandoned_runs`
+:class:`Store` (:mod:`.store`): one tracking store (:class:`Stores`: a process's, by URI).
+:class:`RunTracker` (:mod:`.runs`): one run per configuration. :func:`start_sweep_run` /
+:func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run; :func:`mark_selected`: the job it
+chose; :func:`close_lost_job_runs`: a killed job's open runs. :func:`close_abandoned_runs`
 (:mod:`.owners`): runs whose process is gone, closed KILLED before an entry point opens its own.
 :func:`register_model` (:mod:`.models`): a run's model as a new registered version, aliased.
-Tracking uploads what a run produced; it never draws a figure, formats a table or writes a run's
-files.
+Tracking uploads what a run produced; it never draws, formats a table or writes a run's files.
 """
 
 from dlpractice.tracking.models import register_model
@@ -20,8 +19,13 @@ from dlpractice.tracking.store import (
     Stores,
     resolve_uri,
 )
-from dlpractice.tracking.sweeps import close_lost_job_runs, finish_sweep_run, start_sweep_run
+from dlpractice.tracking.sweeps import (
+    close_lost_job_runs,
+    finish_sweep_run,
+    mark_selected,
+    start_sweep_run,
+)
 
 __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
-           "close_abandoned_runs", "close_lost_job_runs", "finish_sweep_run", "owner_tags",
-           "register_model", "resolve_uri", "start_sweep_run"]
+           "close_abandoned_runs", "close_lost_job_runs", "finish_sweep_run", "mark_selected",
+           "owner_tags", "register_model", "resolve_uri", "start_sweep_run"]

@@ -36,6 +36,7 @@ __all__ = ["PARENT_RUN_TAG", "History", "RunTracker"]
 _log = logging.getLogger(__package__)
 
 AT_EXIT_REASON = "the process ended with the run still open"
+TEST_HIDDEN_TAG = "test_hidden"  # a sweep's job that logged no test metrics (selection.hide_test)
 HISTORY_FLUSH_S = 10.0  # the most training time a killed run's history can lose
 
 
@@ -71,6 +72,8 @@ class RunTracker:
     innermost open tracker of the same store (or of an active fluent MLflow run). The run carries
     its owner's tags (:func:`~dlpractice.tracking.owners.owner_tags`); the callback's history is
     logged, with a heartbeat, every ``flush_every_s`` seconds (default ``HISTORY_FLUSH_S``).
+    ``test_hidden=True``: a sweep's job that evaluated no test split, tagged ``test_hidden=true``
+    and hashed apart (:func:`~dlpractice.config.config_hash`).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class RunTracker:
         tags: Mapping[str, Any] | None = None,
         nested: bool = False,
         flush_every_s: float | None = None,
+        test_hidden: bool = False,
     ):
         from dlpractice.config import config_hash
 
@@ -92,7 +96,8 @@ class RunTracker:
         self.nested = nested
         self.run_id: str | None = None
         self.experiment_id: str | None = None
-        self.config_hash = config_hash(cfg)
+        self.test_hidden = test_hidden
+        self.config_hash = config_hash(cfg, test_hidden=test_hidden)
         self.history = History()
         self.flush_every_s = HISTORY_FLUSH_S if flush_every_s is None else flush_every_s
         self.status: str | None = None
@@ -201,6 +206,8 @@ class RunTracker:
                                 **owners.owner_tags(), **owners.heartbeat_tags()}
         if self.cfg.study:
             tags["study"] = str(self.cfg.study)
+        if self.test_hidden:
+            tags[TEST_HIDDEN_TAG] = "true"
         if parent:
             tags[PARENT_RUN_TAG] = parent
         tags.update(md.user_tags(self.extra_tags))

@@ -2,7 +2,8 @@
 
 Owns checking, creating and upgrading the store, the MLflow client and experiment and run look-ups;
 the object holds what a process learns about its store (prepared, experiment ids, open runs).
-Must not log to a run (:mod:`.runs`, :mod:`.sweeps` do) nor write any file but the store's own.
+Must not log to a run (:mod:`.runs`, :mod:`.sweeps` do) nor write any file but the store's own
+(and copies of a run's artifacts into a folder its caller gives).
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ class Store:
         """The MLflow client of this store (created once; it does not prepare the store)."""
         if self._client is None:
             # MLflow prints a "View run ... at" line per run ended through a server, and a
-            # progress bar per file a run's model packs: noise.
+            # progress bar per file a run's model packs or a sweep downloads: noise.
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             from mlflow.tracking import MlflowClient
@@ -348,6 +349,13 @@ class Store:
         self._finished.update({(experiment, key): rows[key]["run_id"] if key in rows else None
                                for key in wanted})
         return rows
+
+    def download(self, run_id: str, names: Iterable[str], folder: Path) -> list[Path]:
+        """Copy the artifacts ``names`` (top-level files) of run ``run_id`` into ``folder``, which
+        the caller owns; those the run does not have are left out. Returns the copies."""
+        listed = {a.path for a in self.client.list_artifacts(run_id)}
+        return [Path(self.client.download_artifacts(run_id, name, str(folder)))
+                for name in names if name in listed]
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
         """A logged run as a flat row: ``run_id``, ``setting`` (run name), ``status``, the latest

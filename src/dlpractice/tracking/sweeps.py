@@ -18,10 +18,12 @@ from dlpractice.tracking import owners
 if TYPE_CHECKING:
     from dlpractice.tracking.store import Store
 
-__all__ = ["JOB_TAG", "SWEEP_TAG", "close_lost_job_runs", "finish_sweep_run", "start_sweep_run"]
+__all__ = ["JOB_TAG", "SELECTED_TAG", "SWEEP_TAG", "close_lost_job_runs", "finish_sweep_run",
+           "mark_selected", "start_sweep_run"]
 
 SWEEP_TAG = "sweep_id"  # on a sweep's parent run and on each of its jobs' runs
 JOB_TAG = "sweep_job"  # on a job's run: its job number in the sweep (Hydra's hydra.job.num)
+SELECTED_TAG = "selected"  # "true" on the job's run its sweep selected
 
 
 def start_sweep_run(store: Store, experiment: str, run_name: str,
@@ -42,22 +44,32 @@ def finish_sweep_run(
     files: Iterable[str | Path | None] = (),
     tags: Mapping[str, Any] | None = None,
     status: str = "FINISHED",
+    metrics: Mapping[str, float] | None = None,
 ) -> None:
-    """Log ``tags`` and ``files`` (the existing ones, in one upload, under their own names) to a
-    sweep's parent run, then close it with ``status`` — even when logging fails (then this
-    raises)."""
+    """Log ``tags``, ``metrics`` (at step 0) and ``files`` (the existing ones, in one upload, under
+    their own names) to a sweep's parent run, then close it with ``status`` — even when logging
+    fails (then this raises)."""
     from mlflow.entities import RunTag
 
     client = store.client
     try:
-        if tags:
-            md.log_batch(client, run_id,
+        if tags or metrics:
+            values = [m for k, v in (metrics or {}).items()
+                      for m in md.metric_series(k, [0], [v], md.now_ms())]
+            md.log_batch(client, run_id, metrics=values,
                          tags=[RunTag(k, v) for k, v in md.user_tags(tags).items()])
         paths = [Path(f) for f in files if f is not None and Path(f).is_file()]
         if paths:
             md.upload(client, run_id, {str(path): path for path in paths})
     finally:
         client.set_terminated(run_id, status=status)
+
+
+def mark_selected(store: Store, run_id: str) -> None:
+    """Tag run ``run_id`` ``selected=true``: the job its sweep chose."""
+    from mlflow.entities import RunTag
+
+    md.log_batch(store.client, run_id, tags=[RunTag(SELECTED_TAG, "true")])
 
 
 def close_lost_job_runs(store: Store, experiment: str, sweep_id: str, job: int,
