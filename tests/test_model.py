@@ -37,7 +37,9 @@ SETTINGS = {
     "normalized": {},
     "raw": {"data": {"normalize": False, "feature_scales": [1.0, 3.0]},
             "model": {"activation": "leaky_relu"}},
-    "stacked": {"model": {"activation": "tanh"}, "regularizer": {"name": "l2", "lambd": 0.3}},
+    # a sweep's job (trained in a stack) that shows its test metrics, as the studies' jobs do
+    "stacked": {"model": {"activation": "tanh"}, "regularizer": {"name": "l2", "lambd": 0.3},
+                "selection": {"hide_test": False}},
 }
 
 
@@ -490,7 +492,8 @@ def test_register_model_takes_the_runs_latest_model(store, tmp_path):
                                         hidden_activation="relu", example=np.zeros((3, 2))))
     assert tracking.register_model(store, tracker.run_id, "latest-of-two") == "1"
     version = client.get_model_version("latest-of-two", "1")
-    assert (version.source, version.run_id) == (f"models:/{ids[1]}", tracker.run_id)
+    assert (version.source, version.run_id) == (
+        client.get_logged_model(ids[1]).artifact_location, tracker.run_id)
     X = rng.normal(size=(2, 20))
     z = ref.logits(networks[1], X, "relu")[0]
     got = mlflow.pyfunc.load_model("models:/latest-of-two@champion").predict(X.T)

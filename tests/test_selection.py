@@ -302,8 +302,61 @@ def test_children_log_no_test_metrics_and_the_parent_the_selected_runs_once(lamb
     metrics = s.parent.data.metrics
     assert metrics["selected_test_accuracy"] == expected["test_accuracy"]
     assert metrics["selected_test_error"] == pytest.approx(expected["test_error"], abs=1e-15)
-    assert s.proc.stdout.splitlines()[-3].endswith(
-        f": test accuracy {expected['test_accuracy']:.4f}")
+    assert [ln for ln in s.proc.stdout.splitlines() if ln.startswith("selected: ")] == [
+        ln for ln in s.proc.stdout.splitlines()
+        if ln.endswith(f": test accuracy {expected['test_accuracy']:.4f}")]
+
+
+@pytest.mark.slow
+def test_the_selected_runs_model_is_the_experiments_champion(sweeps, store, monkeypatch):
+    """`tracking.register` (null: a sweep registers): models:/<experiment>@champion is the
+    selected run's model; a second sweep of the experiment moves the alias to its own choice."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    s = sweeps["vectorized"]
+    champion = s.client.get_model_version_by_alias("vectorized", "champion")
+    assert champion.run_id == s.parent.data.tags["selected_run_id"]
+    assert (f"registered: models:/vectorized@champion (version {champion.version})"
+            in s.proc.stdout.splitlines())
+    best = best_by_hand(s.children)
+    folder = s.folder / str(best)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    X_test = ref.dataset(config)[0]["X_test"]
+    probability, label = ref.model_output(ref.load_npz(folder / "parameters.npz"), config, X_test)
+    answer = mlflow.pyfunc.load_model("models:/vectorized@champion").predict(X_test.T)
+    np.testing.assert_allclose(answer["probability"].to_numpy(), probability, rtol=1e-12)
+    assert answer["label"].tolist() == label.tolist()
+    # "basic" was swept twice (the second time every job finished before): two versions
+    versions = s.client.search_model_versions("name = 'basic'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    latest = s.client.get_model_version_by_alias("basic", "champion")
+    assert (int(latest.version), latest.run_id) == (
+        2, sweeps["again"].parent.data.tags["selected_run_id"])
+
+
+def test_a_single_run_registers_only_when_asked(tmp_path):
+    """A single run (no -m) leaves the registry alone unless tracking.register=true."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    base = [sys.executable, "-m", "dlpractice.experiment", "data=moons", "data.n_samples=120",
+            "train.iterations=50", f"tracking.uri=sqlite:///{db}", "tracking.experiment=single",
+            f"hydra.run.dir={tmp_path}/run"]
+    client = MlflowClient(f"sqlite:///{db}")
+    for extra in ([], ["tracking.register=true"]):  # the second finds the first one's run
+        proc = subprocess.run([*base, *extra], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        if not extra:
+            assert client.search_model_versions("name = 'single'") == []
+            assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("registered")]
+    (run,) = client.search_runs([client.get_experiment_by_name("single").experiment_id])
+    (version,) = client.search_model_versions("name = 'single'")
+    assert (str(version.version), version.run_id) == ("1", run.info.run_id)
+    assert str(client.get_model_version_by_alias("single", "champion").version) == "1"
+    assert proc.stdout.splitlines()[-2] == "registered: models:/single@champion (version 1)"
 
 
 @pytest.mark.slow

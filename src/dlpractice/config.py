@@ -100,6 +100,9 @@ class TrackingConfig:
     rerun: bool = False  # sweeps skip configurations already FINISHED in the store unless true
     # a RUNNING run of another host without a heartbeat for this long is marked KILLED
     stale_after_s: float = 3600.0
+    # register the model (a sweep's selected run, or a single run) under the experiment's name and
+    # move its alias champion there; null: true for a sweep or study, false for a single run
+    register: bool | None = None
 
 
 @dataclass

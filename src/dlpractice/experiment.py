@@ -62,6 +62,7 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
             row.update(store.run_summary(done), status=SKIPPED)
             if not multirun:  # printed below
                 row["run_url"] = store.run_url(done)
+                _register_if_asked(cfg, store, done, row)
             return row
     run_tags = {**cfg.tracking.tags, **(tags or {})}
     if cfg.tracking.note:
@@ -90,8 +91,20 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
             row["run_id"] = tracker.run_id
             row["run_url"] = store.run_url(tracker.run_id, tracker.experiment_id)
         pipeline.require_gradcheck(cfg, outcome.gradcheck)
+    if tracker is not None and not multirun:  # a sweep registers its choice
+        _register_if_asked(cfg, store, tracker.run_id, row)
     row.update(report.outcome_row(outcome), status="finished")
     return row
+
+
+def _register_if_asked(cfg: Any, store: Any, run_id: str, row: dict[str, Any]) -> None:
+    """A single run with ``tracking.register=true``: its model becomes the experiment's
+    champion (``row["registered"]`` names it)."""
+    from dlpractice import tracking
+
+    if cfg.tracking.register:
+        version = tracking.register_model(store, run_id, cfg.tracking.experiment)
+        row["registered"] = f"models:/{cfg.tracking.experiment}@champion (version {version})"
 
 
 def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any] | None:
@@ -141,6 +154,8 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
         print(report.format_row(row))
         if row.get("run_url"):
             print(f"run: {row['run_url']}")
+        if row.get("registered"):
+            print(f"registered: {row['registered']}")
         print(f"folder: {output_dir}")
     return row
 

@@ -119,7 +119,7 @@ class SweepCallback(Callback):
         run_url = self._close("FINISHED", files, tags, test)
         if chosen is not None and store is not None:
             row = rows[chosen]
-            _after_selection(store, row["run_id"], row["config"]["tracking"]["experiment"])
+            _after_selection(store, row)
         if run_url:
             print(f"run: {run_url}")
         print(f"folder: {sweep_dir}")
@@ -223,10 +223,24 @@ def _mark_selected(store: Any, run_id: str) -> None:
         print(f"error: could not tag the selected run {run_id}: {one_line(exc)}", file=sys.stderr)
 
 
-def _after_selection(store: Any, selected_run_id: str, experiment_name: str) -> None:
-    """What follows a sweep's choice, once its parent run is closed: the model registry is to be
-    wired here, as ``tracking.register_model(store, selected_run_id, experiment_name,
-    alias="champion")``. Nothing is registered yet."""
+def _after_selection(store: Any, row: dict[str, Any]) -> None:
+    """What follows a sweep's choice, once its parent run is closed: unless its config says
+    ``tracking.register=false``, the selected run's model becomes the registered model named
+    after its experiment, alias ``champion`` (a store that refuses is named in one line; the
+    sweep's results stand)."""
+    from dlpractice import tracking
+    from dlpractice.errors import DlpracticeError
+
+    settings = row["config"]["tracking"]
+    if settings.get("register") is False:
+        return
+    name = settings["experiment"]
+    try:
+        version = tracking.register_model(store, row["run_id"], name, alias="champion")
+    except DlpracticeError as exc:
+        print(f"warning: the selected run's model was not registered: {exc}", file=sys.stderr)
+    else:
+        print(f"registered: models:/{name}@champion (version {version})")
 
 
 def _open_parent_run(config: DictConfig) -> None:

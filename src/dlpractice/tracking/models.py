@@ -154,8 +154,11 @@ def register_model(store: Store, run_id: str, name: str, alias: str = DEFAULT_AL
     version = None
     try:
         _ensure_registered_model(client, name)
-        version = client.create_model_version(name, source=f"models:/{model_id}",
-                                              run_id=run_id, model_id=model_id)
+        # The model's own location, not models:/<id>: MLflow 3.17's SQL registry resolves that
+        # through the process's global tracking URI, which need not be this store's.
+        source = client.get_logged_model(model_id).artifact_location
+        version = client.create_model_version(name, source=source, run_id=run_id,
+                                              model_id=model_id)
         client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         if version is not None:  # an alias MLflow refuses: no version without it
