@@ -150,7 +150,10 @@ def test_metrics_are_linked_to_their_split_on_the_runs_model(client, store, moon
         [tracker.experiment_id],
         datasets=[{"dataset_name": datasets["test"].name,
                    "dataset_digest": datasets["test"].digest}])
-    assert [m.model_id for m in found] == [model.model_id]
+    # the models of both runs on these data: this one and the app's run's
+    assert sorted(m.source_run_id for m in found) == sorted([tracker.run_id,
+                                                              moons["row"]["run_id"]])
+    assert model.model_id in {m.model_id for m in found}
     # one point per metric in the run's own history
     for key in ("test_accuracy", "avoidable_bias"):
         history = client.get_metric_history(tracker.run_id, key)
