@@ -1,12 +1,13 @@
 """MLflow tracking — the only package that imports MLflow, lazily (importing it stays cheap).
 
 :class:`Store` (:mod:`.store`): one tracking store (:class:`Stores`: a process's, by URI).
-:class:`RunTracker` (:mod:`.runs`): one run per configuration. :func:`start_sweep_run` /
-:func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run; :func:`mark_selected`: the job it
-chose; :func:`close_lost_job_runs`: a killed job's open runs. :func:`close_abandoned_runs`
-(:mod:`.owners`): runs whose process is gone, closed KILLED before an entry point opens its own.
-:func:`register_model` (:mod:`.models`): a run's model as a new registered version, aliased.
-Tracking uploads what a run produced; it never draws, formats a table or writes a run's files.
+:class:`RunTracker` (:mod:`.runs`): one run per configuration, with its datasets (:mod:`.datasets`).
+:func:`start_sweep_run` / :func:`finish_sweep_run` (:mod:`.sweeps`): a sweep's parent run;
+:func:`mark_selected`: the job it chose; :func:`close_lost_job_runs`: a killed job's open runs.
+:func:`close_abandoned_runs` (:mod:`.owners`): runs whose process is gone. :func:`register_model`
+(:mod:`.models`): a run's model as a registered version, aliased. :mod:`.results`: an
+experiment's runs as a DataFrame (``dlpractice.results``). Uploads what a run produced and reads
+it back; never draws, formats a table or writes a run's files.
 """
 
 from dlpractice.tracking.models import register_model
