@@ -37,9 +37,7 @@ SETTINGS = {
     "normalized": {},
     "raw": {"data": {"normalize": False, "feature_scales": [1.0, 3.0]},
             "model": {"activation": "leaky_relu"}},
-    # a sweep's job (trained in a stack) that shows its test metrics, as the studies' jobs do
-    "stacked": {"model": {"activation": "tanh"}, "regularizer": {"name": "l2", "lambd": 0.3},
-                "selection": {"hide_test": False}},
+    "stacked": {"model": {"activation": "tanh"}, "regularizer": {"name": "l2", "lambd": 0.3}},
 }
 # a sweep's job (run_job with multirun=True) logs no test metrics (selection.hide_test)
 TESTS_HIDDEN = {"stacked"}
