@@ -293,3 +293,29 @@ def test_which_split_a_metric_measures():
                                   "train", "testing_error", "cost", "avoidable_bias",
                                   "_train")] == [
         "train", "dev", "test", "dev", None, None, None, None, None]
+
+
+def test_a_dataset_another_job_created_first_is_logged_again(store, monkeypatch):
+    """Two jobs of a sweep log the same data at once: the loser's insert of the dataset row
+    fails (SQLite: UNIQUE constraint); its run still gets its three inputs."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    cfg = make_cfg(store, "race", data={"n_samples": 100})
+    calls = []
+    original = MlflowClient.log_inputs
+
+    def first_fails(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                                  "datasets.experiment_id, datasets.name, datasets.digest")
+        return original(self, run_id, datasets=datasets, models=models)
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", first_fails)
+    with tracking.RunTracker(cfg, store) as tracker:
+        tracker.log_datasets(pipeline.prepare_data(cfg))
+    assert calls == [tracker.run_id, tracker.run_id]
+    contexts = sorted(t.value for i in store.client.get_run(tracker.run_id).inputs.dataset_inputs
+                      for t in i.tags if t.key == "mlflow.data.context")
+    assert contexts == ["dev", "test", "train"]

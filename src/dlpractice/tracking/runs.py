@@ -38,6 +38,7 @@ _log = logging.getLogger(__package__)
 AT_EXIT_REASON = "the process ended with the run still open"
 TEST_HIDDEN_TAG = "test_hidden"  # a sweep's job that logged no test metrics (selection.hide_test)
 HISTORY_FLUSH_S = 10.0  # the most training time a killed run's history can lose
+DATASET_ATTEMPTS = 3  # log_inputs again when a concurrent job created the same dataset first
 
 
 @dataclass
@@ -302,12 +303,23 @@ class RunTracker:
     def log_datasets(self, data: PreparedData) -> RunDatasets:
         """The run's train, dev and test sets as its dataset inputs (:class:`~.datasets.
         RunDatasets`), in one call, once per run (:meth:`log_outcome` calls it if not done)."""
+        from mlflow.exceptions import MlflowException
+
         from dlpractice.tracking.datasets import RunDatasets
 
         client, run_id = self._require_open()
         if self.datasets is None:
             datasets = RunDatasets.of(self.cfg, data)
-            client.log_inputs(run_id, datasets=datasets.inputs())
+            for attempt in range(DATASET_ATTEMPTS):
+                try:
+                    client.log_inputs(run_id, datasets=datasets.inputs())
+                    break
+                except MlflowException:
+                    # two jobs creating one dataset row at once: the loser's insert fails (and is
+                    # rolled back); again, it finds the row the other one made
+                    if attempt == DATASET_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
             self.datasets = datasets
         return self.datasets
 
