@@ -98,10 +98,8 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
 
 
 def _register_if_asked(cfg: Any, store: Any, run_id: str, row: dict[str, Any]) -> None:
-    """A single run with ``tracking.register=true``: its model becomes the experiment's
-    champion (``row["registered"]`` names it)."""
+    """A single run with ``tracking.register=true``: its model, the experiment's champion."""
     from dlpractice import tracking
-
     if cfg.tracking.register:
         version = tracking.register_model(store, run_id, cfg.tracking.experiment)
         row["registered"] = f"models:/{cfg.tracking.experiment}@champion (version {version})"
