@@ -433,8 +433,9 @@ def test_learning_curve_rows_comments_and_figure(tmp_path):
         learning_curve_comment(by_option["wide"], "high_variance")}
     assert {r["comment"] for r in by_option["narrow"]} == {
         learning_curve_comment(by_option["narrow"], "high_bias")}
-    no_claim = "no errors to show the claim (the runs failed)"
-    assert [r["comment"] for r in table if r["setting"] in ("claimless", "lost")] == [no_claim] * 4
+    assert [r["comment"] for r in table if r["setting"] in ("claimless", "lost")] == [
+        "the lecture makes no claim of this setting (tags: lecture)"] * 3 + [
+        "no errors to show the claim (the runs failed)"]
     series = {}
     for row in table:
         entry = series.setdefault(row["setting"], (row["setting"], [], [], [], 0.0))

@@ -241,6 +241,7 @@ def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
                 f"{_pct(large['train_error'])}, avoidable bias "
                 f"{_pct(min(r['avoidable_bias'] for r in done))} or more ({span})")
         else:
+            texts[setting] = "the lecture makes no claim of this setting (tags: lecture)"
             continue
         texts[setting] += " — shown" if shown else " — not shown"
     return [texts.get(str(line.get("setting")), "no errors to show the claim (the runs failed)")
