@@ -197,10 +197,10 @@ def test_bias_variance_runs_and_figures(bias_variance):
 def test_learning_curve_rows_are_its_runs(learning_curve):
     results, _ = learning_curve
     table = ref.read_csv(results / "table.csv")
-    assert [(r["setting"], int(r["train_size"])) for r in table] == [
-        (s, n) for s in ("high_variance", "high_bias") for n in SIZES]
+    assert [(r["setting"], r["curve"], int(r["train_size"])) for r in table] == [
+        (f"{s}-n{n}", s, n) for s in ("high_variance", "high_bias") for n in SIZES]
     for row in table:
-        folder = results / f"{row['setting']}-n{row['train_size']}"
+        folder = results / row["setting"]
         assert run_config(folder)["data"]["train_size"] == int(row["train_size"])
         expected = recomputed(folder)
         for column in ("train_error", "dev_error", "avoidable_bias", "variance"):
@@ -274,8 +274,8 @@ def test_learning_curve_figure_and_committed_table(learning_curve):
 
     results, _ = learning_curve
     table = ref.read_csv(results / "table.csv")
-    curves = [(s, list(SIZES), [float(r["train_error"]) for r in table if r["setting"] == s],
-               [float(r["dev_error"]) for r in table if r["setting"] == s], 0.05)
+    curves = [(s, list(SIZES), [float(r["train_error"]) for r in table if r["curve"] == s],
+               [float(r["dev_error"]) for r in table if r["curve"] == s], 0.05)
               for s in ("high_variance", "high_bias")]
     expected = plots.learning_curves(curves, results.parent / "curves.png")
     assert (results / "learning_curves.png").read_bytes() == expected.read_bytes()

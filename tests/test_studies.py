@@ -391,8 +391,8 @@ def learning_curve_comment(rows: list[dict], lecture: str, bias_threshold: float
 
 
 def test_learning_curve_rows_comments_and_figure(tmp_path):
-    """One row per run: its setting (the study option it ran), its training-set size, errors
-    recomputed from its parameters; each setting's comment checks the lecture's claim on its
+    """One row per run: its name, its curve (the study's setting it ran), its training-set size,
+    errors recomputed from its parameters; each curve's comment checks the lecture's claim on its
     smallest and largest size; one figure of the curves, no decision boundaries."""
     from dlpractice import plots
 
@@ -411,13 +411,13 @@ def test_learning_curve_rows_comments_and_figure(tmp_path):
     failed_folder(results, "lost-n10", "killed")
     settings["lost-n10"] = {"option": "lost", "tags": {"lecture": "high_variance"}}
     rows, table, md = compare(results, "learning_curve", settings)
-    columns = ["setting", "train_accuracy", "dev_accuracy", "test_accuracy", "train_size",
-               "train_error", "dev_error", "bayes_error", "avoidable_bias", "variance",
-               "diagnosis", "status", "comment"]
+    columns = ["setting", "train_accuracy", "dev_accuracy", "test_accuracy", "curve",
+               "train_size", "train_error", "dev_error", "bayes_error", "avoidable_bias",
+               "variance", "diagnosis", "status", "comment"]
     assert list(table[0]) == columns
     # the failed run's config has no train_size: all 60 training examples of BASE's data
-    assert [(r["setting"], r["train_size"]) for r in table] == [
-        (s["option"], name.rsplit("-n", 1)[1] if name != "lost-n10" else "60")
+    assert [(r["setting"], r["curve"], r["train_size"]) for r in table] == [
+        (name, s["option"], name.rsplit("-n", 1)[1] if name != "lost-n10" else "60")
         for name, s in settings.items()]
     for row, name in zip(table, settings):
         if name == "lost-n10":
@@ -428,17 +428,17 @@ def test_learning_curve_rows_comments_and_figure(tmp_path):
             assert float(row[column]) == pytest.approx(expected[column], abs=1e-12), column
         data, _ = ref.dataset(summaries[name]["config"])
         assert int(row["train_size"]) == data["Y_train"].shape[1]
-    by_option = {o: [r for r in table if r["setting"] == o] for o in ("wide", "narrow")}
+    by_option = {o: [r for r in table if r["curve"] == o] for o in ("wide", "narrow")}
     assert {r["comment"] for r in by_option["wide"]} == {
         learning_curve_comment(by_option["wide"], "high_variance")}
     assert {r["comment"] for r in by_option["narrow"]} == {
         learning_curve_comment(by_option["narrow"], "high_bias")}
-    assert [r["comment"] for r in table if r["setting"] in ("claimless", "lost")] == [
-        "the lecture makes no claim of this setting (tags: lecture)"] * 3 + [
+    assert [r["comment"] for r in table if r["curve"] in ("claimless", "lost")] == [
+        "the lecture makes no claim of this curve (tags: lecture)"] * 3 + [
         "no errors to show the claim (the runs failed)"]
     series = {}
     for row in table:
-        entry = series.setdefault(row["setting"], (row["setting"], [], [], [], 0.0))
+        entry = series.setdefault(row["curve"], (row["curve"], [], [], [], 0.0))
         entry[1].append(int(row["train_size"]))
         entry[2].append(float(row["train_error"]) if row["train_error"] else None)
         entry[3].append(float(row["dev_error"]) if row["dev_error"] else None)
@@ -460,7 +460,7 @@ def test_learning_curve_claims_are_checked_on_the_numbers(lecture, shape, verdic
     largest size be within it; the avoidable bias must exceed its threshold at every size."""
     from dlpractice import studies
 
-    lines = [{"setting": "s", "train_size": n, "train_error": tr, "dev_error": dv,
+    lines = [{"setting": f"s-n{n}", "curve": "s", "train_size": n, "train_error": tr, "dev_error": dv,
               "avoidable_bias": tr, "variance": dv - tr, "_lecture": lecture,
               "_thresholds": (0.05, 0.05)} for n, tr, dv in shape]
     texts = studies.learning_curve_comments(lines)

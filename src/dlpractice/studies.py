@@ -64,8 +64,8 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     "input_normalization": ("normalize", "learning_rate", "iterations_to_target", "final_cost"),
     "bias_variance": ("lecture_train_dev", "train_error", "dev_error", "bayes_error",
                       "avoidable_bias", "variance"),
-    "learning_curve": ("train_size", "train_error", "dev_error", "bayes_error", "avoidable_bias",
-                       "variance"),
+    "learning_curve": ("curve", "train_size", "train_error", "dev_error", "bayes_error",
+                       "avoidable_bias", "variance"),
 }
 # Studies without boundaries.png: a learning curve's dozen runs differ only in their data's size.
 NO_BOUNDARIES = ("learning_curve",)
@@ -170,8 +170,8 @@ def study_row(study: str, row: Mapping[str, Any], cfg: Any, folder: Path, splits
         out["_curve"] = (its, costs)
     if study in ("bias_variance", "learning_curve"):
         out.update(error_columns(row, cfg))
-    if study == "learning_curve":
-        out["setting"] = study_option(row) or out["setting"]
+    if study == "learning_curve":  # a run per curve (the study's setting) and size
+        out["curve"] = study_option(row) or out["setting"]
         out["train_size"] = splits.X_train.shape[1]
     out["comment"] = cfg.tracking.note.strip()
     return out
@@ -215,14 +215,14 @@ def bias_variance_comment(line: Mapping[str, Any]) -> str:
 
 
 def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each row's comment: what the lecture claims of its setting's curve (more data cures variance,
-    not bias) and whether the setting's smallest and largest sizes show it."""
-    by_setting: dict[str, list[Mapping[str, Any]]] = {}
+    """Each row's comment: what the lecture claims of its curve (more data cures variance, not
+    bias) and whether the curve's smallest and largest sizes show it."""
+    by_curve: dict[str, list[Mapping[str, Any]]] = {}
     for line in lines:
         if line.get("train_error") is not None and line.get("dev_error") is not None:
-            by_setting.setdefault(str(line["setting"]), []).append(line)
+            by_curve.setdefault(str(line["curve"]), []).append(line)
     texts = {}
-    for setting, done in by_setting.items():
+    for curve, done in by_curve.items():
         done = sorted(done, key=lambda r: r["train_size"])
         small, large = done[0], done[-1]
         bias_threshold, variance_threshold = large["_thresholds"]
@@ -230,30 +230,30 @@ def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
         if large["_lecture"] == "high_variance":
             shown = (small["dev_error"] - large["dev_error"] > variance_threshold
                      and large["variance"] <= variance_threshold)
-            texts[setting] = (
+            texts[curve] = (
                 f"more data cures variance: dev error {_pct(small['dev_error'])} → "
                 f"{_pct(large['dev_error'])}, variance {_pct(small['variance'])} → "
                 f"{_pct(large['variance'])} ({span})")
         elif large["_lecture"] == "high_bias":
             shown = all(r["avoidable_bias"] > bias_threshold for r in done)
-            texts[setting] = (
+            texts[curve] = (
                 f"more data does not cure bias: train error {_pct(small['train_error'])} → "
                 f"{_pct(large['train_error'])}, avoidable bias "
                 f"{_pct(min(r['avoidable_bias'] for r in done))} or more ({span})")
         else:
-            texts[setting] = "the lecture makes no claim of this setting (tags: lecture)"
+            texts[curve] = "the lecture makes no claim of this curve (tags: lecture)"
             continue
-        texts[setting] += " — shown" if shown else " — not shown"
-    return [texts.get(str(line.get("setting")), "no errors to show the claim (the runs failed)")
+        texts[curve] += " — shown" if shown else " — not shown"
+    return [texts.get(str(line.get("curve")), "no errors to show the claim (the runs failed)")
             for line in lines]
 
 
 def learning_curve_series(lines: Sequence[Mapping[str, Any]]
                           ) -> list[tuple[str, list[int], list[float], list[float], float]]:
-    """Per setting (in table order): its sizes, train and dev errors and Bayes error."""
+    """Per curve (in table order): its sizes, train and dev errors and Bayes error."""
     series: dict[str, tuple[str, list[int], list[float], list[float], float]] = {}
     for line in lines:
-        name = str(line["setting"])
+        name = str(line["curve"])
         entry = series.setdefault(name, (name, [], [], [], line.get("bayes_error")))
         entry[1].append(line["train_size"])
         entry[2].append(line.get("train_error"))
