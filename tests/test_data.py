@@ -22,6 +22,7 @@ from dlpractice.data import (
     course_circles,
     course_planar,
     fit_normalizer,
+    flip_labels,
     football_like,
     from_heldout,
     generate,
@@ -888,6 +889,28 @@ def test_subsample_needs_both_classes():
     assert str(info.value) == ("train_size=2 takes no example of class 1 (3 of the train split's "
                                "30); allowed: a larger train_size")
     assert subsample(s, 10).Y_train.sum() == 1  # 10 * 27/30 = 9 zeros
+    with pytest.raises(DataError) as info:  # one example is of one class only
+        subsample(s, 1)
+    assert str(info.value) == ("train_size=1 takes no example of class 1 (3 of the train split's "
+                               "30); allowed: a larger train_size")
+    X, Y = toy(m=50, p1=0.9)  # now class 0 is the rare one: 2 * 3/30 = 0.2 -> none
+    with pytest.raises(DataError) as info:
+        subsample(split(X, Y), 2)
+    assert str(info.value) == ("train_size=2 takes no example of class 0 (3 of the train split's "
+                               "30); allowed: a larger train_size")
+
+
+def test_subsample_and_label_noise_default_to_seed_0():
+    X, Y = toy(m=100)
+    s = split(X, Y)
+    np.testing.assert_array_equal(subsample(s, 20).X_train,
+                                  s.X_train[:, reference.subsample_indices(s.Y_train, 20, 0)])
+    flipped = flip_labels((X, Y), 0.3)
+    noisy = np.where(reference_flips(100, 0.3, np.random.default_rng((0, 2))), 1 - Y, Y)
+    np.testing.assert_array_equal(flipped[1], noisy)
+    assert flipped[0] is X
+    unchanged = flip_labels((X, Y), 0.0)  # no noise is allowed: nothing flips
+    np.testing.assert_array_equal(unchanged[1], Y)
 
 
 # --- label noise --------------------------------------------------------------------------------
