@@ -469,6 +469,93 @@ def test_learning_curve_claims_are_checked_on_the_numbers(lecture, shape, verdic
     assert texts[0].endswith(f" — {verdict}")
 
 
+def curve_line(curve: str, n: int, train: float | None, dev: float | None, lecture: str,
+               threshold: float = 0.25) -> dict:
+    return {"setting": f"{curve}-n{n}", "curve": curve, "train_size": n, "train_error": train,
+            "dev_error": dev, "avoidable_bias": train, "variance": None if dev is None else dev - train,
+            "_lecture": lecture, "_thresholds": (threshold, threshold)}
+
+
+def test_learning_curve_margins_are_strict_and_each_curve_is_judged():
+    """Exact binary fractions: a dev error falling by exactly the threshold is no cure; a variance
+    exactly at the threshold is within it. A curve without a claim, or a run without errors, does
+    not stop the curves after it from being judged."""
+    from dlpractice import studies
+
+    exactly = [curve_line("a", 10, 0.0, 0.5, "high_variance"),
+               curve_line("a", 40, 0.0, 0.25, "high_variance")]  # falls by 0.25 exactly
+    assert studies.learning_curve_comments(exactly)[0].endswith(" — not shown")
+    within = [curve_line("a", 10, 0.0, 1.0, "high_variance"),
+              curve_line("a", 40, 0.25, 0.5, "high_variance")]  # variance 0.25 at the end
+    assert studies.learning_curve_comments(within)[0].endswith(" — shown")
+    lines = [curve_line("none", 10, 0.5, 0.5, ""),
+             curve_line("bias", 10, 0.5, 0.5, "high_bias"),
+             curve_line("bias", 20, 0.5, None, "high_bias"),  # no dev error: left out
+             curve_line("bias", 40, 0.5, 0.5, "high_bias")]
+    texts = studies.learning_curve_comments(lines)
+    assert texts[0] == "the lecture makes no claim of this curve (tags: lecture)"
+    assert texts[1:] == [learning_curve_comment(
+        [{k: str(v) for k, v in line.items()} for line in (lines[1], lines[3])], "high_bias",
+        0.25, 0.25)] * 3
+    assert texts[1] == ("more data does not cure bias: train error 50.0% → 50.0%, avoidable "
+                        "bias 50.0% or more (10 → 40 examples) — shown")
+
+
+@pytest.mark.parametrize(("line", "comment"), [
+    ({"train_error": 0.1, "dev_error": 0.2, "diagnosis": "high_variance"},
+     "no claim: train 10.0% vs dev 20.0% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "", "train_error": 0.1, "dev_error": 0.2, "diagnosis": "high_variance"},
+     "no claim: train 10.0% vs dev 20.0% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "overfit", "train_error": 0.0, "dev_error": 0.125, "diagnosis": "high_variance"},
+     "overfit: train 0.0% vs dev 12.5% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "good_fit", "train_error": 0.155, "dev_error": 0.16, "bayes_error": 0.15,
+      "diagnosis": "good_fit"},
+     "neither high bias nor high variance with Bayes error 15.0%: train 15.5% vs dev 16.0% — shown"),
+    ({"_lecture": "high_bias", "train_error": 0.2, "dev_error": None},
+     "high bias: no errors to show it (the run failed)"),
+    ({"_lecture": "high_bias", "train_error": None, "dev_error": 0.2},
+     "high bias: no errors to show it (the run failed)"),
+])
+def test_bias_variance_comment_of_any_line(line, comment):
+    from dlpractice import studies
+
+    assert studies.bias_variance_comment(line) == comment
+
+
+def test_a_setting_without_lecture_tags_makes_no_claim(tmp_path):
+    results = tmp_path / "results"
+    run_folder(results, "plain", gradcheck={"enabled": False})
+    _, table, _ = compare(results, "bias_variance", {"plain": {}})
+    assert table[0]["lecture_train_dev"] == ""
+    assert table[0]["comment"] == (
+        f"no claim: train {percent(float(table[0]['train_error']))} vs dev "
+        f"{percent(float(table[0]['dev_error']))} — not shown (diagnosed {table[0]['diagnosis']})")
+
+
+def test_a_failed_run_that_left_its_parameters_is_a_failed_row(tmp_path):
+    """A run that fails after training (its gradient check, say) leaves parameters.npz: its row
+    says failed all the same, and it has no boundary panel."""
+    from dlpractice import plots
+
+    results = tmp_path / "results"
+    run_folder(results, "ok")
+    summary = run_folder(results, "late")
+    (results / "late" / "summary.json").write_text(json.dumps(
+        {**summary, "status": "failed", "error": "gradient check failed"}))
+    _, table, _ = compare(results, "initialization", {"ok": {"course": "0.5 / 0.5"},
+                                                      "late": {"course": "0.83 / 0.86"}})
+    assert [(r["setting"], r["course_train_test"], r["status"]) for r in table] == [
+        ("ok", "0.5 / 0.5", ""), ("late", "0.83 / 0.86", "failed: gradient check failed")]
+    data, _ = ref.dataset(summary["config"])
+    mean, std = ref.normalizer(data["X_train"])
+    ok = json.loads((results / "ok" / "summary.json").read_text())
+    expected = plots.boundaries_side_by_side(
+        [(f"ok: train {ok['train_accuracy']:.3f}, test {ok['test_accuracy']:.3f}",
+          ref.load_npz(results / "ok" / "parameters.npz"), (data["X_train"] - mean) / std,
+          data["Y_train"], "relu")], tmp_path / "expected.png")
+    assert (results / "boundaries.png").read_bytes() == expected.read_bytes()
+
+
 def test_study_option_is_the_setting_a_job_ran():
     from dlpractice import studies
 
@@ -477,6 +564,8 @@ def test_study_option_is_the_setting_a_job_ran():
     assert studies.study_option({"overrides": ["data.train_size=20"]}) is None
     assert studies.study_option({}) is None
     assert studies.study_option({"overrides": ["study/a=x", "study/b=y"]}) is None
+    # the option is all that follows the first "="
+    assert studies.study_option({"overrides": ["study/a=x=y"]}) == "x=y"
 
 
 def test_figures_show_the_runs(tmp_path):
