@@ -490,7 +490,7 @@ def test_learning_curve_margins_are_strict_and_each_curve_is_judged():
     assert studies.learning_curve_comments(within)[0].endswith(" — shown")
     lines = [curve_line("none", 10, 0.5, 0.5, ""),
              curve_line("bias", 10, 0.5, 0.5, "high_bias"),
-             curve_line("bias", 20, 0.5, None, "high_bias"),  # no dev error: left out
+             curve_line("bias", 5, 0.125, None, "high_bias"),  # no dev error: left out
              curve_line("bias", 40, 0.5, 0.5, "high_bias")]
     texts = studies.learning_curve_comments(lines)
     assert texts[0] == "the lecture makes no claim of this curve (tags: lecture)"
@@ -499,6 +499,13 @@ def test_learning_curve_margins_are_strict_and_each_curve_is_judged():
         0.25, 0.25)] * 3
     assert texts[1] == ("more data does not cure bias: train error 50.0% → 50.0%, avoidable "
                         "bias 50.0% or more (10 → 40 examples) — shown")
+
+
+def test_a_learning_curve_run_without_a_study_setting_is_its_own_curve(tmp_path):
+    results = tmp_path / "results"
+    run_folder(results, "solo", data={"train_size": 30}, gradcheck={"enabled": False})
+    _, table, _ = compare(results, "learning_curve", {"solo": {"tags": {"lecture": "high_bias"}}})
+    assert [(r["setting"], r["curve"], r["train_size"]) for r in table] == [("solo", "solo", "30")]
 
 
 @pytest.mark.parametrize(("line", "comment"), [
