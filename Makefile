@@ -29,7 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-# Every pipeline (the root experiment and the five studies), then the tables and the UI links.
+# Every pipeline (the root experiment and the studies), then the tables and the UI links.
 run: $(STAMP)
 	$(BIN)/dvc repro --all-pipelines
 	$(BIN)/python -m dlpractice.studies show

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +143,40 @@ def dataset(config: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
         n_samples=None if course or d["name"] == "file" else d["n_samples"],
         noise=d["noise"] if generated and not course else None, seed=config["seed"],
         course_compat=course, split_ratios=tuple(d["ratios"]), dev_size=d["dev_size"],
-        test_size=d["test_size"], split_heldout=d["split_heldout"])
+        test_size=d["test_size"], split_heldout=d["split_heldout"],
+        label_noise=d.get("label_noise", 0.0))
     arrays = {f"{a}_{part}": getattr(s, f"{a}_{part}") for part in ("train", "dev", "test")
               for a in ("X", "Y")}
+    if d.get("train_size") is not None:  # part of train, by the documented recipe
+        n = train_examples(d["train_size"], arrays["Y_train"].shape[1])
+        keep = subsample_indices(arrays["Y_train"], n, config["seed"])
+        arrays["X_train"], arrays["Y_train"] = arrays["X_train"][:, keep], arrays["Y_train"][:, keep]
     scales = d.get("feature_scales")
     if scales is not None:
         for part in ("train", "dev", "test"):
             arrays[f"X_{part}"] = arrays[f"X_{part}"] * np.asarray(scales).reshape(-1, 1)
     return arrays, fingerprint
+
+
+def train_examples(train_size: int | float | None, n_train: int) -> int:
+    """``data.train_size`` as a count: None -> all, a fraction -> rounded (halves up), else itself."""
+    if train_size is None:
+        return n_train
+    if isinstance(train_size, float):
+        return int(Fraction(train_size) * n_train + Fraction(1, 2))
+    return train_size
+
+
+def subsample_indices(Y_train: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The documented subsample of train: class 0 gets round(n * m0 / m) (halves up), class 1 the
+    rest; each class's indices permuted by default_rng((seed, 1)), class 0's first, their first
+    ones taken; train's order kept."""
+    rng = np.random.default_rng((seed, 1))
+    zeros, ones = (np.flatnonzero(Y_train[0] == c) for c in (0, 1))
+    m = Y_train.shape[1]
+    n0 = int(Fraction(n * zeros.size, m) + Fraction(1, 2))
+    taken = [rng.permutation(zeros)[:n0], rng.permutation(ones)[:n - n0]]
+    return np.sort(np.concatenate(taken))
 
 
 def evaluate(parameters, config: dict[str, Any]) -> dict[str, float]:

@@ -157,6 +157,20 @@ CASES = [
          error="error: selection.hide_test='maybe' is not allowed: must be true or false"),
     Case("app-selection-swept", "app", ["selection.metric=dev_error,dev_cost"], ["-m"],
          error="error: selection.metric=dev_error,dev_cost is a sweep, but a sweep chooses its best setting by one rule: give selection.metric one value"),
+    # data.train_size: static checks when the config loads, the train split's size when the data is
+    # prepared (QUICK: 60 circles, 36 of them train); before any run opens
+    Case("app-train-size-zero", "app", ["data.train_size=0"],
+         error="error: data.train_size=0 is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
+    Case("app-train-size-negative", "app", ["data.train_size=-5"],
+         error="error: data.train_size=-5 is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
+    Case("app-train-size-fraction-above-one", "app", ["data.train_size=1.5"], subprocess=True,
+         error="error: data.train_size=1.5 is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
+    Case("app-train-size-not-a-number", "app", ["data.train_size=many"],
+         error="error: data.train_size='many' is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
+    Case("app-train-size-above-the-split", "app", ["data.train_size=37"], subprocess=True,
+         error="error: data.train_size=37 is not allowed: must be null (the whole train split), a number of examples in [2, 36] or a fraction in (0, 1]"),
+    Case("app-label-noise-half", "app", ["data.label_noise=0.5"],
+         error="error: data.label_noise=0.5 is not allowed: must be a finite number in [0.0, 0.5)"),
     Case("app-file-without-path", "app", ["data=file"], subprocess=True, error='error: data.path=None is not allowed: data=file needs data.path (a .mat, .npz or .csv file)'),
     Case("app-missing-interpolation", "app", ["train.iterations=${oops}"], subprocess=True,
          error="error: invalid config value for train.iterations: Interpolation key 'oops' not found"),
@@ -213,6 +227,12 @@ CASES = [
          error="error: split: unknown config key 'colour'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, seed, selection, study, tracking, train"),
     Case("stage-params-ratios", "stage:split", params=_params_with(data={"ratios": [0.5, 0.6, 0.1]}),
          error='error: split: data.ratios=[0.5, 0.6, 0.1] is not allowed: three non-negative train/dev/test ratios summing to 1'),
+    Case("stage-params-train-size-above-the-split", "stage:split",
+         params=_params_with(data={"train_size": 1000}),
+         error="error: split: data.train_size=1000 is not allowed: must be null (the whole train split), a number of examples in [2, 36] or a fraction in (0, 1]"),
+    Case("stage-params-train-size-rounds-to-none", "stage:split",
+         params=_params_with(data={"train_size": 0.01}),
+         error="error: split: data.train_size=0.01 is not allowed: 0.01 of the train split's 36 examples rounds to 0; must be null (the whole train split), a number of examples in [2, 36] or a fraction in (0, 1]"),
     Case("stage-params-stale-after", "stage:evaluate", params=_params_with(tracking={"stale_after_s": float("inf")}),
          error="error: evaluate: tracking.stale_after_s=inf is not allowed: must be a finite number in [60.0, inf)"),
     Case("stage-missing-inputs", "stage:train", params=_params_with(), error='error: train: data/normalized/train.npz does not exist: run the stage that writes it first (`dvc repro`)'),
@@ -227,6 +247,8 @@ CASES = [
     Case("params-sweep", "params", ["init=he,xavier"], error="error: init=he,xavier is a sweep, but params.yaml holds one config: queue one experiment per value with `dvc exp run --queue -S 'init=he,xavier'`"),
     Case("params-unknown-key", "params", ["train.bogus=1"], error="error: unknown config key 'train.bogus'; allowed keys in train: batch_size, iterations, learning_rate, record_every"),
     Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], error='error: regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none (choose regularizer=dropout)'),
+    Case("params-train-size-negative", "params", ["data.train_size=-1"],
+         error="error: data.train_size=-1 is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
     Case("params-output-folder-missing", "params", ["-o", "{tmp}/no/such/folder/params.yaml"],
          error='error: cannot write {tmp}/no/such/folder/params.yaml: No such file or directory'),
     # --- python -m dlpractice.studies --------------------------------------------------------------
@@ -234,7 +256,7 @@ CASES = [
     Case("study-unknown-setting", "app", [], ["-m", "study/regularization=none,bogus"],
          error="error: study/regularization='bogus' is not a config option; choose one of dropout, l2, none"),
     Case("studies-show-unknown-study", "studies", ["show", "nope"], subprocess=True,
-         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, numerical_gradient"),
+         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, bias_variance, learning_curve, numerical_gradient"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 

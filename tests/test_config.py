@@ -186,3 +186,51 @@ def test_configs_loaded_one_after_another_are_each_what_they_say():
                 with pytest.raises(ConfigError) as error:
                     config.load(d, check_files=False)
                 assert str(error.value) == message
+
+
+@pytest.mark.parametrize(("override", "n_train", "count"), [
+    ("data.train_size=null", 300, 300),
+    ("data.train_size=2", 300, 2),
+    ("data.train_size=300", 300, 300),
+    ("data.train_size=0.25", 300, 75),
+    ("data.train_size=1.0", 300, 300),
+    ("data.train_size=0.5", 5, 3),  # 2.5: halves round up
+    ("data.train_size=0.1", 25, 3),  # 2.5000000000000004
+    ("data.train_size=0.3", 5, 2),  # 1.5
+    ("data.train_size=0.005", 300, 2),  # 1.5
+])
+def test_train_size_is_a_count_a_fraction_or_all(override, n_train, count):
+    assert config.train_examples(composed(override), n_train) == count
+
+
+TRAIN_SIZE_ALLOWED = ("must be null (the whole train split), a number of examples in [2, 300] or "
+                      "a fraction in (0, 1]")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.train_size=301", f"data.train_size=301 is not allowed: {TRAIN_SIZE_ALLOWED}"),
+    ("data.train_size=0.004", "data.train_size=0.004 is not allowed: 0.004 of the train split's "
+                              f"300 examples rounds to 1; {TRAIN_SIZE_ALLOWED}"),
+])
+def test_train_size_must_fit_the_train_split(override, message):
+    with pytest.raises(ConfigError) as err:
+        config.train_examples(composed(override), 300)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1", "1.5", "0.0", "abc", "true", "nan"])
+def test_train_size_values_no_split_can_take(value):
+    with pytest.raises(ConfigError) as err:
+        composed(f"data.train_size={value}")
+    shown = {"abc": "'abc'", "true": "True", "nan": "nan"}.get(value, value)
+    assert str(err.value) == (f"data.train_size={shown} is not allowed: must be null (the whole "
+                              "train split), a number of examples >= 2 or a fraction in (0, 1]")
+
+
+@pytest.mark.parametrize("value", ["0.5", "-0.1", "0.7"])
+def test_label_noise_below_a_half(value):
+    with pytest.raises(ConfigError) as err:
+        composed(f"data.label_noise={value}")
+    assert str(err.value) == (f"data.label_noise={value} is not allowed: must be a finite number "
+                              "in [0.0, 0.5)")
+    assert composed("data.label_noise=0.49").data.label_noise == 0.49

@@ -22,6 +22,7 @@ from dlpractice.data import (
     course_circles,
     course_planar,
     fit_normalizer,
+    flip_labels,
     football_like,
     from_heldout,
     generate,
@@ -29,6 +30,7 @@ from dlpractice.data import (
     load_file,
     normalize_splits,
     split,
+    subsample,
     validate_xy,
 )
 from dlpractice.data.generators import DEFAULTS
@@ -820,6 +822,149 @@ def test_from_heldout_rejects_bad_parts(part, message):
     with pytest.raises(DataError) as info:
         from_heldout(*args)
     assert str(info.value) == message
+
+
+# --- subsample: part of train (data.train_size) ---------------------------------------------
+
+
+@pytest.mark.parametrize(("m", "p1", "smallest"), [(60, 0.5, 2), (101, 0.3, 4), (250, 0.1, 10)])
+def test_subsample_is_stratified_nested_and_leaves_dev_and_test(m, p1, smallest):
+    """Each size takes that many distinct train examples (pairs kept, in train's order), each
+    class within one example of its share of train; smaller subsamples are parts of larger
+    ones; dev and test are the very same arrays."""
+    X, Y = toy(m=m, p1=p1)
+    s = split(X, Y, seed=2)
+    train_ids = ids(s.X_train)
+    n_train, ones = len(train_ids), s.Y_train.sum()
+    previous: set[int] = set()
+    sizes = sorted({int(n) for n in np.geomspace(smallest, n_train - 1, 7)})
+    for n in sizes:
+        part = subsample(s, n, seed=5)
+        for name in ("X_dev", "Y_dev", "X_test", "Y_test"):
+            assert getattr(part, name) is getattr(s, name)
+        chosen = ids(part.X_train)
+        assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(train_ids)
+        np.testing.assert_array_equal(part.X_train, X[:, chosen])
+        np.testing.assert_array_equal(part.Y_train, Y[:, chosen])
+        positions = [train_ids.index(i) for i in chosen]
+        assert positions == sorted(positions)
+        assert abs(part.Y_train.sum() - ones * n / n_train) <= 0.5
+        assert 0 < part.Y_train.sum() < n
+        assert previous <= set(chosen)
+        previous = set(chosen)
+        assert chosen == ids(s.X_train[:, reference.subsample_indices(s.Y_train, n, 5)])
+    assert subsample(s, n_train, seed=5) is s
+
+
+def test_subsample_is_determined_by_its_seed():
+    X, Y = toy(m=200)
+    s = split(X, Y, seed=0)
+    a, b, c = (ids(subsample(s, 30, seed=k).X_train) for k in (3, 3, 4))
+    assert a == b and a != c
+    # its own stream: not the split's draws (default_rng(seed)) taken again
+    assert a == ids(s.X_train[:, reference.subsample_indices(s.Y_train, 30, 3)])
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    (0, "train_size is 0; allowed: an integer in [1, 30] (the train split's size)"),
+    (31, "train_size is 31; allowed: an integer in [1, 30] (the train split's size)"),
+    (2.5, "train_size is 2.5; allowed: an integer in [1, 30] (the train split's size)"),
+    (True, "train_size is True; allowed: an integer in [1, 30] (the train split's size)"),
+    (None, "train_size is None; allowed: an integer in [1, 30] (the train split's size)"),
+])
+def test_subsample_rejects_sizes_the_split_cannot_give(size, message):
+    X, Y = toy(m=50)
+    with pytest.raises(ConfigError) as info:
+        subsample(split(X, Y), size)
+    assert str(info.value) == message
+
+
+def test_subsample_needs_both_classes():
+    """3 ones among 30 train examples: 2 examples are both of class 0 (2 * 27/30 = 1.8 -> 2)."""
+    X, Y = toy(m=50, p1=0.1)
+    s = split(X, Y)
+    assert s.Y_train.sum() == 3
+    with pytest.raises(DataError) as info:
+        subsample(s, 2)
+    assert str(info.value) == ("train_size=2 takes no example of class 1 (3 of the train split's "
+                               "30); allowed: a larger train_size")
+    assert subsample(s, 10).Y_train.sum() == 1  # 10 * 27/30 = 9 zeros
+    with pytest.raises(DataError) as info:  # one example is of one class only
+        subsample(s, 1)
+    assert str(info.value) == ("train_size=1 takes no example of class 1 (3 of the train split's "
+                               "30); allowed: a larger train_size")
+    X, Y = toy(m=50, p1=0.9)  # now class 0 is the rare one: 2 * 3/30 = 0.2 -> none
+    with pytest.raises(DataError) as info:
+        subsample(split(X, Y), 2)
+    assert str(info.value) == ("train_size=2 takes no example of class 0 (3 of the train split's "
+                               "30); allowed: a larger train_size")
+
+
+def test_subsample_and_label_noise_default_to_seed_0():
+    X, Y = toy(m=100)
+    s = split(X, Y)
+    np.testing.assert_array_equal(subsample(s, 20).X_train,
+                                  s.X_train[:, reference.subsample_indices(s.Y_train, 20, 0)])
+    flipped = flip_labels((X, Y), 0.3)
+    noisy = np.where(reference_flips(100, 0.3, np.random.default_rng((0, 2))), 1 - Y, Y)
+    np.testing.assert_array_equal(flipped[1], noisy)
+    assert flipped[0] is X
+    unchanged = flip_labels((X, Y), 0.0)  # no noise is allowed: nothing flips
+    np.testing.assert_array_equal(unchanged[1], Y)
+
+
+# --- label noise --------------------------------------------------------------------------------
+
+
+def reference_flips(m: int, label_noise: float, generator: np.random.Generator) -> np.ndarray:
+    """The documented recipe: a label flips where its draw of default_rng((seed, 2)).random is
+    below label_noise (Y's examples first, then a held-out part's)."""
+    return generator.random(m) < label_noise
+
+
+@pytest.mark.parametrize("label_noise", [0.05, 0.15, 0.45])
+def test_label_noise_flips_labels_before_the_split(label_noise):
+    splits, fingerprint = load_dataset("moons", n_samples=400, noise=0.1, seed=3,
+                                       label_noise=label_noise)
+    X, Y = reference_sklearn("moons", 400, 0.1, 3)
+    flips = reference_flips(400, label_noise, np.random.default_rng((3, 2)))
+    noisy = np.where(flips, 1 - Y, Y)
+    assert_split_is(splits, X, noisy, reference_split(noisy, (240, 80, 80), 3))
+    assert abs(flips.mean() - label_noise) < 4 * np.sqrt(label_noise * (1 - label_noise) / 400)
+    clean = load_dataset("moons", n_samples=400, noise=0.1, seed=3)
+    assert fingerprint != clean[1] and len(fingerprint) == 64
+    assert fingerprint == load_dataset("moons", n_samples=400, noise=0.1, seed=3,
+                                       label_noise=label_noise)[1]
+    assert load_dataset("moons", n_samples=400, noise=0.1, seed=3, label_noise=0.0)[1] == clean[1]
+
+
+def test_label_noise_reaches_a_heldout_part():
+    splits, _ = load_dataset("football_like", n_samples=100, noise=0.2, seed=1, label_noise=0.3)
+    rng = np.random.default_rng(1)
+    X, Y = reference_football(rng, 100, 0.2)
+    X_val, Y_val = reference_football(rng, 200, 0.2)
+    generator = np.random.default_rng((1, 2))
+    flips, flips_val = (reference_flips(n, 0.3, generator) for n in (100, 200))
+    np.testing.assert_array_equal(splits.X_train, X)
+    np.testing.assert_array_equal(splits.Y_train, np.where(flips, 1 - Y, Y))
+    np.testing.assert_array_equal(splits.X_dev, X_val)
+    np.testing.assert_array_equal(splits.Y_dev, np.where(flips_val, 1 - Y_val, Y_val))
+
+
+def test_label_noise_of_a_file(tmp_path):
+    X, Y = toy(m=50, n=2)
+    path = write(tmp_path / "p.npz", {"X": X, "y": Y})
+    splits, fingerprint = load_dataset("file", path=path, label_noise=0.2, seed=4)
+    noisy = np.where(reference_flips(50, 0.2, np.random.default_rng((4, 2))), 1 - Y, Y)
+    assert_split_is(splits, X, noisy, reference_split(noisy, (30, 10, 10), 4))
+    assert fingerprint != hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("label_noise", [0.5, -0.1, 1.0, True, "x", float("nan")])
+def test_label_noise_out_of_range_is_refused(label_noise):
+    with pytest.raises(ConfigError) as info:
+        load_dataset("moons", n_samples=40, label_noise=label_noise)
+    assert str(info.value) == f"label_noise is {label_noise!r}; allowed: a number in [0, 0.5)"
 
 
 # --- normalize --------------------------------------------------------------------------------

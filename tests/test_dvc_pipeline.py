@@ -637,6 +637,37 @@ def test_temp_experiment_shows_its_metrics_and_plots(project, first_repro):
             assert points == ref.mlflow_history(client, logged.info.run_id, field), (rev, field)
 
 
+def test_exp_run_train_size_trains_on_part_of_train_and_keeps_dev_and_test(project, first_repro):
+    """`dvc exp run -S data.train_size=…` (a count, then a fraction): params.yaml holds it, the split
+    stage runs again and writes the documented subsample of train; dev and test are the baseline's
+    files byte for byte; the run's metrics are its parameters' on that data."""
+    project.baseline()
+    baseline = {part: (project.root / f"data/split/{part}.npz").read_bytes() for part in SPLITS}
+    whole = ref.load_npz(project.root / "data/split/train.npz")
+    for value, count in (("40", 40), ("0.25", round(0.25 * whole["Y"].shape[1]))):
+        proc = project.dvc("exp", "run", "-S", f"data.train_size={value}", "-S",
+                           f"train.iterations={ITERATIONS}")
+        assert "Running stage 'split'" in proc.stdout
+        params = project.read_params()
+        assert params["data"]["train_size"] == yaml.safe_load(value)
+        for part in ("dev", "test"):
+            assert (project.root / f"data/split/{part}.npz").read_bytes() == baseline[part]
+        train = ref.load_npz(project.root / "data/split/train.npz")
+        keep = ref.subsample_indices(whole["Y"], count, params["seed"])
+        np.testing.assert_array_equal(train["X"], whole["X"][:, keep])
+        np.testing.assert_array_equal(train["Y"], whole["Y"][:, keep])
+        assert project.json("data/split/meta.json")["sizes"]["train"] == count
+        expected = ref.evaluate(ref.load_npz(project.root / "models/parameters.npz"), params)
+        metrics = project.json("reports/metrics.json")
+        for name in EVALUATION:
+            assert metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+        (name,) = _exp_names(proc.stdout + proc.stderr)
+        (run,) = [r for r in project.runs() if r.data.tags.get("dvc_experiment") == name]
+        assert run.data.params["data.train_size"] == value
+    project.git("checkout", "-q", "--", ".")
+    project.baseline()
+
+
 # The course's Initialization notebook prints these train / test accuracies.
 COURSE_INITIALIZATION = {"zeros": (0.5, 0.5), "random": (0.83, 0.86), "he": (0.99333, 0.96)}
 

@@ -54,6 +54,30 @@ def test_vectorized_jobs_get_the_configs_and_results_of_the_basic_launcher(tmp_p
     assert vectorized == basic
 
 
+@pytest.mark.slow
+def test_vectorized_jobs_of_a_train_size_sweep_are_the_basic_launchers(tmp_path):
+    """data.train_size: jobs of one size stack (their data is the same), each size is its own
+    stack; a size the train split cannot give fails its jobs alone, with its one-line reason."""
+    jobs = ["data=moons", "data.n_samples=200", "data.train_size=30,0.5,500", "regularizer=l2",
+            "regularizer.lambd=0,0.3", "train.iterations=30", "tracking.enabled=false"]
+    logs = {}
+    for launcher in ("basic", "vectorized"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m", f"hydra/launcher={launcher}",
+             *jobs, f"hydra.sweep.dir={tmp_path / launcher}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        logs[launcher] = proc.stdout + proc.stderr
+    assert "4 of 6 jobs train in 2 stacked pass(es)" in logs["vectorized"]
+    basic, vectorized = job_outputs(tmp_path / "basic"), job_outputs(tmp_path / "vectorized")
+    assert vectorized == basic
+    failed = [j["summary"] for j in basic if j["summary"]["status"] == "failed"]
+    assert [j["config"]["data"]["train_size"] for j in basic if j["summary"] in failed] == [500, 500]
+    assert {f["error"] for f in failed} == {
+        "data.train_size=500 is not allowed: must be null (the whole train split), a number of "
+        "examples in [2, 120] or a fraction in (0, 1]"}
+
+
 def test_a_key_appended_twice_is_refused_before_the_sweep_starts(tmp_path):
     for launcher in ("basic", "vectorized"):
         proc = subprocess.run(

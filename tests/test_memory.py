@@ -246,6 +246,37 @@ def test_split_sizes_follow_the_data_settings():
     assert (s.train, s.dev, s.test, s.loaded) == (240, 80, 80, 400)
 
 
+def test_a_train_size_counts_the_examples_kept():
+    """data.train_size: the run trains on that part of train, dev and test as they are; a value the
+    split cannot give counts all of train (the run refuses it when it prepares its data)."""
+    def sizes(**data):
+        s = memory.data_sizes(load(data=data))
+        return s.train, s.dev, s.test, s.loaded
+
+    assert sizes(n_samples=1000, train_size=100) == (100, 200, 200, 1000)
+    assert sizes(n_samples=1000, train_size=0.25) == (150, 200, 200, 1000)
+    assert sizes(n_samples=1000, train_size=1.0) == (600, 200, 200, 1000)
+    assert sizes(n_samples=1000, train_size=601) == (600, 200, 200, 1000)
+    assert sizes(name="football_like", n_samples=300, train_size=50) == (50, 200, 0, 500)
+    assert sizes(name="football_like", n_samples=300, train_size=301) == (300, 200, 0, 500)
+
+
+def test_a_train_size_estimate_against_what_the_steps_allocate():
+    import sklearn.datasets  # noqa: F401  (imported before measuring)
+
+    cfg = load(data={"n_samples": 50_000, "train_size": 0.1})
+    est = memory.estimate(cfg)
+    prepared = pipeline.prepare_data(cfg)
+    assert prepared.splits.sizes() == {"train": 3000, "dev": 10_000, "test": 10_000}
+    splits, _ = pipeline.normalize(cfg, prepared.splits)
+    held = {id(a): a.nbytes for s in (prepared.splits, splits)
+            for a in (s.X_train, s.Y_train, s.X_dev, s.Y_dev, s.X_test, s.Y_test)}
+    assert est.data == sum(held.values())
+    _, training = _traced(lambda: pipeline.fit(cfg, splits))
+    assert 0.9 <= est.training / training <= 1.1
+    assert est.examples == 3000
+
+
 def test_data_files_are_sized_from_their_headers(tmp_path):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((70, 4)), (rng.random(70) < 0.5).astype(float)

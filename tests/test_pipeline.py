@@ -41,6 +41,36 @@ def test_prepared_data_is_the_dataset():
     assert prepared.splits.sizes() == {"train": 60, "dev": 20, "test": 20}
 
 
+@pytest.mark.parametrize(("data", "train"), [
+    ({"train_size": 25}, 25), ({"train_size": 0.5}, 30), ({"train_size": 1.0}, 60),
+    ({"train_size": 25, "label_noise": 0.3}, 25), ({"label_noise": 0.3}, 60),
+    ({"train_size": 20, "feature_scales": [1.0, 1000.0]}, 20),
+])
+def test_prepared_data_keeps_part_of_train_and_flips_labels(data, train):
+    """data.train_size: the documented subsample of train (tests/reference.py); data.label_noise:
+    the labels flipped before the split; dev and test the same as with all of train."""
+    cfg = load(data=data, seed=2)
+    prepared = pipeline.prepare_data(cfg)
+    expected, fingerprint = ref.dataset(cfg.to_dict())
+    assert prepared.fingerprint == fingerprint
+    assert prepared.splits.sizes() == {"train": train, "dev": 20, "test": 20}
+    for part in ("train", "dev", "test"):
+        np.testing.assert_array_equal(getattr(prepared.splits, f"X_{part}"), expected[f"X_{part}"])
+        np.testing.assert_array_equal(getattr(prepared.splits, f"Y_{part}"), expected[f"Y_{part}"])
+    whole = pipeline.prepare_data(load(data={**data, "train_size": None}, seed=2)).splits
+    for name in ("X_dev", "Y_dev", "X_test", "Y_test"):
+        assert getattr(prepared.splits, name).tobytes() == getattr(whole, name).tobytes()
+    clean = pipeline.prepare_data(load(data={**data, "label_noise": 0.0}, seed=2))
+    assert (clean.fingerprint == fingerprint) == (not data.get("label_noise"))
+
+
+def test_a_train_size_the_split_cannot_give_is_refused():
+    with pytest.raises(ConfigError) as info:
+        pipeline.prepare_data(load(data={"train_size": 61}))
+    assert str(info.value) == ("data.train_size=61 is not allowed: must be null (the whole train "
+                               "split), a number of examples in [2, 60] or a fraction in (0, 1]")
+
+
 def test_course_and_held_out_data():
     cfg = load(data={"name": "circles", "n_samples": 300, "normalize": False},
                course_compat=True)

@@ -15,7 +15,7 @@ from tests import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("initialization", "regularization", "gradient_checking", "vanishing_gradients",
-           "input_normalization", "numerical_gradient")
+           "input_normalization", "bias_variance", "learning_curve", "numerical_gradient")
 
 
 def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
@@ -131,6 +131,10 @@ def compare(results: Path, study: str, settings: dict, target: float | None = No
         tracking["note"] = setting.get("comment", "")
         if "course" in setting:
             tracking["tags"] = {"course_train_test": setting["course"]}
+        if "tags" in setting:
+            tracking["tags"] = setting["tags"]
+        if "option" in setting:  # the study's setting the job ran: study/<study>=<option>
+            row["overrides"] = [f"study/{study}={setting['option']}"]
         row["config"]["study"] = study
         row.update(setting=name, job=j)
         (results / name / "summary.json").write_text(json.dumps(row), encoding="utf-8")
@@ -286,6 +290,291 @@ def test_input_normalization_counts_iterations_to_the_target(tmp_path):
                                           "final_cost | diagnosis | comment |"]
 
 
+# -- the lecture's studies: bias_variance and learning_curve ---------------------------------------
+
+WORDS = {"high_variance": "high variance", "high_bias": "high bias",
+         "high_bias_high_variance": "high bias and high variance",
+         "good_fit": "neither high bias nor high variance"}
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def test_bias_variance_table_diagnoses_each_setting_and_says_if_it_shows_the_lecture(tmp_path):
+    """Each row: the errors recomputed from its parameters, the diagnosis by the lecture's rule
+    with its Bayes error and thresholds, and a comment stating the lecture's claim for the setting
+    and whether the diagnosis shows it; a failed run's row says it has no numbers."""
+    from dlpractice import plots
+
+    results = tmp_path / "results"
+    summaries = {
+        "fit": run_folder(results, "fit", gradcheck={"enabled": False}),
+        "tiny": run_folder(results, "tiny", model={"hidden": [1]}, gradcheck={"enabled": False},
+                           train={"iterations": 20, "learning_rate": 0.05}),
+        "noisy": run_folder(results, "noisy", data={"label_noise": 0.2, "train_size": 30},
+                            diagnosis={"bayes_error": 0.2, "bias_threshold": 0.1},
+                            gradcheck={"enabled": False}),
+    }
+    failed_folder(results, "broken", "training diverged at iteration 3")
+    settings = {"fit": {"tags": {"lecture": "high_variance", "lecture_train_dev": "1% / 11%"}},
+                "tiny": {"tags": {"lecture": "high_variance", "lecture_train_dev": "1% / 11%"}},
+                "noisy": {"tags": {"lecture": "good_fit", "lecture_train_dev": "15% / 16%"}},
+                "broken": {"tags": {"lecture": "high_bias"}}}
+    rows, table, md = compare(results, "bias_variance", settings)
+    columns = ["setting", "train_accuracy", "dev_accuracy", "test_accuracy", "lecture_train_dev",
+               "train_error", "dev_error", "bayes_error", "avoidable_bias", "variance",
+               "diagnosis", "status", "comment"]
+    assert list(table[0]) == columns and [r["setting"] for r in table] == list(settings)
+    for row in table[:3]:
+        summary = summaries[row["setting"]]
+        expected = ref.evaluate(ref.load_npz(results / row["setting"] / "parameters.npz"),
+                                summary["config"])
+        for column in ("train_error", "dev_error", "avoidable_bias", "variance"):
+            assert float(row[column]) == pytest.approx(expected[column], abs=1e-12), column
+        assert row["diagnosis"] == expected["diagnosis"]
+        bayes = summary["config"]["diagnosis"]["bayes_error"]
+        assert float(row["bayes_error"]) == bayes
+        lecture = settings[row["setting"]]["tags"]
+        assert row["lecture_train_dev"] == lecture["lecture_train_dev"]
+        claim = WORDS[lecture["lecture"]] + (f" with Bayes error {percent(bayes)}" if bayes else "")
+        verdict = ("shown" if expected["diagnosis"] == lecture["lecture"]
+                   else f"not shown (diagnosed {expected['diagnosis']})")
+        assert row["comment"] == (f"{claim}: train {percent(expected['train_error'])} vs dev "
+                                  f"{percent(expected['dev_error'])} — {verdict}")
+    assert [r["comment"].rsplit(" — ", 1)[1] for r in table[:2]] == [
+        "shown", "not shown (diagnosed high_bias)"]
+    assert table[3]["comment"] == "high bias: no errors to show it (the run failed)"
+    assert table[3]["train_error"] == "" and table[3]["status"].startswith("failed: ")
+    assert "High bias:" not in md  # the settings' thresholds differ: no one line for them all
+    chart = [{"setting": r["setting"], **{k: (float(r[k]) if r[k] else None) for k in
+                                          ("train_error", "dev_error", "bayes_error")}}
+             for r in table]
+    expected_chart = plots.bias_variance_chart(chart, tmp_path / "chart.png")
+    assert (results / "bias_variance.png").read_bytes() == expected_chart.read_bytes()
+    assert png(results / "boundaries.png")
+    assert all(not k.startswith("_") for r in rows for k in r)
+
+
+def test_bias_variance_heading_names_the_thresholds_they_share(tmp_path):
+    results = tmp_path / "results"
+    run_folder(results, "a", gradcheck={"enabled": False},
+               diagnosis={"bias_threshold": 0.02, "variance_threshold": 0.125})
+    _, table, md = compare(results, "bias_variance", {"a": {"tags": {"lecture": "high_bias"}}})
+    assert md.splitlines()[2:6] == [studies_text("bias_variance"), "",
+                                    "High bias: avoidable bias above 2.0%; high variance: variance "
+                                    "above 12.5% (diagnosis.bias_threshold, "
+                                    "diagnosis.variance_threshold).", ""]
+    assert table[0]["lecture_train_dev"] == ""
+
+
+def learning_curve_comment(rows: list[dict], lecture: str, bias_threshold: float = 0.05,
+                           variance_threshold: float = 0.05) -> str:
+    """The lecture's claim of a learning curve, checked on its smallest and largest size."""
+    rows = sorted(rows, key=lambda r: int(r["train_size"]))
+    small, large = rows[0], rows[-1]
+    f = {k: (float(small[k]), float(large[k])) for k in ("train_error", "dev_error",
+                                                         "avoidable_bias", "variance")}
+    span = f"{small['train_size']} → {large['train_size']} examples"
+    if lecture == "high_variance":
+        shown = (f["dev_error"][0] - f["dev_error"][1] > variance_threshold
+                 and f["variance"][1] <= variance_threshold)
+        text = (f"more data cures variance: dev error {percent(f['dev_error'][0])} → "
+                f"{percent(f['dev_error'][1])}, variance {percent(f['variance'][0])} → "
+                f"{percent(f['variance'][1])} ({span})")
+    else:
+        worst = min(float(r["avoidable_bias"]) for r in rows)
+        shown = worst > bias_threshold
+        text = (f"more data does not cure bias: train error {percent(f['train_error'][0])} → "
+                f"{percent(f['train_error'][1])}, avoidable bias {percent(worst)} or more ({span})")
+    return text + (" — shown" if shown else " — not shown")
+
+
+def test_learning_curve_rows_comments_and_figure(tmp_path):
+    """One row per run: its name, its curve (the study's setting it ran), its training-set size,
+    errors recomputed from its parameters; each curve's comment checks the lecture's claim on its
+    smallest and largest size; one figure of the curves, no decision boundaries."""
+    from dlpractice import plots
+
+    results = tmp_path / "results"
+    big = {"model": {"hidden": [20, 20]}, "train": {"iterations": 600, "learning_rate": 0.5}}
+    small = {"model": {"hidden": [1]}, "train": {"iterations": 300, "learning_rate": 0.5}}
+    settings, summaries = {}, {}
+    for option, sections, lecture in (("wide", big, "high_variance"),
+                                      ("narrow", small, "high_bias"),
+                                      ("claimless", small, "")):
+        for size in (10, 60, 30):  # sizes in any order: the comment takes the extremes
+            name = f"{option}-n{size}"
+            summaries[name] = run_folder(results, name, data={"train_size": size},
+                                         gradcheck={"enabled": False}, **sections)
+            settings[name] = {"option": option, "tags": {"lecture": lecture} if lecture else {}}
+    failed_folder(results, "lost-n10", "killed")
+    settings["lost-n10"] = {"option": "lost", "tags": {"lecture": "high_variance"}}
+    rows, table, md = compare(results, "learning_curve", settings)
+    columns = ["setting", "train_accuracy", "dev_accuracy", "test_accuracy", "curve",
+               "train_size", "train_error", "dev_error", "bayes_error", "avoidable_bias",
+               "variance", "diagnosis", "status", "comment"]
+    assert list(table[0]) == columns
+    # the failed run's config has no train_size: all 60 training examples of BASE's data
+    assert [(r["setting"], r["curve"], r["train_size"]) for r in table] == [
+        (name, s["option"], name.rsplit("-n", 1)[1] if name != "lost-n10" else "60")
+        for name, s in settings.items()]
+    for row, name in zip(table, settings):
+        if name == "lost-n10":
+            continue
+        expected = ref.evaluate(ref.load_npz(results / name / "parameters.npz"),
+                                summaries[name]["config"])
+        for column in ("train_error", "dev_error", "avoidable_bias", "variance"):
+            assert float(row[column]) == pytest.approx(expected[column], abs=1e-12), column
+        data, _ = ref.dataset(summaries[name]["config"])
+        assert int(row["train_size"]) == data["Y_train"].shape[1]
+    by_option = {o: [r for r in table if r["curve"] == o] for o in ("wide", "narrow")}
+    assert {r["comment"] for r in by_option["wide"]} == {
+        learning_curve_comment(by_option["wide"], "high_variance")}
+    assert {r["comment"] for r in by_option["narrow"]} == {
+        learning_curve_comment(by_option["narrow"], "high_bias")}
+    assert [r["comment"] for r in table if r["curve"] in ("claimless", "lost")] == [
+        "the lecture makes no claim of this curve (tags: lecture)"] * 3 + [
+        "no errors to show the claim (the runs failed)"]
+    series = {}
+    for row in table:
+        entry = series.setdefault(row["curve"], (row["curve"], [], [], [], 0.0))
+        entry[1].append(int(row["train_size"]))
+        entry[2].append(float(row["train_error"]) if row["train_error"] else None)
+        entry[3].append(float(row["dev_error"]) if row["dev_error"] else None)
+    expected = plots.learning_curves(list(series.values()), tmp_path / "curves.png")
+    assert (results / "learning_curves.png").read_bytes() == expected.read_bytes()
+    assert not (results / "boundaries.png").exists()
+    assert md.splitlines()[0] == "# learning curve"
+
+
+@pytest.mark.parametrize(("lecture", "shape", "verdict"), [
+    ("high_variance", [(10, 0.0, 0.30), (40, 0.05, 0.08)], "shown"),
+    ("high_variance", [(10, 0.0, 0.30), (40, 0.02, 0.08)], "not shown"),  # variance 6 points left
+    ("high_variance", [(10, 0.0, 0.12), (40, 0.05, 0.07)], "not shown"),  # dev falls 5 points only
+    ("high_bias", [(10, 0.2, 0.25), (40, 0.10, 0.12)], "shown"),
+    ("high_bias", [(10, 0.2, 0.25), (20, 0.05, 0.2), (40, 0.10, 0.12)], "not shown"),
+])
+def test_learning_curve_claims_are_checked_on_the_numbers(lecture, shape, verdict):
+    """The margins: dev error must fall by more than the variance threshold and the variance at the
+    largest size be within it; the avoidable bias must exceed its threshold at every size."""
+    from dlpractice import studies
+
+    lines = [{"setting": f"s-n{n}", "curve": "s", "train_size": n, "train_error": tr, "dev_error": dv,
+              "avoidable_bias": tr, "variance": dv - tr, "_lecture": lecture,
+              "_thresholds": (0.05, 0.05)} for n, tr, dv in shape]
+    texts = studies.learning_curve_comments(lines)
+    table = [{k: str(v) for k, v in line.items()} for line in lines]
+    assert texts == [learning_curve_comment(table, lecture)] * len(lines)
+    assert texts[0].endswith(f" — {verdict}")
+
+
+def curve_line(curve: str, n: int, train: float | None, dev: float | None, lecture: str,
+               threshold: float = 0.25) -> dict:
+    return {"setting": f"{curve}-n{n}", "curve": curve, "train_size": n, "train_error": train,
+            "dev_error": dev, "avoidable_bias": train, "variance": None if dev is None else dev - train,
+            "_lecture": lecture, "_thresholds": (threshold, threshold)}
+
+
+def test_learning_curve_margins_are_strict_and_each_curve_is_judged():
+    """Exact binary fractions: a dev error falling by exactly the threshold is no cure; a variance
+    exactly at the threshold is within it. A curve without a claim, or a run without errors, does
+    not stop the curves after it from being judged."""
+    from dlpractice import studies
+
+    exactly = [curve_line("a", 10, 0.0, 0.5, "high_variance"),
+               curve_line("a", 40, 0.0, 0.25, "high_variance")]  # falls by 0.25 exactly
+    assert studies.learning_curve_comments(exactly)[0].endswith(" — not shown")
+    within = [curve_line("a", 10, 0.0, 1.0, "high_variance"),
+              curve_line("a", 40, 0.25, 0.5, "high_variance")]  # variance 0.25 at the end
+    assert studies.learning_curve_comments(within)[0].endswith(" — shown")
+    lines = [curve_line("none", 10, 0.5, 0.5, ""),
+             curve_line("bias", 10, 0.5, 0.5, "high_bias"),
+             curve_line("bias", 5, 0.125, None, "high_bias"),  # no dev error: left out
+             curve_line("bias", 40, 0.5, 0.5, "high_bias")]
+    texts = studies.learning_curve_comments(lines)
+    assert texts[0] == "the lecture makes no claim of this curve (tags: lecture)"
+    assert texts[1:] == [learning_curve_comment(
+        [{k: str(v) for k, v in line.items()} for line in (lines[1], lines[3])], "high_bias",
+        0.25, 0.25)] * 3
+    assert texts[1] == ("more data does not cure bias: train error 50.0% → 50.0%, avoidable "
+                        "bias 50.0% or more (10 → 40 examples) — shown")
+
+
+def test_a_learning_curve_run_without_a_study_setting_is_its_own_curve(tmp_path):
+    results = tmp_path / "results"
+    run_folder(results, "solo", data={"train_size": 30}, gradcheck={"enabled": False})
+    _, table, _ = compare(results, "learning_curve", {"solo": {"tags": {"lecture": "high_bias"}}})
+    assert [(r["setting"], r["curve"], r["train_size"]) for r in table] == [("solo", "solo", "30")]
+
+
+@pytest.mark.parametrize(("line", "comment"), [
+    ({"train_error": 0.1, "dev_error": 0.2, "diagnosis": "high_variance"},
+     "no claim: train 10.0% vs dev 20.0% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "", "train_error": 0.1, "dev_error": 0.2, "diagnosis": "high_variance"},
+     "no claim: train 10.0% vs dev 20.0% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "overfit", "train_error": 0.0, "dev_error": 0.125, "diagnosis": "high_variance"},
+     "overfit: train 0.0% vs dev 12.5% — not shown (diagnosed high_variance)"),
+    ({"_lecture": "good_fit", "train_error": 0.155, "dev_error": 0.16, "bayes_error": 0.15,
+      "diagnosis": "good_fit"},
+     "neither high bias nor high variance with Bayes error 15.0%: train 15.5% vs dev 16.0% — shown"),
+    ({"_lecture": "high_bias", "train_error": 0.2, "dev_error": None},
+     "high bias: no errors to show it (the run failed)"),
+    ({"_lecture": "high_bias", "train_error": None, "dev_error": 0.2},
+     "high bias: no errors to show it (the run failed)"),
+])
+def test_bias_variance_comment_of_any_line(line, comment):
+    from dlpractice import studies
+
+    assert studies.bias_variance_comment(line) == comment
+
+
+def test_a_setting_without_lecture_tags_makes_no_claim(tmp_path):
+    results = tmp_path / "results"
+    run_folder(results, "plain", gradcheck={"enabled": False})
+    _, table, _ = compare(results, "bias_variance", {"plain": {}})
+    assert table[0]["lecture_train_dev"] == ""
+    assert table[0]["comment"] == (
+        f"no claim: train {percent(float(table[0]['train_error']))} vs dev "
+        f"{percent(float(table[0]['dev_error']))} — not shown (diagnosed {table[0]['diagnosis']})")
+
+
+def test_a_failed_run_that_left_its_parameters_is_a_failed_row(tmp_path):
+    """A run that fails after training (its gradient check, say) leaves parameters.npz: its row
+    says failed all the same, and it has no boundary panel."""
+    from dlpractice import plots
+
+    results = tmp_path / "results"
+    run_folder(results, "ok")
+    summary = run_folder(results, "late")
+    (results / "late" / "summary.json").write_text(json.dumps(
+        {**summary, "status": "failed", "error": "gradient check failed"}))
+    _, table, _ = compare(results, "initialization", {"ok": {"course": "0.5 / 0.5"},
+                                                      "late": {"course": "0.83 / 0.86"}})
+    assert [(r["setting"], r["course_train_test"], r["status"]) for r in table] == [
+        ("ok", "0.5 / 0.5", ""), ("late", "0.83 / 0.86", "failed: gradient check failed")]
+    data, _ = ref.dataset(summary["config"])
+    mean, std = ref.normalizer(data["X_train"])
+    ok = json.loads((results / "ok" / "summary.json").read_text())
+    expected = plots.boundaries_side_by_side(
+        [(f"ok: train {ok['train_accuracy']:.3f}, test {ok['test_accuracy']:.3f}",
+          ref.load_npz(results / "ok" / "parameters.npz"), (data["X_train"] - mean) / std,
+          data["Y_train"], "relu")], tmp_path / "expected.png")
+    assert (results / "boundaries.png").read_bytes() == expected.read_bytes()
+
+
+def test_study_option_is_the_setting_a_job_ran():
+    from dlpractice import studies
+
+    assert studies.study_option({"overrides": ["study/learning_curve=high_bias",
+                                               "data.train_size=20"]}) == "high_bias"
+    assert studies.study_option({"overrides": ["data.train_size=20"]}) is None
+    assert studies.study_option({}) is None
+    assert studies.study_option({"overrides": ["study/a=x", "study/b=y"]}) is None
+    # the option is all that follows the first "="
+    assert studies.study_option({"overrides": ["study/a=x=y"]}) == "x=y"
+
+
 def test_figures_show_the_runs(tmp_path):
     """The boundary panels are titled with each run's train/test accuracy (a failed run has no
     panel); the cost curves carry the target line."""
@@ -430,6 +719,7 @@ LINK_NAMES = {"initialization": "initialization        ", "regularization": "reg
               "gradient_checking": "gradient_checking     ",
               "vanishing_gradients": "vanishing_gradients   ",
               "input_normalization": "input_normalization   ",
+              "bias_variance": "bias_variance         ", "learning_curve": "learning_curve        ",
               "numerical_gradient": "numerical_gradient    "}
 
 
@@ -492,7 +782,8 @@ def test_show_names_the_first_unknown_study(monkeypatch, capsys):
     from dlpractice import studies
 
     message = ("error: unknown study 'nope'; choose from initialization, regularization, "
-               "gradient_checking, vanishing_gradients, input_normalization, numerical_gradient\n")
+               "gradient_checking, vanishing_gradients, input_normalization, bias_variance, "
+               "learning_curve, numerical_gradient\n")
     assert studies.main(["show", "regularization", "nope", "bad"]) == 1
     assert capsys.readouterr() == ("", message)
     monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])

@@ -38,6 +38,10 @@ class DataConfig:
     split_heldout: bool = False  # a file's Xval/yval: False = dev and test (course), True = re-split
     normalize: bool = True  # zero mean, unit variance fitted on train
     feature_scales: list[float] | None = None  # multiply features (the normalization study)
+    label_noise: float = 0.0  # fraction of labels flipped at random before the split
+    # train on part of the train split (after splitting: dev and test stay): None = all, an
+    # integer = that many examples, a float in (0, 1] = that fraction
+    train_size: Any = None
 
 
 @dataclass
@@ -272,6 +276,8 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     if d.feature_scales is not None:
         for s in d.feature_scales:
             _finite("data.feature_scales", s, 0.0, low_open=True)
+    _finite("data.label_noise", d.label_noise, 0.0, 0.5, high_open=True)
+    _check_train_size(d.train_size)
 
     if not cfg.model.hidden or any(n < 1 for n in cfg.model.hidden):
         _fail("model.hidden", list(cfg.model.hidden), "a non-empty list of positive layer sizes")
@@ -325,6 +331,39 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
         if not isinstance(value, str):
             _fail(f"tracking.tags.{name}", value, "a text value")
     _choice("selection.metric", cfg.selection.metric, SELECTION_METRICS)
+
+
+TRAIN_SIZE_ALLOWED = ("must be null (the whole train split), a number of examples {} or a fraction "
+                      "in (0, 1]")
+
+
+def _check_train_size(size: Any, n_train: int | None = None) -> None:
+    allowed = TRAIN_SIZE_ALLOWED.format(">= 2" if n_train is None else f"in [2, {n_train}]")
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        _fail("data.train_size", size, allowed)
+    if isinstance(size, int) and (size < 2 or (n_train is not None and size > n_train)):
+        _fail("data.train_size", size, allowed)
+    if isinstance(size, float) and not (math.isfinite(size) and 0 < size <= 1):
+        _fail("data.train_size", size, allowed)
+
+
+def train_examples(cfg: Config, n_train: int) -> int:
+    """How many examples of an ``n_train``-example train split the run trains on
+    (``data.train_size``: null -> all, an integer -> itself, a fraction -> ``fraction * n_train``
+    rounded, halves up); ConfigError (naming the key) when that is not in [2, n_train]."""
+    size = cfg.data.train_size
+    _check_train_size(size, n_train)
+    if size is None:
+        return n_train
+    if isinstance(size, float):
+        count = math.floor(size * n_train + 0.5)
+        if count < 2:
+            _fail("data.train_size", size, f"{size:g} of the train split's {n_train} examples "
+                  f"rounds to {count}; " + TRAIN_SIZE_ALLOWED.format(f"in [2, {n_train}]"))
+        return count
+    return size
 
 
 def check_fits_data(cfg: Config, n_features: int) -> None:

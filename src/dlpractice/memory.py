@@ -73,13 +73,26 @@ def data_sizes(cfg: Config) -> DataSizes | None:
         elif d.name == "football_like":
             heldout = FOOTBALL_HELDOUT
     if heldout and not d.split_heldout:
-        return DataSizes(n_features, loaded, heldout, 0, loaded + heldout, file_bytes, csv)
+        return DataSizes(n_features, _kept(cfg, loaded), heldout, 0, loaded + heldout, file_bytes,
+                         csv)
     m = loaded + heldout
     if d.dev_size is None and d.test_size is None:
         dev, test = round(m * d.ratios[1]), round(m * d.ratios[2])
     else:
         dev, test = d.dev_size or 0, d.test_size or 0
-    return DataSizes(n_features, max(m - dev - test, 1), dev, test, m, file_bytes, csv)
+    return DataSizes(n_features, _kept(cfg, max(m - dev - test, 1)), dev, test, m, file_bytes, csv)
+
+
+def _kept(cfg: Config, n_train: int) -> int:
+    """The train examples the run keeps (``data.train_size``); all of them for a value the split
+    cannot give (the run refuses it when it prepares its data)."""
+    from dlpractice.config import train_examples
+    from dlpractice.errors import ConfigError
+
+    try:
+        return train_examples(cfg, n_train)
+    except ConfigError:
+        return n_train
 
 
 @dataclass(frozen=True)

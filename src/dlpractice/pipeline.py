@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dlpractice.config import Config, check_fits_data
-from dlpractice.data import NormStats, Splits, apply_normalizer, load_dataset, normalize_splits
+from dlpractice.config import Config, check_fits_data, train_examples
+from dlpractice.data import NormStats, Splits, apply_normalizer, load_dataset, normalize_splits, subsample
 from dlpractice.data.generators import COURSE_NAMES
 from dlpractice.diagnose import Diagnosis, diagnose
 from dlpractice.errors import DataError, GradientCheckError
@@ -42,7 +42,8 @@ class PreparedData:
 
 
 def prepare_data(cfg: Config) -> PreparedData:
-    """Load or generate ``cfg.data`` and split it; checks that the model fits the data."""
+    """Load or generate ``cfg.data``, split it and keep ``data.train_size`` of train (dev and test
+    as they are); checks that the model fits the data."""
     d = cfg.data
     generated = d.name != "file"
     course_data = cfg.course_compat and d.name in COURSE_NAMES
@@ -57,7 +58,10 @@ def prepare_data(cfg: Config) -> PreparedData:
         dev_size=d.dev_size,
         test_size=d.test_size,
         split_heldout=d.split_heldout,
+        label_noise=d.label_noise,
     )
+    if d.train_size is not None:
+        splits = subsample(splits, train_examples(cfg, splits.X_train.shape[1]), seed=cfg.seed)
     if d.feature_scales is not None:
         check_fits_data(cfg, splits.X_train.shape[0])
         scales = np.asarray(d.feature_scales, dtype=float).reshape(-1, 1)

@@ -291,7 +291,12 @@ def bias_variance_chart(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
     dev = np.array([_number(r.get("dev_error")) for r in rows])
     bayes = np.array([_number(r.get("bayes_error", 0.0)) for r in rows])
     n = len(rows)
-    fig = _figure(max(5.0, 1.1 * n + 2.0), 4.2)
+    crowded = n > 4 or max(map(len, settings), default=0) > 12
+    # room below and to the left for the slanted labels (~0.07 inch a character at 30 degrees)
+    slant = 0.07 * max(map(len, settings), default=0) if crowded else 0.0
+    fig_width, fig_height = max(5.0, 1.1 * n + 2.0) + slant, 4.2 + slant / 2
+    fig = _figure(fig_width, fig_height, left=(0.8 + slant * 0.8) / fig_width,
+                  bottom=(0.55 + slant / 2) / fig_height)
     ax = fig.add_subplot()
     if n == 0:
         _no_data(ax, "no runs")
@@ -310,7 +315,6 @@ def bias_variance_chart(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
         for i in known:
             ax.hlines(bayes[i], x[i] - 0.45, x[i] + 0.45, colors="k", linestyles="--", linewidth=1,
                       label="Bayes error" if i == known[0] else None)
-    crowded = n > 4 or max(map(len, settings)) > 12
     ax.set_xticks(x, settings, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylabel("error rate")
     ax.set_ylim(0, max(0.05, float(np.nanmax(np.concatenate([train, dev, bayes, [0.0]]))) * 1.15))
@@ -432,4 +436,44 @@ def epsilon_scans(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]]
     ax.set_ylabel("‖g − g̃‖ / (‖g‖ + ‖g̃‖)")
     ax.legend(fontsize="small")
     _title(ax, "difference against ε")
+    return _save(fig, path)
+
+
+def learning_curves(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[float], float]],
+    path: str | Path,
+) -> Path:
+    """One panel per ``(setting, train sizes, train errors, dev errors, Bayes error)``: train and
+    dev error against the training-set size (log x), the Bayes error as a dashed line. Sizes are
+    drawn in increasing order; a missing error (a failed run) leaves a gap."""
+    fig, axes = _grid_figure(len(curves), 4.6, 3.8)
+    if not curves:
+        _no_data(axes[0], "no runs")
+    top = max([0.05, *(1.15 * v for _, _, tr, dv, b in curves
+                       for v in (*map(_number, tr), *map(_number, dv), _number(b))
+                       if math.isfinite(v))])
+    for ax, (setting, sizes, train, dev, bayes) in zip(axes, curves, strict=False):
+        order = np.argsort(np.asarray(sizes, dtype=float), kind="stable")
+        x = np.asarray(sizes, dtype=float)[order]
+        ax.plot(x, np.array([_number(train[i]) for i in order]), marker="o", markersize=3,
+                label="train error", color="tab:blue")
+        ax.plot(x, np.array([_number(dev[i]) for i in order]), marker="o", markersize=3,
+                label="dev error", color="tab:orange")
+        if math.isfinite(_number(bayes)):
+            ax.axhline(_number(bayes), color="k", linestyle="--", linewidth=1,
+                       label=f"Bayes error {_number(bayes):.3g}")
+        if x.size and x.min() > 0:
+            from matplotlib.ticker import FuncFormatter, NullLocator
+
+            ax.set_xscale("log")
+            ax.set_xticks(x)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_ylim(0, top)
+        ax.locator_params(axis="y", nbins=5)
+        ax.set_xlabel("training-set size (examples)")
+        ax.set_ylabel("error rate")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        _title(ax, str(setting))
     return _save(fig, path)

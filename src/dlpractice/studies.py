@@ -41,6 +41,17 @@ STUDIES: dict[str, str] = {
         "without zero-mean/unit-variance normalization; iterations until the training cost first "
         "reaches the target cost."
     ),
+    "bias_variance": (
+        "The lecture's four cases made by real networks on generated data, each diagnosed from its "
+        "train and dev error (avoidable bias = train − Bayes error, variance = dev − train error, "
+        "each high above its threshold), with the Bayes error of a human on these points, ~0; and "
+        "its caveat: the same ~15% / 16% on data whose labels are 15% noise (Bayes error 15%)."
+    ),
+    "learning_curve": (
+        "Train and dev error against the training-set size (data.train_size: parts of one train "
+        "split; the same dev and test sets) for a high-variance and a high-bias network, with the "
+        "Bayes error as a line: more data cures variance, not bias."
+    ),
     "numerical_gradient": (
         "Numerical gradients: the lecture's f(θ) = θ³ at θ = 1 (exact f' = 3), then a trained tanh "
         "network's gradient check for ε from 1e-1 to 1e-10, central (two-sided) and forward "
@@ -58,13 +69,21 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     "vanishing_gradients": ("init", "act_rms_first", "act_rms_last", "grad_norm_first",
                             "grad_norm_last", "final_cost"),
     "input_normalization": ("normalize", "learning_rate", "iterations_to_target", "final_cost"),
+    "bias_variance": ("lecture_train_dev", "train_error", "dev_error", "bayes_error",
+                      "avoidable_bias", "variance"),
+    "learning_curve": ("curve", "train_size", "train_error", "dev_error", "bayes_error",
+                       "avoidable_bias", "variance"),
 }
 NUMERICAL_COLUMNS = ("setting", "function", "method", "check", "estimate", "difference", "slope",
                      "rounding_epsilon")
 LECTURE_SLOPES = {"central": 2.0, "forward": 1.0}  # error O(ε²) two-sided, O(ε) one-sided
 LECTURE_ESTIMATES = {"central": 3.0001, "forward": 3.0301}  # θ³ at θ = 1, ε = 0.01
-
-
+# Studies without boundaries.png: a learning curve's dozen runs differ only in their data's size.
+NO_BOUNDARIES = ("learning_curve",)
+# What each diagnosis says, in the lecture's words (the comments of the lecture's studies).
+LABEL_WORDS = {"high_variance": "high variance", "high_bias": "high bias",
+               "high_bias_high_variance": "high bias and high variance",
+               "good_fit": "neither high bias nor high variance"}
 
 
 def study_of(rows: Sequence[Mapping[str, Any]]) -> str | None:
@@ -158,6 +177,11 @@ def study_row(study: str, row: Mapping[str, Any], cfg: Any, folder: Path, splits
                                        else f"not in {cfg.train.iterations}")
         out["final_cost"] = row.get("final_cost")
         out["_curve"] = (its, costs)
+    if study in ("bias_variance", "learning_curve"):
+        out.update(error_columns(row, cfg))
+    if study == "learning_curve":  # a run per curve (the study's setting) and size
+        out["curve"] = study_option(row) or out["setting"]
+        out["train_size"] = splits.X_train.shape[1]
     out["comment"] = cfg.tracking.note.strip()
     return out
 
@@ -213,6 +237,90 @@ def numerical_gradient_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str,
     return table
 
 
+def study_option(row: Mapping[str, Any]) -> str | None:
+    """The option of ``study/<name>`` a job ran (its setting), from its overrides."""
+    chosen = [o.partition("=")[2] for o in row.get("overrides", ()) if o.startswith("study/")]
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def error_columns(row: Mapping[str, Any], cfg: Any) -> dict[str, Any]:
+    """A lecture study's error columns (a failed run's are None) and what the lecture says of the
+    setting (its tags ``lecture``, the diagnosis, and ``lecture_train_dev``, the numbers)."""
+    tags = cfg.tracking.tags
+    out = {k: row.get(k) for k in ("train_error", "dev_error", "avoidable_bias", "variance")}
+    out["bayes_error"] = cfg.diagnosis.bayes_error
+    out["lecture_train_dev"] = tags.get("lecture_train_dev", "")
+    out["_lecture"] = tags.get("lecture", "")
+    out["_thresholds"] = (cfg.diagnosis.bias_threshold, cfg.diagnosis.variance_threshold)
+    return out
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def bias_variance_comment(line: Mapping[str, Any]) -> str:
+    """What the lecture says of this setting's errors and whether its diagnosis shows it, e.g.
+    ``high variance: train 1.0% vs dev 11.2% — shown``."""
+    expected = str(line.get("_lecture", ""))
+    claim = LABEL_WORDS.get(expected, expected or "no claim")
+    if line.get("train_error") is None or line.get("dev_error") is None:
+        return f"{claim}: no errors to show it (the run failed)"
+    numbers = f"train {_pct(line['train_error'])} vs dev {_pct(line['dev_error'])}"
+    if line.get("bayes_error"):
+        claim += f" with Bayes error {_pct(line['bayes_error'])}"
+    diagnosis = line.get("diagnosis")
+    verdict = "shown" if diagnosis == expected else f"not shown (diagnosed {diagnosis})"
+    return f"{claim}: {numbers} — {verdict}"
+
+
+def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each row's comment: what the lecture claims of its curve (more data cures variance, not
+    bias) and whether the curve's smallest and largest sizes show it."""
+    by_curve: dict[str, list[Mapping[str, Any]]] = {}
+    for line in lines:
+        if line.get("train_error") is not None and line.get("dev_error") is not None:
+            by_curve.setdefault(str(line["curve"]), []).append(line)
+    texts = {}
+    for curve, done in by_curve.items():
+        done = sorted(done, key=lambda r: r["train_size"])
+        small, large = done[0], done[-1]
+        bias_threshold, variance_threshold = large["_thresholds"]
+        span = f"{small['train_size']} → {large['train_size']} examples"
+        if large["_lecture"] == "high_variance":
+            shown = (small["dev_error"] - large["dev_error"] > variance_threshold
+                     and large["variance"] <= variance_threshold)
+            texts[curve] = (
+                f"more data cures variance: dev error {_pct(small['dev_error'])} → "
+                f"{_pct(large['dev_error'])}, variance {_pct(small['variance'])} → "
+                f"{_pct(large['variance'])} ({span})")
+        elif large["_lecture"] == "high_bias":
+            shown = all(r["avoidable_bias"] > bias_threshold for r in done)
+            texts[curve] = (
+                f"more data does not cure bias: train error {_pct(small['train_error'])} → "
+                f"{_pct(large['train_error'])}, avoidable bias "
+                f"{_pct(min(r['avoidable_bias'] for r in done))} or more ({span})")
+        else:
+            texts[curve] = "the lecture makes no claim of this curve (tags: lecture)"
+            continue
+        texts[curve] += " — shown" if shown else " — not shown"
+    return [texts.get(str(line.get("curve")), "no errors to show the claim (the runs failed)")
+            for line in lines]
+
+
+def learning_curve_series(lines: Sequence[Mapping[str, Any]]
+                          ) -> list[tuple[str, list[int], list[float], list[float], float]]:
+    """Per curve (in table order): its sizes, train and dev errors and Bayes error."""
+    series: dict[str, tuple[str, list[int], list[float], list[float], float]] = {}
+    for line in lines:
+        name = str(line["curve"])
+        entry = series.setdefault(name, (name, [], [], [], line.get("bayes_error")))
+        entry[1].append(line["train_size"])
+        entry[2].append(line.get("train_error"))
+        entry[3].append(line.get("dev_error"))
+    return list(series.values())
+
+
 def table_columns(study: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if study == "numerical_gradient":
         extra = ["status"] if any("status" in r for r in rows) else []
@@ -233,8 +341,9 @@ def _panel_title(row: Mapping[str, Any]) -> str:
 def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
                   target_cost: float | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
     """The study's table (``table.md``, ``table.csv``) and figures (``boundaries.png``, and
-    ``cost_curves.png`` or ``layer_norms.png``) from its jobs' rows (each with its run folder,
-    ``_folder``); returns the table's rows and the files written."""
+    ``cost_curves.png``, ``layer_norms.png`` or ``bias_variance.png``; a learning curve's
+    ``learning_curves.png`` alone) from its jobs' rows (each with its run folder, ``_folder``);
+    returns the table's rows and the files written."""
     from dlpractice import config, plots, report
 
     if study == "numerical_gradient":
@@ -253,19 +362,38 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
         splits = _run_splits(cfg)
         line = study_row(study, row, cfg, run_folder, splits, target_cost)
         table.append(line)
-        if (run_folder / report.PARAMETERS).is_file() and "status" not in line:
+        if (run_folder / report.PARAMETERS).is_file() and "status" not in line and (
+                study not in NO_BOUNDARIES):
             panels.append((_panel_title(line), report.load_parameters(run_folder / report.PARAMETERS),
                            splits.X_train, splits.Y_train, cfg.model.activation))
         if "_curve" in line and line["_curve"][0]:
             curves.append((line["setting"], *line["_curve"]))
+    if study == "bias_variance":
+        for line in table:
+            line["comment"] = bias_variance_comment(line)
+    if study == "learning_curve":
+        for line, text in zip(table, learning_curve_comments(table), strict=True):
+            line["comment"] = text
     heading = [f"# {study.replace('_', ' ')}", "", STUDIES[study]]
     if study == "input_normalization" and target_cost is not None:
         heading += ["", f"Target cost: {target_cost:g}."]
+    thresholds = {line["_thresholds"] for line in table if "_thresholds" in line}
+    if len(thresholds) == 1:
+        (bias_threshold, variance_threshold), = thresholds
+        heading += ["", f"High bias: avoidable bias above {_pct(bias_threshold)}; high variance: "
+                        f"variance above {_pct(variance_threshold)} (diagnosis.bias_threshold, "
+                        "diagnosis.variance_threshold)."]
     files = list(report.write_table(table, folder, "table", table_columns(study, table),
                                     heading="\n".join(heading)))
-    files.append(plots.boundaries_side_by_side(panels, folder / "boundaries.png"))
+    if study not in NO_BOUNDARIES:
+        files.append(plots.boundaries_side_by_side(panels, folder / "boundaries.png"))
     if study == "input_normalization":
         files.append(plots.cost_curves(curves, folder / "cost_curves.png", target=target_cost))
+    if study == "bias_variance":
+        files.append(plots.bias_variance_chart(table, folder / "bias_variance.png"))
+    if study == "learning_curve":
+        files.append(plots.learning_curves(learning_curve_series(table),
+                                           folder / "learning_curves.png"))
     if study == "vanishing_gradients":
         files.append(plots.layer_norms([(r["setting"], r["_norms"]) for r in table
                                         if r.get("_norms")], folder / "layer_norms.png"))

@@ -4,7 +4,7 @@ numpy/scipy only (scikit-learn is imported lazily by the toy generators). Must n
 configs, tracking.
 """
 
-from dlpractice.data.datasets import DATASET_NAMES, array_fingerprint, load_dataset
+from dlpractice.data.datasets import DATASET_NAMES, array_fingerprint, flip_labels, load_dataset
 from dlpractice.data.files import LoadedData, load_file, validate_xy
 from dlpractice.data.generators import (
     GENERATOR_NAMES,
@@ -15,7 +15,7 @@ from dlpractice.data.generators import (
     generate,
 )
 from dlpractice.data.normalize import NormStats, apply_normalizer, fit_normalizer, normalize_splits
-from dlpractice.data.split import Splits, from_heldout, split
+from dlpractice.data.split import Splits, from_heldout, split, subsample
 
 __all__ = [
     "DATASET_NAMES",
@@ -29,6 +29,7 @@ __all__ = [
     "course_dataset",
     "course_planar",
     "fit_normalizer",
+    "flip_labels",
     "football_like",
     "from_heldout",
     "generate",
@@ -36,5 +37,6 @@ __all__ = [
     "load_file",
     "normalize_splits",
     "split",
+    "subsample",
     "validate_xy",
 ]

@@ -1,12 +1,14 @@
 """One entry point from a dataset name (a config value) to train/dev/test splits and a fingerprint.
 
 The fingerprint (sha256 hex) identifies the data a run used: a file's bytes, or the generated
-arrays' bytes; with the split seed and ratios it pins the exact examples of each split. Owns: the
-policy from name to splits. Must not touch: configs (it takes plain values), training.
+arrays' bytes (with label noise: the arrays' after it); with the split seed and ratios it pins the
+exact examples of each split. Owns: the policy from name to splits. Must not touch: configs (it takes
+plain values), training.
 """
 
 import hashlib
 from collections.abc import Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,15 @@ def load_dataset(
     dev_size: int | None = None,
     test_size: int | None = None,
     split_heldout: bool = False,
+    label_noise: float = 0.0,
 ) -> tuple[Splits, str]:
     """The splits of dataset ``name`` and the data's fingerprint.
 
     A held-out part (a file's Xval/yval, ``football_like``, the course's circles) is dev and test,
     as in the course, unless ``split_heldout`` pools it with train; all else is split by
     ``split_ratios`` or ``dev_size``/``test_size`` with ``seed`` (``course_compat``: the course's arrays).
+    ``label_noise`` flips that fraction of the labels at random before the split (see
+    :func:`flip_labels`): the data's Bayes error is then at least ``label_noise``.
     """
     if name not in DATASET_NAMES:
         raise DataError(f"unknown dataset '{name}' (allowed: {', '.join(DATASET_NAMES)})")
@@ -62,6 +67,9 @@ def load_dataset(
         else:
             arrays = generate(name, n_samples, noise, seed=seed)
         fingerprint = array_fingerprint(*arrays)
+    if label_noise:
+        arrays = flip_labels(arrays, label_noise, seed)
+        fingerprint = array_fingerprint(*arrays)
 
     if len(arrays) == 4 and not split_heldout:
         return from_heldout(*arrays), fingerprint
@@ -70,6 +78,27 @@ def load_dataset(
         arrays = (np.hstack([X_train, X_val]), np.hstack([Y_train, Y_val]))
     splits = split(*arrays, ratios=split_ratios, dev_size=dev_size, test_size=test_size, seed=seed)
     return splits, fingerprint
+
+
+# The label noise's generator: default_rng((seed, LABEL_NOISE_STREAM)), apart from the others.
+LABEL_NOISE_STREAM = 2
+
+
+def flip_labels(arrays: Sequence[np.ndarray], label_noise: float, seed: int = 0
+                ) -> tuple[np.ndarray, ...]:
+    """``(X, Y[, X_val, Y_val])`` with each label flipped (0 <-> 1) with probability
+    ``label_noise``, independently of its features: ``default_rng((seed, 2)).random(m) <
+    label_noise`` over Y's examples, then over Y_val's."""
+    if isinstance(label_noise, bool) or not isinstance(label_noise, Real) or not (
+        0 <= label_noise < 0.5
+    ):
+        raise ConfigError(f"label_noise is {label_noise!r}; allowed: a number in [0, 0.5)")
+    rng = np.random.default_rng((seed, LABEL_NOISE_STREAM))
+    out = list(arrays)
+    for k in range(1, len(out), 2):
+        flip = rng.random(out[k].shape[1]) < label_noise
+        out[k] = np.where(flip, 1.0 - out[k], out[k])
+    return tuple(out)
 
 
 def array_fingerprint(*arrays: np.ndarray) -> str:

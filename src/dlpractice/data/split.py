@@ -67,6 +67,44 @@ def split(
     return Splits(X[:, train], Y[:, train], X[:, dev], Y[:, dev], X[:, test], Y[:, test])
 
 
+# The subsample's generator: default_rng((seed, SUBSAMPLE_STREAM)), apart from the split's.
+SUBSAMPLE_STREAM = 1
+
+
+def subsample(splits: Splits, train_size: int, seed: int = 0) -> Splits:
+    """The same splits with only ``train_size`` examples of train; dev and test are the very same
+    arrays.
+
+    Stratified: class 0 takes ``round(train_size * m0 / m)`` (halves up) of train's ``m`` examples,
+    ``m0`` of them of class 0, so each class is within half an example of its share; class 1 the
+    rest. Each class's examples are shuffled by ``default_rng((seed, 1))`` (class 0's first) and
+    the first ones taken, so a smaller subsample is part of every larger one; they keep their
+    order in train. All of train returns ``splits`` itself.
+    """
+    m = splits.X_train.shape[1]
+    if isinstance(train_size, bool) or not isinstance(train_size, int | np.integer) or not (
+        1 <= train_size <= m
+    ):
+        raise ConfigError(f"train_size is {train_size!r}; allowed: an integer in [1, {m}] "
+                          "(the train split's size)")
+    if train_size == m:
+        return splits
+    labels = splits.Y_train[0]
+    members = [np.flatnonzero(labels == c) for c in (0, 1)]
+    n0 = (2 * int(train_size) * members[0].size + m) // (2 * m)
+    rng = np.random.default_rng((seed, SUBSAMPLE_STREAM))
+    taken = [rng.permutation(members[c])[:n] for c, n in ((0, n0), (1, train_size - n0))]
+    if min(t.size for t in taken) == 0:
+        missing = 0 if taken[0].size == 0 else 1
+        raise DataError(
+            f"train_size={train_size} takes no example of class {missing} ({members[missing].size} "
+            f"of the train split's {m}); allowed: a larger train_size"
+        )
+    keep = np.sort(np.concatenate(taken))
+    return Splits(splits.X_train[:, keep], splits.Y_train[:, keep], splits.X_dev, splits.Y_dev,
+                  splits.X_test, splits.Y_test)
+
+
 def from_heldout(X: np.ndarray, Y: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray) -> Splits:
     """Data shipping its own held-out part (e.g. football.mat), as the course uses it.
 
