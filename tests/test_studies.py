@@ -458,12 +458,12 @@ def test_learning_curve_rows_comments_and_figure(tmp_path):
 def test_learning_curve_claims_are_checked_on_the_numbers(lecture, shape, verdict):
     """The margins: dev error must fall by more than the variance threshold and the variance at the
     largest size be within it; the avoidable bias must exceed its threshold at every size."""
-    from dlpractice import studies
+    from dlpractice import claims
 
     lines = [{"setting": f"s-n{n}", "curve": "s", "train_size": n, "train_error": tr, "dev_error": dv,
               "avoidable_bias": tr, "variance": dv - tr, "_lecture": lecture,
               "_thresholds": (0.05, 0.05)} for n, tr, dv in shape]
-    texts = studies.learning_curve_comments(lines)
+    texts = claims.learning_curve_comments(lines)
     table = [{k: str(v) for k, v in line.items()} for line in lines]
     assert texts == [learning_curve_comment(table, lecture)] * len(lines)
     assert texts[0].endswith(f" — {verdict}")
@@ -480,19 +480,19 @@ def test_learning_curve_margins_are_strict_and_each_curve_is_judged():
     """Exact binary fractions: a dev error falling by exactly the threshold is no cure; a variance
     exactly at the threshold is within it. A curve without a claim, or a run without errors, does
     not stop the curves after it from being judged."""
-    from dlpractice import studies
+    from dlpractice import claims
 
     exactly = [curve_line("a", 10, 0.0, 0.5, "high_variance"),
                curve_line("a", 40, 0.0, 0.25, "high_variance")]  # falls by 0.25 exactly
-    assert studies.learning_curve_comments(exactly)[0].endswith(" — not shown")
+    assert claims.learning_curve_comments(exactly)[0].endswith(" — not shown")
     within = [curve_line("a", 10, 0.0, 1.0, "high_variance"),
               curve_line("a", 40, 0.25, 0.5, "high_variance")]  # variance 0.25 at the end
-    assert studies.learning_curve_comments(within)[0].endswith(" — shown")
+    assert claims.learning_curve_comments(within)[0].endswith(" — shown")
     lines = [curve_line("none", 10, 0.5, 0.5, ""),
              curve_line("bias", 10, 0.5, 0.5, "high_bias"),
              curve_line("bias", 5, 0.125, None, "high_bias"),  # no dev error: left out
              curve_line("bias", 40, 0.5, 0.5, "high_bias")]
-    texts = studies.learning_curve_comments(lines)
+    texts = claims.learning_curve_comments(lines)
     assert texts[0] == "the lecture makes no claim of this curve (tags: lecture)"
     assert texts[1:] == [learning_curve_comment(
         [{k: str(v) for k, v in line.items()} for line in (lines[1], lines[3])], "high_bias",
@@ -524,9 +524,9 @@ def test_a_learning_curve_run_without_a_study_setting_is_its_own_curve(tmp_path)
      "high bias: no errors to show it (the run failed)"),
 ])
 def test_bias_variance_comment_of_any_line(line, comment):
-    from dlpractice import studies
+    from dlpractice import claims
 
-    assert studies.bias_variance_comment(line) == comment
+    assert claims.bias_variance_comment(line) == comment
 
 
 def test_a_setting_without_lecture_tags_makes_no_claim(tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dlpractice import claims
 from dlpractice.errors import ArgumentParser, DataError, DlpracticeError
 
 STUDIES: dict[str, str] = {
@@ -76,14 +77,8 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 NUMERICAL_COLUMNS = ("setting", "function", "method", "check", "estimate", "difference", "slope",
                      "rounding_epsilon")
-LECTURE_SLOPES = {"central": 2.0, "forward": 1.0}  # error O(ε²) two-sided, O(ε) one-sided
-LECTURE_ESTIMATES = {"central": 3.0001, "forward": 3.0301}  # θ³ at θ = 1, ε = 0.01
 # Studies without boundaries.png: a learning curve's dozen runs differ only in their data's size.
 NO_BOUNDARIES = ("learning_curve",)
-# What each diagnosis says, in the lecture's words (the comments of the lecture's studies).
-LABEL_WORDS = {"high_variance": "high variance", "high_bias": "high bias",
-               "high_bias_high_variance": "high bias and high variance",
-               "good_fit": "neither high bias nor high variance"}
 
 
 def study_of(rows: Sequence[Mapping[str, Any]]) -> str | None:
@@ -189,26 +184,10 @@ def study_row(study: str, row: Mapping[str, Any], cfg: Any, folder: Path, splits
 def _scan_row(setting: str, function: str, scan: Any, estimate: float | None = None
               ) -> dict[str, Any]:
     """One line of the numerical_gradient table, its comment computed from its numbers."""
-    from dlpractice.epsilon_scan import EPSILONS
-
-    claim = LECTURE_SLOPES[scan.method]
-    shown = abs(scan.slope - claim) < 0.25
-    order = "ε²" if claim == 2 else "ε"
-    comment = [f"lecture: error O({order}), slope ≈ {claim:g}; fitted {scan.slope:.2f} — "
-               + ("shown" if shown else "not shown")]
-    if estimate is not None:
-        lecture = LECTURE_ESTIMATES[scan.method]
-        comment.insert(0, f"lecture: {lecture} at ε = 0.01; here {estimate:.6f} — "
-                       + ("shown" if abs(estimate - lecture) < 1e-9 else "not shown"))
-    if scan.rounding_epsilon is not None:
-        comment.append(f"rounding takes over below ε = {scan.rounding_epsilon:g}")
-    elif scan.check == "exact":
-        comment.append(f"no rounding regime down to ε = {min(EPSILONS):g}: cost changes without "
-                       "cancellation")
     return {"setting": setting, "function": function, "method": scan.method, "check": scan.check,
             "estimate": estimate, "difference": scan.difference_at(1e-7), "slope": scan.slope,
-            "rounding_epsilon": scan.rounding_epsilon, "comment": "; ".join(comment),
-            "_scan": scan}
+            "rounding_epsilon": scan.rounding_epsilon,
+            "comment": claims.epsilon_scan_comment(scan, estimate), "_scan": scan}
 
 
 def numerical_gradient_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -253,59 +232,6 @@ def error_columns(row: Mapping[str, Any], cfg: Any) -> dict[str, Any]:
     out["_lecture"] = tags.get("lecture", "")
     out["_thresholds"] = (cfg.diagnosis.bias_threshold, cfg.diagnosis.variance_threshold)
     return out
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def bias_variance_comment(line: Mapping[str, Any]) -> str:
-    """What the lecture says of this setting's errors and whether its diagnosis shows it, e.g.
-    ``high variance: train 1.0% vs dev 11.2% — shown``."""
-    expected = str(line.get("_lecture", ""))
-    claim = LABEL_WORDS.get(expected, expected or "no claim")
-    if line.get("train_error") is None or line.get("dev_error") is None:
-        return f"{claim}: no errors to show it (the run failed)"
-    numbers = f"train {_pct(line['train_error'])} vs dev {_pct(line['dev_error'])}"
-    if line.get("bayes_error"):
-        claim += f" with Bayes error {_pct(line['bayes_error'])}"
-    diagnosis = line.get("diagnosis")
-    verdict = "shown" if diagnosis == expected else f"not shown (diagnosed {diagnosis})"
-    return f"{claim}: {numbers} — {verdict}"
-
-
-def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each row's comment: what the lecture claims of its curve (more data cures variance, not
-    bias) and whether the curve's smallest and largest sizes show it."""
-    by_curve: dict[str, list[Mapping[str, Any]]] = {}
-    for line in lines:
-        if line.get("train_error") is not None and line.get("dev_error") is not None:
-            by_curve.setdefault(str(line["curve"]), []).append(line)
-    texts = {}
-    for curve, done in by_curve.items():
-        done = sorted(done, key=lambda r: r["train_size"])
-        small, large = done[0], done[-1]
-        bias_threshold, variance_threshold = large["_thresholds"]
-        span = f"{small['train_size']} → {large['train_size']} examples"
-        if large["_lecture"] == "high_variance":
-            shown = (small["dev_error"] - large["dev_error"] > variance_threshold
-                     and large["variance"] <= variance_threshold)
-            texts[curve] = (
-                f"more data cures variance: dev error {_pct(small['dev_error'])} → "
-                f"{_pct(large['dev_error'])}, variance {_pct(small['variance'])} → "
-                f"{_pct(large['variance'])} ({span})")
-        elif large["_lecture"] == "high_bias":
-            shown = all(r["avoidable_bias"] > bias_threshold for r in done)
-            texts[curve] = (
-                f"more data does not cure bias: train error {_pct(small['train_error'])} → "
-                f"{_pct(large['train_error'])}, avoidable bias "
-                f"{_pct(min(r['avoidable_bias'] for r in done))} or more ({span})")
-        else:
-            texts[curve] = "the lecture makes no claim of this curve (tags: lecture)"
-            continue
-        texts[curve] += " — shown" if shown else " — not shown"
-    return [texts.get(str(line.get("curve")), "no errors to show the claim (the runs failed)")
-            for line in lines]
 
 
 def learning_curve_series(lines: Sequence[Mapping[str, Any]]
@@ -370,9 +296,9 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
             curves.append((line["setting"], *line["_curve"]))
     if study == "bias_variance":
         for line in table:
-            line["comment"] = bias_variance_comment(line)
+            line["comment"] = claims.bias_variance_comment(line)
     if study == "learning_curve":
-        for line, text in zip(table, learning_curve_comments(table), strict=True):
+        for line, text in zip(table, claims.learning_curve_comments(table), strict=True):
             line["comment"] = text
     heading = [f"# {study.replace('_', ' ')}", "", STUDIES[study]]
     if study == "input_normalization" and target_cost is not None:
@@ -380,8 +306,8 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
     thresholds = {line["_thresholds"] for line in table if "_thresholds" in line}
     if len(thresholds) == 1:
         (bias_threshold, variance_threshold), = thresholds
-        heading += ["", f"High bias: avoidable bias above {_pct(bias_threshold)}; high variance: "
-                        f"variance above {_pct(variance_threshold)} (diagnosis.bias_threshold, "
+        heading += ["", f"High bias: avoidable bias above {claims.pct(bias_threshold)}; high variance: "
+                        f"variance above {claims.pct(variance_threshold)} (diagnosis.bias_threshold, "
                         "diagnosis.variance_threshold)."]
     files = list(report.write_table(table, folder, "table", table_columns(study, table),
                                     heading="\n".join(heading)))
