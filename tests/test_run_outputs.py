@@ -173,6 +173,27 @@ def test_artifacts_hold_the_run(single, tmp_path):
         assert (got / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+def test_a_run_without_figures_keeps_every_number(single, tmp_path):
+    """``report.figures=false`` (the studies' pipelines): no PNG in the folder or the run, the
+    same files otherwise, and the numbers of the same settings drawn with figures."""
+    app(tmp_path, *SINGLE, "report.figures=false")
+    client = client_for(tmp_path)
+    (run,) = all_runs(client)
+    folder = tmp_path / "run"
+    drawn = {name for name in RUN_ARTIFACTS if name.endswith(".png")}
+    assert len(drawn) == 4
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == RUN_ARTIFACTS - drawn
+    assert not list(folder.glob("*.png"))
+    assert read_config(folder)["report"] == {"figures": False}
+    assert single["config"]["report"] == {"figures": True}
+    parameters = ref.load_npz(folder / "parameters.npz")
+    for key, value in single["parameters"].items():
+        np.testing.assert_array_equal(parameters[key], value)
+    expected = ref.evaluate(parameters, read_config(folder))
+    for name in EVALUATION:
+        assert run.data.metrics[name] == pytest.approx(expected[name], abs=1e-12), name
+
+
 def assert_model_answers(store_dir: Path, run, parameters: dict, config: dict, data: dict,
                          monkeypatch, test_logged: bool = True) -> None:
     """The run's MLflow model (``runs:/<run id>/model``) gives, for the raw test split (one

@@ -118,6 +118,13 @@ class SelectionConfig:
 
 
 @dataclass
+class ReportConfig:
+    """What a run writes into its folder beside its numbers."""
+
+    figures: bool = True  # cost, gradient norms, weights, boundary (studies draw their own: false)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -128,6 +135,7 @@ class Config:
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = 0
     course_compat: bool = False
     study: str | None = None  # set by the experiment presets

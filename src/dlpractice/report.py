@@ -3,7 +3,8 @@ and a sweep's summary table.
 
 Files a run writes (``write_run_outputs``): ``parameters.npz`` (load with ``allow_pickle=False``),
 ``history.csv`` (iteration, cost, dev_cost, per-layer gradient norms), ``config.yaml`` (resolved),
-``normalizer.npz`` (mean, std; when the inputs were normalized), ``metrics.json`` and the plots.
+``normalizer.npz`` (mean, std; when the inputs were normalized), ``metrics.json`` and the plots
+(unless ``report.figures`` is false).
 The Hydra app, the DVC stages and the study comparisons read and write these.
 """
 
@@ -103,7 +104,8 @@ def outcome_metrics(outcome: Outcome) -> dict[str, float]:
 
 
 def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
-    """Write a run's files and plots into ``out_dir``; returns them by name (MLflow artifacts)."""
+    """Write a run's files and plots (``report.figures``) into ``out_dir``; returns them by name
+    (MLflow artifacts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = outcome.cfg
     files = {
@@ -118,6 +120,8 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     (out_dir / "metrics.json").write_text(json.dumps(
         {**metrics, "diagnosis": diag.label, "recommendation": diag.recommendation}, indent=2))
     files["metrics"] = out_dir / "metrics.json"
+    if not cfg.report.figures:
+        return files
     return {**files, **write_figures(outcome, lambda name: out_dir / name)}
 
 
