@@ -701,6 +701,10 @@ def test_initialization_study_pipeline(project, first_repro):
         assert run.data.metrics["dev_accuracy"] == test_acc
         label, _, _ = ref.diagnosis(1 - train_acc, 1 - test_acc)
         assert run.data.tags["diagnosis"] == label
+        # report.figures=false: the study's figures compare the settings, no run draws its own
+        assert not list((results / name).glob("*.png"))
+        assert not [a.path for a in project.client().list_artifacts(run.info.run_id)
+                    if a.path.endswith(".png")]
 
     csv_rows = ref.read_csv(results / "table.csv")
     md_rows = ref.markdown_table((results / "table.md").read_text())
