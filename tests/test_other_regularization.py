@@ -156,30 +156,71 @@ def test_runs_figure_and_committed_table(study):
                 assert old[key] == new[key], key
 
 
-def test_columns_of_a_run_folder(study):
-    """In process: early stopping's columns from its folder, recomputed; a run without
-    ``parameters_end.npz`` has none of them."""
-    from dlpractice import config, other_regularization, studies
+def test_the_table_in_process(tmp_path):
+    """The study's summary over two run folders the app's way (in process): early stopping's
+    columns and comment recomputed from its files, the plain run's empty; the figure is the
+    recorded curve with its stop."""
+    from dlpractice import plots
+    from tests.test_studies import compare, run_folder
 
-    results, _ = study
-    errors = recomputed(results)
-    folder = results / "early_stopping"
-    summary = json.loads((folder / "summary.json").read_text())
+    results = tmp_path / "results"
+    run_folder(results, "plain", model={"activation": "tanh"})
+    run_folder(results, "stop", model={"activation": "tanh"},
+               regularizer={"early_stopping_patience": 1000})
+    _, table, _ = compare(results, "other_regularization",
+                          {"plain": {"tags": {"lecture": "high_variance"}},
+                           "stop": {"tags": {"lecture": "reduces_variance"}}})
+    assert list(table[0]) == COLUMNS and [r["setting"] for r in table] == ["plain", "stop"]
+    plain, stop = (ref.evaluate(ref.load_npz(results / s / "parameters.npz"),
+                                run_config(results / s)) for s in ("plain", "stop"))
+    end = ref.evaluate(ref.load_npz(results / "stop" / "parameters_end.npz"),
+                       run_config(results / "stop"))
+    its, costs, dev = history(results / "stop")
+    best = its[dev.index(min(dev))]
+    assert (table[0]["method"], table[1]["method"]) == ("none", "early stopping")
+    assert (table[0]["best_iteration"], table[0]["train_error_end"]) == ("", "")
+    assert int(table[1]["best_iteration"]) == best
+    assert float(table[1]["train_error_end"]) == pytest.approx(end["train_error"], abs=1e-12)
+    assert float(table[1]["dev_error_end"]) == pytest.approx(end["dev_error"], abs=1e-12)
+    for row, mine in zip(table, (plain, stop), strict=True):
+        for column in ("train_error", "dev_error", "variance"):
+            assert float(row[column]) == pytest.approx(mine[column], abs=1e-12), column
+    verdict = ("shown" if plain["diagnosis"] == "high_variance"
+               else f"not shown (diagnosed {plain['diagnosis']})")
+    assert table[0]["comment"] == (f"high variance: train {percent(plain['train_error'])} vs dev "
+                                   f"{percent(plain['dev_error'])} — {verdict}")
+    shown = stop["dev_error"] < plain["dev_error"] and stop["variance"] < plain["variance"]
+    assert table[1]["comment"] == (
+        f"reduces variance: dev error {percent(plain['dev_error'])} → {percent(stop['dev_error'])}"
+        f", variance {percent(plain['variance'])} → {percent(stop['variance'])} vs plain (stopped "
+        f"at iteration {best}; at the end: train {percent(end['train_error'])} vs dev "
+        f"{percent(end['dev_error'])}) — " + ("shown" if shown else "not shown"))
+    expected = plots.early_stopping_curve(its, costs, dev, best, tmp_path / "curve.png")
+    assert (results / "early_stopping.png").read_bytes() == expected.read_bytes()
+
+
+def test_a_run_without_parameters_end_has_no_stop_columns(tmp_path):
+    from dlpractice import config, other_regularization
+    from tests.test_studies import run_folder
+
+    summary = run_folder(tmp_path, "plain")
     cfg = config.load(summary["config"])
-    splits = studies._run_splits(cfg)
-    out = other_regularization.columns(summary, cfg, folder, splits)
-    assert out["method"] == "early stopping"
-    assert out["best_iteration"] == errors["early_stopping"]["best_iteration"]
-    assert out["train_error_end"] == pytest.approx(errors["early_stopping"]["end"]["train_error"],
-                                                   abs=1e-12)
-    assert out["dev_error_end"] == pytest.approx(errors["early_stopping"]["end"]["dev_error"],
-                                                 abs=1e-12)
-    assert out["_stopping"] == (*history(folder), errors["early_stopping"]["best_iteration"])
-    none = results / "none"
-    summary = json.loads((none / "summary.json").read_text())
-    cfg = config.load(summary["config"])
-    assert other_regularization.columns(summary, cfg, none, splits) == {
-        "method": "none", "best_iteration": None, "train_error_end": None, "dev_error_end": None}
+    out = other_regularization.columns(summary, cfg, tmp_path / "plain", splits=None)
+    assert out == {"method": "none", "best_iteration": None, "train_error_end": None,
+                   "dev_error_end": None}
+
+
+def test_a_study_without_early_stopping_draws_no_curve(tmp_path):
+    """No run saved ``parameters_end.npz``: the figure says so (the empty figure, byte for byte)."""
+    from dlpractice import plots
+    from tests.test_studies import compare, run_folder
+
+    results = tmp_path / "results"
+    run_folder(results, "plain")
+    _, table, _ = compare(results, "other_regularization", {"plain": {}})
+    assert table[0]["best_iteration"] == ""
+    expected = plots.early_stopping_curve([], [], [], None, tmp_path / "empty.png")
+    assert (results / "early_stopping.png").read_bytes() == expected.read_bytes()
 
 
 @pytest.mark.parametrize(("section", "words"), [
