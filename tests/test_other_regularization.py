@@ -286,10 +286,12 @@ def test_the_unregularized_setting_and_missing_numbers():
     assert claims.other_regularization_comments([BASE, stop])[1].endswith(
         "(stopped at iteration 350; at the end: train 2.0% vs dev 20.0%) — shown")
     failed = line("l2", None, None)
-    assert claims.other_regularization_comments([BASE, failed])[1] == (
-        "reduces variance: no errors to show it (the run failed)")
-    assert claims.other_regularization_comments([line("l2", 0.1, 0.12)]) == [
-        "reduces variance: no unregularized run to compare with"]
+    assert claims.other_regularization_comments([BASE, failed, line("l2", 0.25, 0.375)]) == [
+        "high variance: train 12.5% vs dev 50.0% — shown",
+        "reduces variance: no errors to show it (the run failed)",
+        "reduces variance: dev error 50.0% → 37.5%, variance 37.5% → 12.5% vs none — shown"]
+    assert claims.other_regularization_comments([line("l2", 0.1, 0.12), line("aug", 0.1, 0.2)]) == [
+        "reduces variance: no unregularized run to compare with"] * 2
     assert claims.other_regularization_comments([line("none", None, None, "high_variance"),
                                                  line("l2", 0.1, 0.12)])[1] == (
         "reduces variance: no unregularized run to compare with")
