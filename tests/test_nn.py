@@ -537,6 +537,23 @@ def test_early_stopping_restores_the_best_weights():
     assert result.final_cost == pytest.approx(compute_cost(result.parameters, X, Y), rel=1e-12)
 
 
+def test_early_stopping_beyond_the_run_keeps_the_best_and_the_last_weights():
+    """A patience the run never reaches: it trains to the end (the plain run's last weights, in
+    ``end_parameters``) and ends on the weights of its lowest dev cost."""
+    X, Y = ring_data(30, seed=1, noise=0.2)
+    X_dev, Y_dev = ring_data(300, seed=2, noise=0.2)
+    base = TrainConfig((2, 30, 30, 1), learning_rate=0.03, iterations=2000, record_every=50)
+    full = train(X, Y, base, X_dev=X_dev, Y_dev=Y_dev)
+    assert full.end_parameters is None
+    result = train(X, Y, replace(base, early_stopping_patience=1000), X_dev=X_dev, Y_dev=Y_dev)
+    assert not result.stopped_early and result.iterations_run == base.iterations
+    for name, value in full.parameters.items():
+        np.testing.assert_array_equal(result.end_parameters[name], value)
+    assert result.best_iteration == full.iterations[int(np.argmin(full.dev_costs))]
+    assert compute_cost(result.parameters, X_dev, Y_dev) == pytest.approx(min(full.dev_costs),
+                                                                          rel=1e-12)
+
+
 def test_early_stopping_needs_a_dev_set():
     X, Y = ring_data(20, seed=0)
     with pytest.raises(ValueError, match="dev set"):

@@ -208,3 +208,21 @@ def test_at_a_tiny_step_the_loop_rounds_and_the_exact_check_does_not():
     loop = network_scan(parameters, X, Y, "tanh", "central", "loop", epsilons=(1e-8,))
     exact = network_scan(parameters, X, Y, "tanh", "central", "exact", epsilons=(1e-8,))
     assert exact.differences[0] < 1e-13 and loop.differences[0] > 1e-10
+
+
+@pytest.mark.parametrize(("method", "slope", "estimate", "text"), [
+    ("forward", 1.0, 3.0301, "lecture: 3.0301 at ε = 0.01; here 3.030100 — shown; lecture: error "
+                             "O(ε), slope ≈ 1; fitted 1.00 — shown"),
+    ("central", 2.25, 3.0001, "lecture: 3.0001 at ε = 0.01; here 3.000100 — shown; lecture: error "
+                              "O(ε²), slope ≈ 2; fitted 2.25 — not shown"),  # the margin: < 0.25
+    ("forward", 1.2499, 3.0301001, "lecture: 3.0301 at ε = 0.01; here 3.030100 — not shown; "
+                                   "lecture: error O(ε), slope ≈ 1; fitted 1.25 — shown"),
+])
+def test_the_comment_judges_slope_and_estimate_at_their_margins(method, slope, estimate, text):
+    """What the comment reads of a scan (its method, check, slope, rounding ε), as numbers."""
+    from types import SimpleNamespace
+
+    from dlpractice import claims
+
+    scan = SimpleNamespace(method=method, check="loop", slope=slope, rounding_epsilon=None)
+    assert claims.epsilon_scan_comment(scan, estimate) == text

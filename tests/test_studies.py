@@ -15,7 +15,8 @@ from tests import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("initialization", "regularization", "gradient_checking", "vanishing_gradients",
-           "input_normalization", "bias_variance", "learning_curve", "numerical_gradient")
+           "input_normalization", "bias_variance", "learning_curve", "other_regularization",
+           "numerical_gradient")
 
 
 def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
@@ -720,6 +721,7 @@ LINK_NAMES = {"initialization": "initialization        ", "regularization": "reg
               "vanishing_gradients": "vanishing_gradients   ",
               "input_normalization": "input_normalization   ",
               "bias_variance": "bias_variance         ", "learning_curve": "learning_curve        ",
+              "other_regularization": "other_regularization  ",
               "numerical_gradient": "numerical_gradient    "}
 
 
@@ -783,7 +785,7 @@ def test_show_names_the_first_unknown_study(monkeypatch, capsys):
 
     message = ("error: unknown study 'nope'; choose from initialization, regularization, "
                "gradient_checking, vanishing_gradients, input_normalization, bias_variance, "
-               "learning_curve, numerical_gradient\n")
+               "learning_curve, other_regularization, numerical_gradient\n")
     assert studies.main(["show", "regularization", "nope", "bad"]) == 1
     assert capsys.readouterr() == ("", message)
     monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])

@@ -89,3 +89,30 @@ def epsilon_scan_comment(scan: EpsilonScan, estimate: float | None = None) -> st
         comment.append(f"no rounding regime down to ε = {min(EPSILONS):g}: cost changes without "
                        "cancellation")
     return "; ".join(comment)
+
+
+def other_regularization_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each row's comment: the unregularized setting (tag ``lecture`` = high_variance) is high
+    variance (:func:`bias_variance_comment`); each method (``reduces_variance``) has a lower dev
+    error and a lower variance than it (early stopping: at its stop, with its end's errors)."""
+    base = next((b for b in lines if b.get("_lecture") == "high_variance"), None)
+    texts = []
+    for line in lines:
+        if line.get("_lecture") != "reduces_variance":
+            texts.append(bias_variance_comment(line))
+            continue
+        claim = "reduces variance"
+        if line.get("dev_error") is None:
+            texts.append(f"{claim}: no errors to show it (the run failed)")
+            continue
+        if base is None or base.get("dev_error") is None:
+            texts.append(f"{claim}: no unregularized run to compare with")
+            continue
+        numbers = (f"dev error {pct(base['dev_error'])} → {pct(line['dev_error'])}, variance "
+                   f"{pct(base['variance'])} → {pct(line['variance'])} vs {base['setting']}")
+        if line.get("best_iteration") is not None:
+            numbers += (f" (stopped at iteration {line['best_iteration']}; at the end: train "
+                        f"{pct(line['train_error_end'])} vs dev {pct(line['dev_error_end'])})")
+        shown = line["dev_error"] < base["dev_error"] and line["variance"] < base["variance"]
+        texts.append(f"{claim}: {numbers} — " + ("shown" if shown else "not shown"))
+    return texts

@@ -1,9 +1,10 @@
 """What a run leaves behind for people: its output folder, its summary row, progress on a terminal,
 and a sweep's summary table.
 
-Files a run writes (``write_run_outputs``): ``parameters.npz`` (load with ``allow_pickle=False``),
-``history.csv`` (iteration, cost, dev_cost, per-layer gradient norms), ``config.yaml`` (resolved),
-``normalizer.npz`` (mean, std; when the inputs were normalized), ``metrics.json`` and the plots
+Files a run writes (``write_run_outputs``): ``parameters.npz`` (load with ``allow_pickle=False``;
+early stopping's best weights, its last in ``parameters_end.npz``), ``history.csv`` (iteration,
+cost, dev_cost, per-layer gradient norms), ``config.yaml`` (resolved), ``normalizer.npz`` (mean,
+std; when the inputs were normalized), ``metrics.json`` and the plots
 (unless ``report.figures`` is false).
 The Hydra app, the DVC stages and the study comparisons read and write these.
 """
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from dlpractice.data import NormStats
 
 PARAMETERS = "parameters.npz"
+PARAMETERS_END = "parameters_end.npz"
 NORMALIZER = "normalizer.npz"
 HISTORY = "history.csv"
 ROW_COLUMNS = (
@@ -67,14 +69,14 @@ def load_trained(folder: Path) -> tuple[dict[str, np.ndarray], NormStats | None]
     return load_parameters(folder / PARAMETERS), stats
 
 
-def read_costs(folder: Path) -> tuple[list[int], list[float]]:
-    """The training cost a run recorded (``history.csv``): iterations and costs."""
+def read_costs(folder: Path, column: str = "cost") -> tuple[list[int], list[float]]:
+    """A cost a run recorded (``history.csv``, ``cost`` or ``dev_cost``): iterations and costs."""
     path = folder / HISTORY
     if not path.is_file():
         return [], []
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    return [int(r["iteration"]) for r in rows], [float(r["cost"]) for r in rows]
+    return [int(r["iteration"]) for r in rows], [float(r[column]) for r in rows]
 
 
 def write_history(outcome: Outcome, path: Path) -> Path:
@@ -92,12 +94,15 @@ def write_history(outcome: Outcome, path: Path) -> Path:
 
 def outcome_metrics(outcome: Outcome) -> dict[str, float]:
     """The metric names users' scripts rely on, as logged to MLflow and DVC (``dev_cost``: the
-    last recorded one, the value MLflow shows for its history)."""
+    last recorded one, the value MLflow shows for its history; ``best_iteration`` with early
+    stopping)."""
     metrics = dict(outcome.evaluation.metrics())
     if outcome.result.dev_costs:
         metrics["dev_cost"] = outcome.result.dev_costs[-1]
     metrics["train_seconds"] = outcome.result.train_seconds
     metrics["final_cost"] = outcome.result.final_cost
+    if outcome.result.best_iteration is not None:
+        metrics["best_iteration"] = outcome.result.best_iteration
     if outcome.gradcheck is not None:
         metrics["gradcheck_difference"] = outcome.gradcheck.difference
     return metrics
@@ -112,6 +117,9 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
         "parameters": save_parameters(outcome.result.parameters, out_dir / PARAMETERS),
         "history": write_history(outcome, out_dir / HISTORY),
     }
+    if outcome.result.end_parameters is not None:
+        files["parameters_end"] = save_parameters(outcome.result.end_parameters,
+                                                  out_dir / PARAMETERS_END)
     files["config"] = save_config(cfg, out_dir / "config.yaml")
     if outcome.stats is not None:
         files["normalizer"] = save_normalizer(outcome.stats, out_dir / NORMALIZER)

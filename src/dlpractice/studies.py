@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dlpractice import claims
+from dlpractice import claims, other_regularization
 from dlpractice.errors import ArgumentParser, DataError, DlpracticeError
 
 STUDIES: dict[str, str] = {
@@ -53,6 +53,12 @@ STUDIES: dict[str, str] = {
         "split; the same dev and test sets) for a high-variance and a high-bias network, with the "
         "Bayes error as a line: more data cures variance, not bias."
     ),
+    "other_regularization": (
+        "The lecture's other regularization methods on one high-variance setting (the same network "
+        "and data): none, L2, early stopping (one run trained to the end, keeping the weights of "
+        "its lowest dev cost: errors at the stop, best_iteration, and at the end) and data "
+        "augmentation (mirrored and jittered training inputs)."
+    ),
     "numerical_gradient": (
         "Numerical gradients: the lecture's f(θ) = θ³ at θ = 1 (exact f' = 3), then a trained tanh "
         "network's gradient check for ε from 1e-1 to 1e-10, central (two-sided) and forward "
@@ -74,6 +80,7 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
                       "avoidable_bias", "variance"),
     "learning_curve": ("curve", "train_size", "train_error", "dev_error", "bayes_error",
                        "avoidable_bias", "variance"),
+    "other_regularization": other_regularization.COLUMNS,
 }
 NUMERICAL_COLUMNS = ("setting", "function", "method", "check", "estimate", "difference", "slope",
                      "rounding_epsilon")
@@ -172,8 +179,10 @@ def study_row(study: str, row: Mapping[str, Any], cfg: Any, folder: Path, splits
                                        else f"not in {cfg.train.iterations}")
         out["final_cost"] = row.get("final_cost")
         out["_curve"] = (its, costs)
-    if study in ("bias_variance", "learning_curve"):
+    if study in ("bias_variance", "learning_curve", "other_regularization"):
         out.update(error_columns(row, cfg))
+    if study == "other_regularization":
+        out.update(other_regularization.columns(row, cfg, folder, splits))
     if study == "learning_curve":  # a run per curve (the study's setting) and size
         out["curve"] = study_option(row) or out["setting"]
         out["train_size"] = splits.X_train.shape[1]
@@ -267,9 +276,9 @@ def _panel_title(row: Mapping[str, Any]) -> str:
 def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
                   target_cost: float | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
     """The study's table (``table.md``, ``table.csv``) and figures (``boundaries.png``, and
-    ``cost_curves.png``, ``layer_norms.png`` or ``bias_variance.png``; a learning curve's
-    ``learning_curves.png`` alone) from its jobs' rows (each with its run folder, ``_folder``);
-    returns the table's rows and the files written."""
+    ``cost_curves.png``, ``layer_norms.png``, ``bias_variance.png`` or ``early_stopping.png``; a
+    learning curve's ``learning_curves.png`` alone) from its jobs' rows (each with its run
+    folder, ``_folder``); returns the table's rows and the files written."""
     from dlpractice import config, plots, report
 
     if study == "numerical_gradient":
@@ -300,6 +309,9 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
     if study == "learning_curve":
         for line, text in zip(table, claims.learning_curve_comments(table), strict=True):
             line["comment"] = text
+    if study == "other_regularization":
+        for line, text in zip(table, claims.other_regularization_comments(table), strict=True):
+            line["comment"] = text
     heading = [f"# {study.replace('_', ' ')}", "", STUDIES[study]]
     if study == "input_normalization" and target_cost is not None:
         heading += ["", f"Target cost: {target_cost:g}."]
@@ -317,6 +329,9 @@ def write_summary(study: str, rows: Sequence[Mapping[str, Any]], folder: Path,
         files.append(plots.cost_curves(curves, folder / "cost_curves.png", target=target_cost))
     if study == "bias_variance":
         files.append(plots.bias_variance_chart(table, folder / "bias_variance.png"))
+    if study == "other_regularization":
+        stop = next((line["_stopping"] for line in table if "_stopping" in line), ([], [], [], None))
+        files.append(plots.early_stopping_curve(*stop, folder / "early_stopping.png"))
     if study == "learning_curve":
         files.append(plots.learning_curves(learning_curve_series(table),
                                            folder / "learning_curves.png"))

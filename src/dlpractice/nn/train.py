@@ -76,6 +76,7 @@ class TrainResult:
     iterations_run: int = 0
     best_iteration: int | None = None  # with early stopping: where the restored weights are from
     stopped_early: bool = False
+    end_parameters: dict[str, np.ndarray] | None = None  # with early stopping: the last weights
     train_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,6 +262,7 @@ def train(
     result.train_seconds = time.perf_counter() - start_time - in_callback
     result.iterations_run = i + 1 if cfg.iterations else 0
     if early is not None and early.best_theta is not None:
+        result.end_parameters = net.parameters()
         net.theta[...] = early.best_theta
         result.best_iteration = early.best_iteration
     dev_workspaces.clear()

@@ -12,6 +12,7 @@ from dlpractice.plots.comparisons import (
     PathData,
     bias_variance_chart,
     cost_curves,
+    early_stopping_curve,
     epsilon_scans,
     layer_norms,
     learning_curves,
@@ -27,5 +28,5 @@ from dlpractice.plots.one_run import (
 )
 
 __all__ = ["PathData", "bias_variance_chart", "boundaries_side_by_side", "cost_curve", "cost_curves",
-           "decision_boundary", "epsilon_scans", "grad_norms", "layer_norms", "learning_curves",
-           "path_data", "regularization_path", "weight_histograms"]
+           "decision_boundary", "early_stopping_curve", "epsilon_scans", "grad_norms", "layer_norms",
+           "learning_curves", "path_data", "regularization_path", "weight_histograms"]

@@ -1,5 +1,5 @@
 """Figures that compare runs: cost curves, bias/variance bars, a sweep's error path, and the
-studies' layer norms, ε scans and learning curves."""
+studies' layer norms, ε scans, learning curves and early stopping's curve."""
 
 from __future__ import annotations
 
@@ -228,4 +228,26 @@ def learning_curves(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
         base.set_title(ax, str(setting))
+    return base.save(fig, path)
+
+
+def early_stopping_curve(iterations: Sequence[int], costs: Sequence[float],
+                         dev_costs: Sequence[float], best_iteration: int | None,
+                         path: str | Path) -> Path:
+    """One run's training and dev cost against the iteration, its stop (``best_iteration``: the
+    weights early stopping keeps) as a dashed vertical line and a dot on the dev cost."""
+    fig = base.new_figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    if not iterations:
+        base.no_data(ax, "no early-stopping run", "early stopping")
+        return base.save(fig, path)
+    ax.plot(list(iterations), list(costs), label="training cost", color="tab:blue")
+    ax.plot(list(iterations), list(dev_costs), label="dev cost", color="tab:orange")
+    if best_iteration is not None:
+        ax.axvline(best_iteration, color="k", linestyle="--", linewidth=1,
+                   label=f"stop: iteration {best_iteration}")
+        ax.plot([best_iteration], [dev_costs[list(iterations).index(best_iteration)]], "o",
+                color="k")
+    base.against_iterations(ax, "cost", "early stopping: the lowest dev cost",
+                            base.log_scale_helps(costs, dev_costs), fontsize="small")
     return base.save(fig, path)
