@@ -256,7 +256,7 @@ CASES = [
     Case("study-unknown-setting", "app", [], ["-m", "study/regularization=none,bogus"],
          error="error: study/regularization='bogus' is not a config option; choose one of dropout, l2, none"),
     Case("studies-show-unknown-study", "studies", ["show", "nope"], subprocess=True,
-         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, bias_variance, learning_curve, numerical_gradient"),
+         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, bias_variance, learning_curve, numerical_gradient, recipe"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 

@@ -15,7 +15,7 @@ from tests import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("initialization", "regularization", "gradient_checking", "vanishing_gradients",
-           "input_normalization", "bias_variance", "learning_curve", "numerical_gradient")
+           "input_normalization", "bias_variance", "learning_curve", "numerical_gradient", "recipe")
 
 
 def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
@@ -720,7 +720,7 @@ LINK_NAMES = {"initialization": "initialization        ", "regularization": "reg
               "vanishing_gradients": "vanishing_gradients   ",
               "input_normalization": "input_normalization   ",
               "bias_variance": "bias_variance         ", "learning_curve": "learning_curve        ",
-              "numerical_gradient": "numerical_gradient    "}
+              "numerical_gradient": "numerical_gradient    ", "recipe": "recipe                "}
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -783,7 +783,7 @@ def test_show_names_the_first_unknown_study(monkeypatch, capsys):
 
     message = ("error: unknown study 'nope'; choose from initialization, regularization, "
                "gradient_checking, vanishing_gradients, input_normalization, bias_variance, "
-               "learning_curve, numerical_gradient\n")
+               "learning_curve, numerical_gradient, recipe\n")
     assert studies.main(["show", "regularization", "nope", "bad"]) == 1
     assert capsys.readouterr() == ("", message)
     monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])
