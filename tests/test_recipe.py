@@ -280,3 +280,73 @@ def test_the_command_line(tmp_path):
     stage = yaml.safe_load((ROOT / "pipelines" / "recipe" / "dvc.yaml").read_text())
     assert stage["stages"]["study"]["cmd"].split() == [
         "python", "-m", "dlpractice.recipe", "experiment=recipe", "hydra.run.dir=results"]
+
+
+# -- the door's pieces and the comments ---------------------------------------------------------
+
+def test_each_step_is_the_start_with_the_changes_in_place_of_its_values():
+    from dlpractice import recipe as door
+
+    start = ["experiment=recipe", "regularizer=l2", "+regularizer.lambd=0.7", "model.hidden=[1]"]
+    changes = {"regularizer": "dropout", "regularizer.lambd": 0.0, "regularizer.keep_prob": 0.8}
+    assert door.merged(start, changes) == [
+        "experiment=recipe", "model.hidden=[1]", "regularizer=dropout", "regularizer.lambd=0.0",
+        "regularizer.keep_prob=0.8"]
+    assert door.merged(start, {}) == start
+    cfg = door.compose(door.merged(start, changes))
+    assert (cfg.regularizer.name, cfg.regularizer.lambd, cfg.regularizer.keep_prob) == (
+        "dropout", 0.0, 0.8)
+    assert door.regularizer_text(cfg) == "dropout keep_prob 0.8"
+    assert door.regularizer_text(door.compose(["regularizer=l1"])) == "l1 λ 0.01"
+    assert door.regularizer_text(door.compose([])) == "none"
+    s = door.settings_of(door.compose(["experiment=recipe", "regularizer=dropout",
+                                       "regularizer.keep_prob=[0.6]"]), 600)
+    assert s == policy.Settings((1,), 1000, 16, 16, 600, "dropout", 0.0, (0.6,))
+    assert door.settings_of(door.compose(["data.train_size=0.5"]), 300).n_used == 150
+
+
+def test_the_comments_say_whether_the_path_shows_the_claim():
+    from dlpractice import claims
+
+    lines = [{"diagnosis": "high_bias", "_next": "more_units"},
+             {"diagnosis": "high_variance", "_next": "add_l2"},
+             {"diagnosis": "high_variance", "_next": "more_units"},
+             {"diagnosis": "high_bias_high_variance", "_next": "more_data"},
+             {"diagnosis": "high_variance", "_next": "stop", "_stop_reason": "nothing left"}]
+    assert claims.recipe_comments(lines, "stop", 8) == [
+        "high bias → lecture: bias first: a bigger network, then train longer; next: more_units "
+        "— shown",
+        "high variance → lecture: more data, then regularization; next: add_l2 — shown",
+        "high variance → lecture: more data, then regularization; next: more_units — not shown",
+        "high bias and high variance → lecture: bias first: a bigger network, then train longer; "
+        "next: more_data — not shown",
+        "lecture: the recipe reaches a good fit — not shown (high variance; nothing left)"]
+    assert claims.recipe_comments([{"diagnosis": "good_fit", "_next": "done"}], "good_fit", 1) == [
+        "lecture: the recipe reaches a good fit — shown (neither high bias nor high variance "
+        "after 0 changes)"]
+    assert claims.recipe_comments([{"diagnosis": "high_bias"}, {}], "failed", 8) == [
+        "high bias → lecture: bias first: a bigger network, then train longer; next: None — "
+        "not shown", "the run failed: no diagnosis — the recipe stops"]
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_a_step_that_fails_ends_the_recipe_with_its_row(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    code, uri, out, _ = recipe(tmp_path, "diverges", "train.learning_rate=1e100",
+                               "model.hidden=[8,8]")
+    assert code == 1
+    assert "outcome: failed after 1 steps" in capsys.readouterr().out
+    (row,) = ref.read_csv(out / "table.csv")
+    assert row["status"].startswith("failed: training diverged at iteration ")
+    assert "train_error" not in row and row["comment"] == (
+        "the run failed: no diagnosis — the recipe stops")
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("recipe")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.recipe = 'true'")
+    assert (parent.info.status, parent.data.tags["recipe_outcome"],
+            parent.data.tags["recipe_steps"], parent.data.tags["failed_jobs"]) == (
+        "FINISHED", "failed", "1", "1")
+    (child,) = client.search_runs([exp.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert child.info.status == "FAILED" and child.data.tags["recipe_action"] == "start"
