@@ -151,16 +151,17 @@ def next_settings(previous: dict, action: str) -> dict:
     raise AssertionError(f"this start should not need {action}")
 
 
-def recipe(tmp_path: Path, name: str, *overrides: str) -> tuple[int, str, Path, str]:
+def recipe(tmp_path: Path, name: str, *overrides: str) -> tuple[int, str, Path, list[str]]:
+    """``python -m dlpractice.recipe`` in process; its exit code, store, folder and start."""
     from dlpractice import recipe as door
 
     out, uri = tmp_path / name, f"sqlite:///{tmp_path}/mlflow.db"
-    code = door.main(["experiment=recipe", f"tracking.uri={uri}", *overrides,
-                      f"hydra.run.dir={out}"])
-    return code, uri, out, name
+    start = ["experiment=recipe", f"tracking.uri={uri}", *overrides]
+    code = door.main([*start, f"hydra.run.dir={out}"])
+    return code, uri, out, start
 
 
-def check_run(uri: str, out: Path, max_steps: int = 8) -> list[dict]:
+def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list[dict]:
     """Table rows, MLflow children and run folders agree; returns the table."""
     from mlflow.tracking import MlflowClient
 
@@ -174,6 +175,9 @@ def check_run(uri: str, out: Path, max_steps: int = 8) -> list[dict]:
                                  f"tags.sweep_dir = '{out}' and tags.recipe = 'true'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
+    recipe_id = parent.data.tags["sweep_id"]
+    assert parent.info.run_name == f"recipe-{recipe_id}" and parent.data.tags["sweep"] == "true"
+    assert parent.data.tags["recipe_start"] == " ".join(start)
     children = client.search_runs([exp.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   order_by=["attributes.start_time ASC"])
@@ -186,6 +190,7 @@ def check_run(uri: str, out: Path, max_steps: int = 8) -> list[dict]:
         assert child.info.status == "FINISHED"
         assert (tags["recipe_step"], tags["recipe_action"], tags["recipe_reason"]) == (
             row["step"], row["action"], row["reason"])
+        assert (tags["sweep_id"], tags["sweep_job"]) == (recipe_id, row["step"])
         assert tags["mlflow.note.content"] == row["reason"] and row["setting"] == f"step-{row['step']}"
         folder = out / "steps" / row["setting"]
         config = yaml.safe_load((folder / "config.yaml").read_text())
@@ -219,9 +224,10 @@ def check_path(table: list[dict]) -> None:
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_from_high_bias_and_from_high_variance_it_reaches_a_good_fit(tmp_path, capsys):
-    code, uri, out, _ = recipe(tmp_path, "bias")
+    code, uri, out, start = recipe(tmp_path, "bias")
     assert code == 0, capsys.readouterr().err
-    table = check_run(uri, out)
+    table = check_run(uri, out, start)
+    assert table[0]["reason"] == "the start: " + " ".join(start)
     assert table[0]["diagnosis"] == "high_bias" and len(table) <= 8
     assert len({r["action"] for r in table}) >= 3  # start and more than one remedy
     check_path(table)
@@ -229,25 +235,26 @@ def test_from_high_bias_and_from_high_variance_it_reaches_a_good_fit(tmp_path, c
     assert f"outcome: good_fit after {len(table)} steps" in printed
     assert f"folder: {out}" in printed
 
-    code, uri, out, _ = recipe(tmp_path, "variance", "model.hidden=[16]", "data.train_size=20")
+    code, uri, out, start = recipe(tmp_path, "variance", "model.hidden=[16]",
+                                   "data.train_size=20")
     assert code == 0, capsys.readouterr().err
-    table = check_run(uri, out)
+    table = check_run(uri, out, start)
     assert table[0]["diagnosis"] == "high_variance" and table[1]["action"] == "more_data"
     check_path(table)
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_a_good_start_stops_at_step_0_and_the_budget_bounds_the_rest(tmp_path, capsys):
-    code, uri, out, _ = recipe(tmp_path, "good", "model.hidden=[8]", "data.train_size=null")
+    code, uri, out, start = recipe(tmp_path, "good", "model.hidden=[8]", "data.train_size=null")
     assert code == 0, capsys.readouterr().err
-    table = check_run(uri, out)
+    table = check_run(uri, out, start)
     assert [(r["step"], r["action"], r["diagnosis"]) for r in table] == [
         ("0", "start", "good_fit")]
     check_path(table)
 
-    code, uri, out, _ = recipe(tmp_path, "short", "recipe.max_steps=2")
+    code, uri, out, start = recipe(tmp_path, "short", "recipe.max_steps=2")
     assert code == 0
-    rows = check_run(uri, out, max_steps=2)
+    rows = check_run(uri, out, start, max_steps=2)
     assert [r["step"] for r in rows] == ["0", "1"] and rows[1]["diagnosis"] != "good_fit"
     assert rows[1]["comment"].startswith("lecture: the recipe reaches a good fit — not shown (")
     assert rows[1]["comment"].endswith("after recipe.max_steps=2 steps)")
@@ -293,6 +300,8 @@ def test_each_step_is_the_start_with_the_changes_in_place_of_its_values():
         "experiment=recipe", "model.hidden=[1]", "regularizer=dropout", "regularizer.lambd=0.0",
         "regularizer.keep_prob=0.8"]
     assert door.merged(start, {}) == start
+    assert door.merged(["tracking.note=a=b", "seed=1"], {"tracking.note": "c"}) == [
+        "seed=1", "tracking.note=c"]
     cfg = door.compose(door.merged(start, changes))
     assert (cfg.regularizer.name, cfg.regularizer.lambd, cfg.regularizer.keep_prob) == (
         "dropout", 0.0, 0.8)

@@ -161,7 +161,13 @@ class Recipe:
         lines: list[dict[str, Any]] = []
         outcome = "max_steps"
         for step in range(self.max_steps):
-            cfg = self.cfg if step == 0 else compose(merged(self.start, changes))
+            try:  # a change the config refuses ends the recipe with its row
+                cfg = self.cfg if step == 0 else compose(merged(self.start, changes))
+            except DlpracticeError as exc:
+                lines.append({"setting": f"step-{step}", "step": step, "action": action,
+                              "reason": reason, "status": f"failed: {one_line(exc)}"})
+                outcome = "failed"
+                break
             cfg = replace(cfg, tracking=replace(cfg.tracking, rerun=True))  # every step trains
             tags = {SWEEP_TAG: self.recipe_id, JOB_TAG: str(step), "recipe_step": str(step),
                     "recipe_action": action, "recipe_reason": reason,

@@ -93,7 +93,7 @@ def _for_variance(why: str, s: Settings) -> Decision:
             count = math.floor(size * s.n_train + 0.5)  # as data.train_size rounds a fraction
         else:
             size = count = 2 * s.n_used
-        if count >= s.n_train or (isinstance(size, float) and size >= 1):
+        if count >= s.n_train:  # a fraction of 1 or more counts the whole split too
             size, count = None, s.n_train  # the whole train split
         return Decision("more_data", f"{why}: more data, {s.n_used} → {count} training examples",
                         {"data.train_size": size})
