@@ -129,6 +129,12 @@ def test_a_good_fit_is_done_and_margins_follow_the_diagnosis():
     assert policy.decide(at_both_thresholds, settings()).action == "done"
 
 
+def test_step_0_runs_the_start():
+    assert policy.start_reason(["model.hidden=[1]", "seed=2"]) == (
+        "the start: model.hidden=[1] seed=2")
+    assert policy.start_reason([]) == "the start: the composed config"
+
+
 def test_overrides_read_back_as_hydra_values():
     assert policy.overrides_list({"model.hidden": [8, 4], "data.train_size": None,
                                   "regularizer.lambd": 0.3, "train.iterations": 2000,
@@ -165,6 +171,8 @@ def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list
     """Table rows, MLflow children and run folders agree; returns the table."""
     from mlflow.tracking import MlflowClient
 
+    from dlpractice import recipe as door
+
     table = ref.read_csv(out / "table.csv")
     text = [("setting", "step", "action", "hidden", "train_size", "diagnosis", "reason", "comment")]
     shown = ref.markdown_table((out / "table.md").read_text())
@@ -194,6 +202,11 @@ def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list
         assert tags["mlflow.note.content"] == row["reason"] and row["setting"] == f"step-{row['step']}"
         folder = out / "steps" / row["setting"]
         config = yaml.safe_load((folder / "config.yaml").read_text())
+        changes = dict(o.split("=", 1) for o in tags["recipe_overrides"].split())
+        again = door.compose(door.merged(start, changes)).to_dict()
+        assert again == {**config, "tracking": {**config["tracking"], "rerun": False}}
+        assert config["tracking"]["rerun"] is True  # every step trains, never settled from the store
+        assert "test_accuracy" not in metrics and tags["test_hidden"] == "true"  # a search's job
         parameters = ref.load_npz(folder / "parameters.npz")
         assert config["recipe"] == {"max_steps": max_steps}
         assert str(config["model"]["hidden"]) == row["hidden"]
@@ -206,6 +219,15 @@ def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list
         assert row["diagnosis"] == tags["diagnosis"] == mine["diagnosis"]
         assert int(row["train_size"]) == ref.train_examples(config["data"]["train_size"], 600)
     return table
+
+
+def recipe_outcome(uri: str, out: Path) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("recipe").experiment_id],
+                                   f"tags.sweep_dir = '{out}' and tags.recipe = 'true'")
+    return parent.data.tags["recipe_outcome"]
 
 
 def check_path(table: list[dict]) -> None:
@@ -232,6 +254,7 @@ def test_from_high_bias_and_from_high_variance_it_reaches_a_good_fit(tmp_path, c
     assert len({r["action"] for r in table}) >= 3  # start and more than one remedy
     check_path(table)
     printed = capsys.readouterr().out
+    assert recipe_outcome(uri, out) == "good_fit"
     assert f"outcome: good_fit after {len(table)} steps" in printed
     assert f"folder: {out}" in printed
 
@@ -251,10 +274,15 @@ def test_a_good_start_stops_at_step_0_and_the_budget_bounds_the_rest(tmp_path, c
     assert [(r["step"], r["action"], r["diagnosis"]) for r in table] == [
         ("0", "start", "good_fit")]
     check_path(table)
+    code, uri, again, start = recipe(tmp_path, "good-again", "model.hidden=[8]",
+                                     "data.train_size=null")
+    assert code == 0 and check_run(uri, again, start) == table  # trained again, the same run
 
     code, uri, out, start = recipe(tmp_path, "short", "recipe.max_steps=2")
     assert code == 0
     rows = check_run(uri, out, start, max_steps=2)
+    assert "outcome: max_steps after 2 steps" in capsys.readouterr().out
+    assert recipe_outcome(uri, out) == "max_steps"
     assert [r["step"] for r in rows] == ["0", "1"] and rows[1]["diagnosis"] != "good_fit"
     assert rows[1]["comment"].startswith("lecture: the recipe reaches a good fit — not shown (")
     assert rows[1]["comment"].endswith("after recipe.max_steps=2 steps)")
@@ -359,3 +387,18 @@ def test_a_step_that_fails_ends_the_recipe_with_its_row(tmp_path, capsys):
     (child,) = client.search_runs([exp.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert child.info.status == "FAILED" and child.data.tags["recipe_action"] == "start"
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_a_change_the_config_refuses_ends_the_recipe_with_its_row(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(policy, "decide", lambda diagnosis, settings: policy.Decision(
+        "more_units", "a change no config allows", {"model.hidden": [0]}))
+    code, uri, out, start = recipe(tmp_path, "refused", "train.iterations=10")
+    assert code == 1 and recipe_outcome(uri, out) == "failed"
+    assert "outcome: failed after 2 steps" in capsys.readouterr().out
+    rows = ref.read_csv(out / "table.csv")
+    assert [(r["setting"], r["step"], r["action"], r["reason"], r["status"]) for r in rows] == [
+        ("step-0", "0", "start", policy.start_reason(start), ""),
+        ("step-1", "1", "more_units", "a change no config allows", "failed: model.hidden=[0] is "
+         "not allowed: a non-empty list of positive layer sizes")]
+    assert rows[1]["comment"] == "the run failed: no diagnosis — the recipe stops"

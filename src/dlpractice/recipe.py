@@ -157,12 +157,12 @@ class Recipe:
 
         changes: dict[str, Any] = {}
         action = policy.START
-        reason = "the start: " + (" ".join(self.start) or "the composed config")
+        reason = policy.start_reason(self.start)
         lines: list[dict[str, Any]] = []
         outcome = "max_steps"
         for step in range(self.max_steps):
             try:  # a change the config refuses ends the recipe with its row
-                cfg = self.cfg if step == 0 else compose(merged(self.start, changes))
+                cfg = compose(merged(self.start, changes))  # the start itself at step 0
             except DlpracticeError as exc:
                 lines.append({"setting": f"step-{step}", "step": step, "action": action,
                               "reason": reason, "status": f"failed: {one_line(exc)}"})

@@ -119,6 +119,11 @@ def _for_variance(why: str, s: Settings) -> Decision:
                           "architecture")
 
 
+def start_reason(overrides: list[str]) -> str:
+    """Why step 0 runs: the start the command line composed."""
+    return "the start: " + (" ".join(overrides) or "the composed config")
+
+
 def override_value(value: Any) -> str:
     """A value as Hydra's override grammar reads it back (``[8,8]``, ``null``, ``0.3``)."""
     if value is None:
