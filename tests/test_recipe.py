@@ -189,7 +189,21 @@ def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list
     children = client.search_runs([exp.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   order_by=["attributes.start_time ASC"])
-    assert len(children) == len(table) == int(parent.data.tags["recipe_steps"])
+    assert len(children) == len(table) == int(parent.data.tags["recipe_steps"]) == int(
+        parent.data.tags["jobs"])
+    done = [r for r in table if r.get("dev_error")]
+    assert parent.data.metrics == ({"final_train_error": float(done[-1]["train_error"]),
+                                    "final_dev_error": float(done[-1]["dev_error"])} if done else {})
+    outcome = parent.data.tags["recipe_outcome"]
+    diagnosis = door.compose(start).diagnosis
+    heading = (out / "table.md").read_text().split("\n\n| setting |")[0].split("\n\n")
+    assert heading[0] == "# recipe" and heading[1].startswith("The basic recipe as a loop")
+    assert heading[2] == (
+        f"Start: `python -m dlpractice.recipe {' '.join(start)}`; outcome: {outcome} after "
+        f"{len(table)} of at most {max_steps} steps (recipe.max_steps). High bias: avoidable bias "
+        f"above {100 * diagnosis.bias_threshold:.1f}%; high variance: variance above "
+        f"{100 * diagnosis.variance_threshold:.1f}%.")
+    assert path_drawn(out) == bool(done)
     assert sorted(a.path for a in client.list_artifacts(parent.info.run_id)) == [
         "recipe_path.png", "table.csv", "table.md"]
     assert (out / "recipe_path.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -221,6 +235,15 @@ def check_run(uri: str, out: Path, start: list[str], max_steps: int = 8) -> list
     return table
 
 
+def path_drawn(out: Path) -> bool:
+    """Does recipe_path.png show the steps' points (matplotlib's first colour, tab:blue)?"""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out / "recipe_path.png")[..., :3]
+    blue = np.all(np.abs(image - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.02, axis=-1)
+    return int(blue.sum()) > 50
+
+
 def recipe_outcome(uri: str, out: Path) -> str:
     from mlflow.tracking import MlflowClient
 
@@ -241,6 +264,8 @@ def check_path(table: list[dict]) -> None:
         assert {k: row[k] for k in ("hidden", "train_size", "iterations", "regularizer")} == {
             k: expected[k] for k in ("hidden", "train_size", "iterations", "regularizer")}
     assert [r["diagnosis"] == "good_fit" for r in table] == [False] * (len(table) - 1) + [True]
+    for row, after in zip(table, table[1:]):
+        assert row["comment"].endswith(f"; next: {after['action']} — shown"), row["comment"]
     assert table[-1]["comment"].startswith("lecture: the recipe reaches a good fit — shown")
 
 
@@ -402,3 +427,30 @@ def test_a_change_the_config_refuses_ends_the_recipe_with_its_row(tmp_path, caps
         ("step-1", "1", "more_units", "a change no config allows", "failed: model.hidden=[0] is "
          "not allowed: a non-empty list of positive layer sizes")]
     assert rows[1]["comment"] == "the run failed: no diagnosis — the recipe stops"
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_the_decisions_follow_the_configs_diagnosis_settings(tmp_path, capsys):
+    """The start's 8% avoidable bias is high above 5% (the default), not above 10%; its 25%
+    variance is high above 5%, not above 30%: each start stops at once."""
+    code, uri, out, start = recipe(tmp_path, "bayes", "diagnosis.bayes_error=0.42",
+                                   "diagnosis.bias_threshold=0.1")
+    assert code == 0 and recipe_outcome(uri, out) == "good_fit"
+    (row,) = check_run(uri, out, start)
+    assert (float(row["avoidable_bias"]), row["diagnosis"]) == (pytest.approx(0.08), "good_fit")
+    code, uri, out, start = recipe(tmp_path, "variance", "model.hidden=[16]",
+                                   "data.train_size=20", "diagnosis.variance_threshold=0.3")
+    assert code == 0 and recipe_outcome(uri, out) == "good_fit"
+    (row,) = check_run(uri, out, start)
+    assert 0.05 < float(row["variance"]) < 0.3 and row["diagnosis"] == "good_fit"
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_nothing_left_to_try_stops_the_recipe(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(policy, "decide", lambda diagnosis, settings: policy.Decision(
+        "stop", "nothing left"))
+    code, uri, out, start = recipe(tmp_path, "stop", "train.iterations=10")
+    assert code == 0 and recipe_outcome(uri, out) == "stop"
+    (row,) = check_run(uri, out, start)
+    assert row["comment"] == ("lecture: the recipe reaches a good fit — not shown (high bias; "
+                              "nothing left)")

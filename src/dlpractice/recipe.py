@@ -187,7 +187,7 @@ class Recipe:
                 outcome = "failed"
                 break
             line.update({k: row.get(k) for k in ("train_error", "dev_error", "avoidable_bias",
-                                                 "variance", "diagnosis", "run_id")})
+                                                 "variance", "diagnosis")})
             lines.append(line)
             d = cfg.diagnosis
             decision = policy.decide(
