@@ -120,9 +120,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_hash(config: dict[str, Any], test_hidden: bool = False) -> str:
     """The documented ``config_hash``: sha256 of the canonical JSON of the resolved config
-    without its ``tracking`` and ``selection`` sections, plus ``"test_hidden": true`` for a
+    without its ``tracking``, ``selection`` and ``recipe`` sections, plus ``"test_hidden": true`` for a
     sweep's job that logged no test metrics."""
-    settings = {k: v for k, v in config.items() if k not in ("tracking", "selection")}
+    settings = {k: v for k, v in config.items() if k not in ("tracking", "selection", "recipe")}
     if test_hidden:
         settings["test_hidden"] = True
     text = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))

@@ -102,7 +102,7 @@ def data_file(tmp: Path, name: str) -> Path:
 @dataclass
 class Case:
     id: str
-    kind: str  # app | params | stage:<name> | studies
+    kind: str  # app | params | stage:<name> | studies | recipe
     args: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # the app: before the overrides, as Hydra wants
     data: str | None = None  # a DATA_FILES entry: `{data}` in args is replaced by its path
@@ -130,8 +130,8 @@ CASES = [
     Case("app-unknown-group-option", "app", ["init=foo"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
     Case("app-unknown-group-option-in-sweep", "app", ["init=he,foo"], ["-m"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
     Case("app-unknown-key", "app", ["train.bogus=1"], error="error: unknown config key 'train.bogus'; allowed keys in train: batch_size, iterations, learning_rate, record_every"),
-    Case("app-unknown-top-level-key", "app", ["foo=bar"], error="error: unknown config key 'foo'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, report, seed, selection, study, tracking, train"),
-    Case("app-added-unknown-key", "app", ["+extra=1"], subprocess=True, error="error: unknown config key 'extra'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, report, seed, selection, study, tracking, train"),
+    Case("app-unknown-top-level-key", "app", ["foo=bar"], error="error: unknown config key 'foo'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, recipe, regularizer, report, seed, selection, study, tracking, train"),
+    Case("app-added-unknown-key", "app", ["+extra=1"], subprocess=True, error="error: unknown config key 'extra'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, recipe, regularizer, report, seed, selection, study, tracking, train"),
     Case("app-out-of-range", "app", ["train.iterations=0"], subprocess=True,
          error='error: train.iterations=0 is not allowed: must be >= 1'),
     Case("app-keep-prob-out-of-range", "app", ["regularizer=dropout", "regularizer.keep_prob=1.5"],
@@ -224,7 +224,7 @@ CASES = [
     Case("stage-params-wrong-type", "stage:train", stage_inputs=True,
          params=_params_with(train={"iterations": "many"}), error="error: train: train.iterations='many' is not allowed: must be an integer"),
     Case("stage-params-unknown-key", "stage:split", params=_params_with(colour="blue"),
-         error="error: split: unknown config key 'colour'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, regularizer, report, seed, selection, study, tracking, train"),
+         error="error: split: unknown config key 'colour'; allowed keys: course_compat, data, diagnosis, gradcheck, init, model, recipe, regularizer, report, seed, selection, study, tracking, train"),
     Case("stage-params-ratios", "stage:split", params=_params_with(data={"ratios": [0.5, 0.6, 0.1]}),
          error='error: split: data.ratios=[0.5, 0.6, 0.1] is not allowed: three non-negative train/dev/test ratios summing to 1'),
     Case("stage-params-train-size-above-the-split", "stage:split",
@@ -256,12 +256,22 @@ CASES = [
     Case("study-unknown-setting", "app", [], ["-m", "study/regularization=none,bogus"],
          error="error: study/regularization='bogus' is not a config option; choose one of dropout, l2, none"),
     Case("studies-show-unknown-study", "studies", ["show", "nope"], subprocess=True,
-         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, bias_variance, learning_curve, other_regularization, numerical_gradient"),
+         error="error: unknown study 'nope'; choose from initialization, regularization, gradient_checking, vanishing_gradients, input_normalization, bias_variance, learning_curve, other_regularization, numerical_gradient, recipe"),
+    # --- python -m dlpractice.recipe ---------------------------------------------------------------
+    Case("recipe-max-steps-zero", "recipe", ["experiment=recipe", "recipe.max_steps=0"],
+         error="error: recipe.max_steps=0 is not allowed: must be an integer >= 1"),
+    Case("recipe-max-steps-not-a-number", "recipe", ["experiment=recipe", "recipe.max_steps=abc"],
+         subprocess=True, error="error: recipe.max_steps='abc' is not allowed: must be an integer"),
+    Case("recipe-sweep", "recipe", ["experiment=recipe", "model.hidden=[1],[2]"],
+         error="error: model.hidden=[1],[2] is a sweep, but the recipe changes one config step "
+               "by step: give one value"),
+    Case("recipe-unknown-flag", "recipe", ["--multirun"], error="error: python -m "
+         "dlpractice.recipe: unrecognized arguments: --multirun (see --help)"),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 
 MODULES = {"app": "dlpractice.experiment", "params": "dlpractice.params",
-           "studies": "dlpractice.studies"}
+           "studies": "dlpractice.studies", "recipe": "dlpractice.recipe"}
 
 
 @dataclass
@@ -293,6 +303,8 @@ def _setup(case: Case, tmp: Path) -> tuple[list[str], Path]:
     if case.kind == "app":
         return [*case.flags, *QUICK, *args, f"hydra.run.dir={work}/run",
                 f"hydra.sweep.dir={work}/sweep"], work
+    if case.kind == "recipe":
+        return [*args, f"hydra.run.dir={work}/run"], work
     if case.kind == "params":
         target = work / "params.yaml"
         target.write_text("# the previous params.yaml\nseed: 0\n")
@@ -412,7 +424,7 @@ def _params(case: Case) -> object:
 def test_the_table_is_broad():
     assert len(CASES) >= 25
     kinds = {c.kind.split(":")[0] for c in CASES}
-    assert kinds == {"app", "params", "stage", "studies"}
+    assert kinds == {"app", "params", "stage", "studies", "recipe"}
     assert len({c.data for c in CASES if c.data}) >= 15
     assert sum(c.subprocess for c in CASES) >= 10
 

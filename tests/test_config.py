@@ -23,6 +23,7 @@ def test_defaults_compose_into_a_valid_config():
     assert cfg.course_compat is False and cfg.seed == 0
     assert cfg.tracking.uri is None and cfg.tracking.experiment == "dlpractice"
     assert cfg.tracking.stale_after_s == 3600  # an hour without a heartbeat (another host's run)
+    assert cfg.recipe.max_steps == 8 and composed("recipe.max_steps=1").recipe.max_steps == 1
 
 
 @pytest.mark.parametrize("group,options", [
@@ -76,6 +77,9 @@ def test_initialization_and_gradient_checking_presets():
      "selection.metric='test_error' is not allowed: choose one of dev_error, dev_cost"),
     (["selection.hide_test=maybe"],
      "selection.hide_test='maybe' is not allowed: must be true or false"),
+    (["recipe.max_steps=0"], "recipe.max_steps=0 is not allowed: must be an integer >= 1"),
+    (["recipe.max_steps=-3"], "recipe.max_steps=-3 is not allowed: must be an integer >= 1"),
+    (["recipe.max_steps=many"], "recipe.max_steps='many' is not allowed: must be an integer"),
 ])
 def test_bad_values_fail_with_one_line_naming_key_value_and_allowed(overrides, needle):
     with pytest.raises(ConfigError) as err:
@@ -98,7 +102,8 @@ def test_run_names_are_readable():
 
 def test_config_hash_ignores_tracking_but_not_settings():
     a = composed("init=he")
-    b = composed("init=he", "tracking.experiment=other", "tracking.rerun=true")
+    b = composed("init=he", "tracking.experiment=other", "tracking.rerun=true",
+                 "recipe.max_steps=3")
     c = composed("init=xavier")
     assert config.config_hash(a) == config.config_hash(b) != config.config_hash(c)
 
@@ -125,7 +130,8 @@ def test_config_hash_holds_whether_test_metrics_were_hidden_not_the_selection_ru
     assert config.config_hash(shown) == config.config_hash(other_rule)
     assert config.config_hash(shown, test_hidden=True) == config.config_hash(
         other_rule, test_hidden=True) != config.config_hash(shown)
-    before = {k: v for k, v in shown.to_dict().items() if k not in ("tracking", "selection")}
+    before = {k: v for k, v in shown.to_dict().items()
+              if k not in ("tracking", "selection", "recipe")}
     digest = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"))
                             .encode()).hexdigest()
     assert config.config_hash(shown) == digest

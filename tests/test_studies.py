@@ -16,7 +16,7 @@ from tests import reference as ref
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("initialization", "regularization", "gradient_checking", "vanishing_gradients",
            "input_normalization", "bias_variance", "learning_curve", "other_regularization",
-           "numerical_gradient")
+           "numerical_gradient", "recipe")
 
 
 def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
@@ -722,7 +722,7 @@ LINK_NAMES = {"initialization": "initialization        ", "regularization": "reg
               "input_normalization": "input_normalization   ",
               "bias_variance": "bias_variance         ", "learning_curve": "learning_curve        ",
               "other_regularization": "other_regularization  ",
-              "numerical_gradient": "numerical_gradient    "}
+              "numerical_gradient": "numerical_gradient    ", "recipe": "recipe                "}
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
@@ -785,7 +785,7 @@ def test_show_names_the_first_unknown_study(monkeypatch, capsys):
 
     message = ("error: unknown study 'nope'; choose from initialization, regularization, "
                "gradient_checking, vanishing_gradients, input_normalization, bias_variance, "
-               "learning_curve, other_regularization, numerical_gradient\n")
+               "learning_curve, other_regularization, numerical_gradient, recipe\n")
     assert studies.main(["show", "regularization", "nope", "bad"]) == 1
     assert capsys.readouterr() == ("", message)
     monkeypatch.setattr(sys, "argv", ["python -m dlpractice.studies", "show", "nope"])

@@ -116,3 +116,38 @@ def other_regularization_comments(lines: Sequence[Mapping[str, Any]]) -> list[st
         shown = line["dev_error"] < base["dev_error"] and line["variance"] < base["variance"]
         texts.append(f"{claim}: {numbers} — " + ("shown" if shown else "not shown"))
     return texts
+
+
+# The lecture's remedies per diagnosis (bias first when both are high): the recipe's actions.
+BIAS_ACTIONS = ("more_units", "more_layers", "train_longer")
+VARIANCE_ACTIONS = ("more_data", "add_l2", "raise_l2", "add_dropout", "lower_keep_prob")
+
+
+def recipe_comments(lines: Sequence[Mapping[str, Any]], outcome: str, max_steps: int
+                    ) -> list[str]:
+    """Each step's comment: the lecture's remedy for its diagnosis and the recipe's next action
+    (``_next``); the last step's: the lecture's claim that the recipe reaches a good fit and
+    whether this path shows it."""
+    texts = []
+    for k, line in enumerate(lines):
+        label, nxt = line.get("diagnosis"), line.get("_next")
+        if label is None:
+            texts.append("the run failed: no diagnosis — the recipe stops")
+            continue
+        words = LABEL_WORDS.get(str(label), str(label))
+        if k == len(lines) - 1:
+            claim = "lecture: the recipe reaches a good fit"
+            if outcome == "good_fit":
+                texts.append(f"{claim} — shown ({words} after {k} changes)")
+            elif outcome == "stop":
+                texts.append(f"{claim} — not shown ({words}; {line.get('_stop_reason', '')})")
+            else:
+                texts.append(f"{claim} — not shown ({words} after recipe.max_steps={max_steps} "
+                             "steps)")
+            continue
+        remedy = (BIAS_ACTIONS if str(label).startswith("high_bias") else VARIANCE_ACTIONS)
+        lecture = ("bias first: a bigger network, then train longer" if remedy is BIAS_ACTIONS
+                   else "more data, then regularization")
+        verdict = "shown" if nxt in remedy else "not shown"
+        texts.append(f"{words} → lecture: {lecture}; next: {nxt} — {verdict}")
+    return texts

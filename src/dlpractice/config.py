@@ -125,6 +125,13 @@ class ReportConfig:
 
 
 @dataclass
+class RecipeConfig:
+    """``python -m dlpractice.recipe``: the basic recipe's loop (not part of a run's record)."""
+
+    max_steps: int = 8  # runs at most (step 0, the start, is one)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -136,6 +143,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     seed: int = 0
     course_compat: bool = False
     study: str | None = None  # set by the experiment presets
@@ -339,6 +347,8 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
         if not isinstance(value, str):
             _fail(f"tracking.tags.{name}", value, "a text value")
     _choice("selection.metric", cfg.selection.metric, SELECTION_METRICS)
+    if cfg.recipe.max_steps < 1:
+        _fail("recipe.max_steps", cfg.recipe.max_steps, "must be an integer >= 1")
 
 
 TRAIN_SIZE_ALLOWED = ("must be null (the whole train split), a number of examples {} or a fraction "
@@ -407,8 +417,8 @@ def tests_hidden(cfg: Config, sweep: bool) -> bool:
 
 
 def config_hash(cfg: Config, *, test_hidden: bool = False) -> str:
-    """sha256 of what determines a run's record: its settings (everything but ``tracking`` and
-    ``selection``) and, for a run that logged no test metrics (``test_hidden``), that fact.
+    """sha256 of what determines a run's record: its settings (everything but ``tracking``,
+    ``selection`` and ``recipe``) and, for a run that logged no test metrics (``test_hidden``), that fact.
 
     A re-run sweep finds FINISHED runs by this hash and skips them: a run that hid its test
     metrics is not the record a sweep that shows them (or a single run) needs, nor the other way
@@ -418,7 +428,7 @@ def config_hash(cfg: Config, *, test_hidden: bool = False) -> str:
     import json
 
     settings: dict[str, Any] = {k: v for k, v in cfg.to_dict().items()
-                                if k not in ("tracking", "selection")}
+                                if k not in ("tracking", "selection", "recipe")}
     if test_hidden:
         settings["test_hidden"] = True
     canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))

@@ -66,6 +66,11 @@ STUDIES: dict[str, str] = {
         "f'(1) at ε = 0.01; difference: at the course's ε = 1e-7; slope: of log difference against "
         "log ε in the truncation regime; rounding_epsilon: where the difference grows again."
     ),
+    "recipe": (
+        "The basic recipe as a loop (python -m dlpractice.recipe) from a deliberately poor start: "
+        "train, diagnose, then a bigger network or longer training for high bias, more data or "
+        "regularization for high variance (bias first), until a good fit."
+    ),
 }
 
 BASE_COLUMNS = ("setting", "train_accuracy", "dev_accuracy", "test_accuracy", "diagnosis")

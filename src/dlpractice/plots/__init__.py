@@ -17,6 +17,7 @@ from dlpractice.plots.comparisons import (
     layer_norms,
     learning_curves,
     path_data,
+    recipe_path,
     regularization_path,
 )
 from dlpractice.plots.one_run import (
@@ -29,4 +30,4 @@ from dlpractice.plots.one_run import (
 
 __all__ = ["PathData", "bias_variance_chart", "boundaries_side_by_side", "cost_curve", "cost_curves",
            "decision_boundary", "early_stopping_curve", "epsilon_scans", "grad_norms", "layer_norms",
-           "learning_curves", "path_data", "regularization_path", "weight_histograms"]
+           "learning_curves", "path_data", "recipe_path", "regularization_path", "weight_histograms"]

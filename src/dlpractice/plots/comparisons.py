@@ -251,3 +251,38 @@ def early_stopping_curve(iterations: Sequence[int], costs: Sequence[float],
     base.against_iterations(ax, "cost", "early stopping: the lowest dev cost",
                             base.log_scale_helps(costs, dev_costs), fontsize="small")
     return base.save(fig, path)
+
+
+def recipe_path(points: Sequence[tuple[int, str, float, float]], path: str | Path,
+                bias_threshold: float, variance_threshold: float) -> Path:
+    """The recipe's steps ``(step, action, avoidable bias, variance)`` on the (avoidable bias,
+    variance) plane, joined by arrows in order, with the thresholds dashed: below both is a good
+    fit (shaded)."""
+    fig = base.new_figure(6.5, 5.0)
+    ax = fig.add_subplot()
+    if not points:
+        base.no_data(ax, "no finished step", "the recipe's path")
+        return base.save(fig, path)
+    x = np.array([p[2] for p in points], dtype=float)
+    y = np.array([p[3] for p in points], dtype=float)
+    top = max(float(np.max(y)), variance_threshold) * 1.15 + 0.01
+    right = max(float(np.max(x)), bias_threshold) * 1.15 + 0.01
+    low_x, low_y = min(0.0, float(np.min(x))) - 0.01, min(0.0, float(np.min(y))) - 0.01
+    ax.fill_between([low_x, bias_threshold], low_y, variance_threshold, color="tab:green",
+                    alpha=0.12, label="good fit")
+    ax.axvline(bias_threshold, color="k", linestyle="--", linewidth=1)
+    ax.axhline(variance_threshold, color="k", linestyle="--", linewidth=1)
+    for k in range(len(points) - 1):
+        ax.annotate("", xy=(x[k + 1], y[k + 1]), xytext=(x[k], y[k]),
+                    arrowprops={"arrowstyle": "->", "color": "tab:gray"})
+    ax.plot(x, y, "o", color="tab:blue")
+    for (step, action, _, _), xi, yi in zip(points, x, y, strict=True):
+        ax.annotate(f"{step}: {action}", (xi, yi), textcoords="offset points", xytext=(5, 5),
+                    fontsize="small")
+    ax.set_xlim(low_x, right)
+    ax.set_ylim(low_y, top)
+    ax.set_xlabel("avoidable bias (train − Bayes error)")
+    ax.set_ylabel("variance (dev − train error)")
+    base.set_title(ax, "the basic recipe's path")
+    ax.legend(loc="upper right", fontsize="small")
+    return base.save(fig, path)
