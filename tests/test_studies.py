@@ -913,3 +913,23 @@ def test_a_run_without_test_accuracy_is_titled_by_its_name(tmp_path):
          ("whole: train 0.750, test 0.500", parameters, X, data["Y_train"], "relu")],
         tmp_path / "expected.png")
     assert (results / "boundaries.png").read_bytes() == expected.read_bytes()
+
+
+def test_the_readmes_study_table_gives_each_study_its_claim_and_its_pipeline():
+    """Every study is a row of the README's table, in STUDIES' order, with a claim and the
+    command of a pipeline that exists and writes the study's table."""
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("| study | settings | claim | table, figures, command |")
+    rows = text[start:text.index("\n\n", start)].splitlines()[2:]
+    cells = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows]
+    assert [c[0] for c in cells] == list(STUDIES)
+    for name, _settings, claim, last in cells:
+        assert claim.startswith("**claim**: ") and len(claim) > 40, name
+        command = f"`dvc repro pipelines/{name}/dvc.yaml`"
+        assert last.endswith(f". {command} "[:-1]), name
+        stage = yaml.safe_load((ROOT / "pipelines" / name / "dvc.yaml").read_text())
+        (only,) = stage["stages"].values()
+        assert "results/table.md" in [next(iter(o)) if isinstance(o, dict) else o
+                                      for o in only["outs"]], name
