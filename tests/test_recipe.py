@@ -455,3 +455,46 @@ def test_nothing_left_to_try_stops_the_recipe(tmp_path, capsys, monkeypatch):
     (row,) = check_run(uri, out, start)
     assert row["comment"] == ("lecture: the recipe reaches a good fit — not shown (high bias; "
                               "nothing left)")
+
+
+def test_usage_help_and_the_mlproject_word(tmp_path, capsys, monkeypatch):
+    from dlpractice import recipe as door
+
+    with pytest.raises(SystemExit) as exit_:
+        door.main(["--bogus"])
+    assert exit_.value.code == 2 and capsys.readouterr() == (
+        "", "error: python -m dlpractice.recipe: unrecognized arguments: --bogus (see --help)\n")
+    with pytest.raises(SystemExit):
+        door.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert shown.startswith("usage: python -m dlpractice.recipe [-h] [--overrides QUOTED] "
+                            "[overrides ...] The basic recipe: train, diagnose, change one thing, "
+                            "until a good fit (recipe.max_steps runs at most). ")
+    assert ("overrides Hydra overrides of the start, e.g. model.hidden=[2] data.train_size=20; "
+            "hydra.run.dir=<folder>") in shown
+    assert "--overrides QUOTED more overrides as one quoted word (MLproject)" in shown
+    assert door.parse_args(["seed=1", "--overrides", "model.hidden=[2] hydra.run.dir=here"]) == (
+        ["seed=1", "model.hidden=[2]"], Path("here"))
+    assert door.main(["--overrides", "seed='1"]) == 1
+    assert capsys.readouterr().err == (
+        "error: --overrides \"seed='1\": No closing quotation\n")
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_without_tracking_or_a_folder(tmp_path, capsys, monkeypatch):
+    """tracking.enabled=false: no store, no run; the folder: outputs/<date>/<time>."""
+    import time
+
+    from dlpractice import recipe as door
+
+    monkeypatch.chdir(tmp_path)
+    before = time.strftime("%Y-%m-%d/%H-%M-%S")
+    assert door.main(["experiment=recipe", "tracking.enabled=false", "recipe.max_steps=1",
+                      "model.hidden=[8]", "data.train_size=null"]) == 0
+    after = time.strftime("%Y-%m-%d/%H-%M-%S")
+    (folder,) = (tmp_path / "outputs").glob("*/*")
+    assert before <= f"{folder.parent.name}/{folder.name}" <= after
+    (row,) = ref.read_csv(folder / "table.csv")
+    assert row["diagnosis"] == "good_fit" and (folder / "steps" / "step-0" / "parameters.npz").is_file()
+    assert "run:" not in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.db")) and not (ROOT / "mlruns").exists()
