@@ -344,7 +344,9 @@ def test_evaluate_stage_closes_abandoned_runs_and_prints_its_runs_link(tmp_path,
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     client = MlflowClient(f"sqlite:///{db}")
-    abandoned = client.create_run(client.create_experiment("dlpractice"), tags={
+    # the artifacts beside the store: the client's default root is ./mlruns of this process's cwd
+    experiment = client.create_experiment("dlpractice", artifact_location=str(tmp_path / "mlruns"))
+    abandoned = client.create_run(experiment, tags={
         "dlpractice.owner.host": socket.gethostname(), "dlpractice.owner.pid": str(ended.pid),
         "dlpractice.owner.boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
         "dlpractice.owner.pid_namespace": os.readlink("/proc/self/ns/pid")})
