@@ -97,7 +97,9 @@ def diagnosis(train_error: float, dev_error: float, bayes_error: float = 0.0,
     is high above its threshold. Returns (label, avoidable_bias, variance)."""
     avoidable_bias = train_error - bayes_error
     variance = dev_error - train_error
-    high_bias, high_variance = avoidable_bias > bias_threshold, variance > variance_threshold
+    # a gap is compared in whole examples' worth, not in its last binary digit (1 - 0.95 is 5%)
+    high_bias = round(avoidable_bias, 12) > bias_threshold
+    high_variance = round(variance, 12) > variance_threshold
     label = ("high_bias_high_variance" if high_bias and high_variance else "high_bias" if high_bias
              else "high_variance" if high_variance else "good_fit")
     return label, avoidable_bias, variance

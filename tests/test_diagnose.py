@@ -94,6 +94,19 @@ def test_a_gap_equal_to_its_threshold_is_not_high():
                     variance_threshold=0.125).label == "high_variance"
 
 
+def test_a_gap_equal_to_its_threshold_but_for_rounding_is_not_high():
+    """Errors from accuracies: 1 - 0.95 is 0.050000000000000044, five points all the same; one
+    example in a billion more is high."""
+    assert 1 - 0.95 > 0.05 and (1 - 0.94) - (1 - 0.99) > 0.05  # what the rounding does
+    assert diagnose(1 - 0.95, 1 - 0.95).label == "good_fit"
+    assert diagnose(1 - 0.99, 1 - 0.94).label == "good_fit"
+    assert diagnose(0.05 + 1e-9, 0.05 + 1e-9).label == "high_bias"
+    # the margin itself is rounding too: a gap must exceed the threshold by more than 1e-12
+    assert diagnose(0.25 + 1e-12, 0.25 + 1e-12, bias_threshold=0.25).label == "good_fit"
+    assert diagnose(0.0, 0.25 + 1e-12, variance_threshold=0.25).label == "good_fit"
+    assert diagnose(0.0, 0.05 + 1e-9).label == "high_variance"
+
+
 def test_the_ends_of_the_range_are_allowed():
     assert diagnose(1.0, 1.0, 1.0, bias_threshold=1.0, variance_threshold=1.0).label == "good_fit"
     assert diagnose(0.0, 0.0, 0.0, bias_threshold=0.0, variance_threshold=0.0).label == "good_fit"

@@ -25,6 +25,9 @@ VARIANCE_RECIPE = (
     "try another architecture",
 )
 GOOD_FIT_RECIPE = ("done: low bias and low variance; confirm on the test set",)
+# Error rates are counts over at most ~1e9 examples: a gap within this of its threshold is equal to
+# it, as 1 - 0.95 (0.050000000000000044) is 5 points.
+ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,8 @@ def diagnose(
         _rate(name, value)
     avoidable_bias = train_error - bayes_error
     variance = dev_error - train_error
-    high_bias = avoidable_bias > bias_threshold
-    high_variance = variance > variance_threshold
+    high_bias = avoidable_bias > bias_threshold + ROUNDING
+    high_variance = variance > variance_threshold + ROUNDING
     if high_bias and high_variance:
         label = "high_bias_high_variance"
         recommendations = BIAS_RECIPE + tuple(r for r in VARIANCE_RECIPE if r not in BIAS_RECIPE)
