@@ -933,3 +933,18 @@ def test_the_readmes_study_table_gives_each_study_its_claim_and_its_pipeline():
         (only,) = stage["stages"].values()
         assert "results/table.md" in [next(iter(o)) if isinstance(o, dict) else o
                                       for o in only["outs"]], name
+
+
+def test_a_learning_curves_gaps_are_judged_as_the_diagnosis_judges_them():
+    """A variance of 5 points but for rounding ((1 - 0.94) - (1 - 0.99)) is cured, as
+    ``diagnose`` calls it no high variance."""
+    from dlpractice import claims
+    from dlpractice.diagnose import diagnose
+
+    train, dev = 1 - 0.99, 1 - 0.94
+    assert dev - train > 0.05 and diagnose(train, dev).label == "good_fit"
+    lines = [{"setting": f"s-n{n}", "curve": "s", "train_size": n, "train_error": tr,
+              "dev_error": dv, "avoidable_bias": tr, "variance": dv - tr,
+              "_lecture": "high_variance", "_thresholds": (0.05, 0.05)}
+             for n, tr, dv in ((10, 0.0, 0.3), (40, train, dev))]
+    assert claims.learning_curve_comments(lines)[0].endswith(" — shown")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dlpractice.diagnose import exceeds
 from dlpractice.epsilon_scan import EPSILONS, EpsilonScan
 
 # What each diagnosis says, in the lecture's words (the comments of the lecture's studies).
@@ -51,14 +52,14 @@ def learning_curve_comments(lines: Sequence[Mapping[str, Any]]) -> list[str]:
         bias_threshold, variance_threshold = large["_thresholds"]
         span = f"{small['train_size']} → {large['train_size']} examples"
         if large["_lecture"] == "high_variance":
-            shown = (small["dev_error"] - large["dev_error"] > variance_threshold
-                     and large["variance"] <= variance_threshold)
+            shown = (exceeds(small["dev_error"] - large["dev_error"], variance_threshold)
+                     and not exceeds(large["variance"], variance_threshold))
             texts[curve] = (
                 f"more data cures variance: dev error {pct(small['dev_error'])} → "
                 f"{pct(large['dev_error'])}, variance {pct(small['variance'])} → "
                 f"{pct(large['variance'])} ({span})")
         elif large["_lecture"] == "high_bias":
-            shown = all(r["avoidable_bias"] > bias_threshold for r in done)
+            shown = all(exceeds(r["avoidable_bias"], bias_threshold) for r in done)
             texts[curve] = (
                 f"more data does not cure bias: train error {pct(small['train_error'])} → "
                 f"{pct(large['train_error'])}, avoidable bias "

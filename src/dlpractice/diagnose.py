@@ -70,8 +70,8 @@ def diagnose(
         _rate(name, value)
     avoidable_bias = train_error - bayes_error
     variance = dev_error - train_error
-    high_bias = avoidable_bias > bias_threshold + ROUNDING
-    high_variance = variance > variance_threshold + ROUNDING
+    high_bias = exceeds(avoidable_bias, bias_threshold)
+    high_variance = exceeds(variance, variance_threshold)
     if high_bias and high_variance:
         label = "high_bias_high_variance"
         recommendations = BIAS_RECIPE + tuple(r for r in VARIANCE_RECIPE if r not in BIAS_RECIPE)
@@ -84,6 +84,12 @@ def diagnose(
     return Diagnosis(
         train_error, dev_error, bayes_error, avoidable_bias, variance, label, recommendations
     )
+
+
+def exceeds(gap: float, threshold: float) -> bool:
+    """Is ``gap`` high, i.e. above ``threshold`` by more than rounding? (The lecture's rule, for
+    every place that judges a gap.)"""
+    return gap > threshold + ROUNDING
 
 
 def _rate(name: str, value: float) -> float:
