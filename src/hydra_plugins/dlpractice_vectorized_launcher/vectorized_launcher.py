@@ -181,10 +181,9 @@ class _Worker:
                  share: _Share, method: str) -> None:
         ctx = multiprocessing.get_context(method)
         self._receive, send = ctx.Pipe(duplex=False)
-        # A spawned worker gets Hydra's context and state cloudpickled (they hold local functions),
-        # as Hydra's joblib launcher does; a forked one has them already.
-        state = _cloudpickle().dumps((launcher.hydra_context, configs, loaded, share,
-                                      Singleton.get_state()))
+        state: Any = (launcher.hydra_context, configs, loaded, share, Singleton.get_state())
+        if method != "fork":  # a forked worker inherits them; a spawned one gets them
+            state = _cloudpickle().dumps(state)  # cloudpickled (local functions), as joblib's
         for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits when it ends
             stream.flush()
         self._process = ctx.Process(target=_worker_main, args=(state, send), daemon=True)
@@ -220,9 +219,11 @@ class _Worker:
         self._receive.close()
 
 
-def _worker_main(state: bytes, send: Any) -> None:
+def _worker_main(state: Any, send: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the launching process's to handle
-    hydra_context, configs, loaded, share, singleton_state = _cloudpickle().loads(state)
+    if isinstance(state, bytes):
+        state = _cloudpickle().loads(state)
+    hydra_context, configs, loaded, share, singleton_state = state
     Singleton.set_state(singleton_state)
     _work(hydra_context, configs, loaded, share, send)
     send.close()
