@@ -1,7 +1,7 @@
 """`python -m benchmarks [--quick]`: every benchmark, side by side against its reference, as one table.
 
 ``--quick`` leaves out the ones that take minutes (the 16-job sweep, the server load test and
-``dvc repro --all-pipelines``).
+``make run``).
 """
 
 import sys
@@ -23,7 +23,7 @@ def main() -> None:
              ("tracking overhead", bench_tracking), ("memory", bench_memory)]
     if "--quick" not in sys.argv[1:]:
         suite += [("sweep", bench_sweep), ("server load", bench_load),
-                  ("dvc repro", bench_repro)]
+                  ("make run", bench_repro)]
     for name, module in suite:
         print(f"running the {name} benchmark ...", flush=True)
         rows += module.run()

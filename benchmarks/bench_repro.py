@@ -1,10 +1,11 @@
-"""``dvc repro --all-pipelines`` end to end from a clean cache, then a second no-op call.
+"""``make run`` (every pipeline, then the study tables) end to end from a clean cache, then again.
 
 In a scratch copy (``benchmarks.scratch``: no .git, venv, caches or outputs; its own git repository
-and MLflow SQLite store): wall seconds of both calls (``--keep-going``, exit codes a row of their
-own), and the share of the first spent training (``train_seconds`` summed over the MLflow runs).
-``--against REV`` does the same in a copy of the working tree and one of git revision REV, each
-with its own venv (``pip install -e .``), and compares their times and the studies' accuracies.
+and MLflow SQLite store): wall seconds of both calls (exit codes a row of their own), and the share
+of the first spent training (``train_seconds`` summed over the MLflow runs). Each copy runs its own
+Makefile's ``run``, so a revision is timed as its users ran it. ``--against REV`` does the same in
+a copy of the working tree and one of git revision REV, each with its own venv (``pip install -e
+.``), and compares their times and the studies' accuracies.
 It writes nothing in the repository. ``python -m benchmarks.bench_repro [--repeats N] [--against
 REV]``; ``--repeats`` gives medians.
 """
@@ -69,13 +70,19 @@ def train_seconds(uri: str) -> tuple[float, int]:
     return total, len(runs)
 
 
-def repro(root: Path, uri: str, env: dict[str, str], dvc: Path) -> dict[str, float]:
-    """Make ``root`` a git repository, then time a clean ``dvc repro`` and the no-op one."""
+def make_run(venv: Path) -> list[str]:
+    """``make run`` with the environment ``venv`` (its install stamp taken as done)."""
+    return ["make", "--no-print-directory", "-o", str(venv / ".installed"), "run",
+            f"VENV={venv}"]
+
+
+def repro(root: Path, uri: str, env: dict[str, str], venv: Path) -> dict[str, float]:
+    """Make ``root`` a git repository, then time a clean ``make run`` and a second one."""
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],  # DVC needs a git repository
                 ["git", "commit", "-q", "-m", "bench"]):
         _run(cmd, root, env)
-    # --keep-going: a failing stage is reported (row "exit code") without hiding the rest
-    command = [str(dvc), "repro", "--all-pipelines", "--keep-going"]
+    env = {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    command = make_run(venv)
     full, full_rc = _run(command, root, env, check=False)
     noop, noop_rc = _run(command, root, env, check=False)
     trained, n_runs = train_seconds(uri)
@@ -88,7 +95,7 @@ def measure() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dlpractice-bench-repro-") as tmp:
         root = copy_project(Path(tmp) / "repo")
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        return repro(root, uri, environment(root, uri, who="bench"), BIN / "dvc")
+        return repro(root, uri, environment(root, uri, who="bench"), BIN.parent)
 
 
 def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -102,16 +109,15 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 def rows_from(m: dict[str, float]) -> list[dict]:
     outside = m["full"] - m["train"]
     return [
-        {"name": "dvc repro exit codes (full, no-op)", "value": f"{m['full_rc']}, {m['noop_rc']}",
+        {"name": "make run exit codes (full, no-op)", "value": f"{m['full_rc']}, {m['noop_rc']}",
          "target": "0, 0", "ok": m["full_rc"] == m["noop_rc"] == 0},
-        {"name": "dvc repro --all-pipelines s (clean cache)", "value": m["full"], "target": None,
-         "ok": True},
+        {"name": "make run s (clean cache)", "value": m["full"], "target": None, "ok": True},
         {"name": f"  training s (sum of train_seconds, {int(m['runs'])} runs)",
          "value": m["train"], "target": None, "ok": True},
         {"name": "  outside training s", "value": outside, "target": None, "ok": True},
         {"name": "  training share of the repro", "value": m["train"] / m["full"],
          "target": None, "ok": True},
-        {"name": "dvc repro --all-pipelines s (no-op)", "value": m["noop"],
+        {"name": "make run s (no-op)", "value": m["noop"],
          "target": f"< {NOOP_TARGET:g}", "ok": m["noop"] < NOOP_TARGET},
     ]
 
@@ -152,7 +158,8 @@ def export_revision(rev: str, dest: Path) -> Path:
 
 
 def make_venv(project: Path, venv: Path) -> float:
-    """A virtual environment at ``venv`` with ``project`` installed editable; the seconds it took."""
+    """A virtual environment at ``venv`` with ``project`` installed editable (and the stamp of the
+    Makefile's install, so that ``make run`` uses it as it is); the seconds it took."""
     start = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     for cmd in ([sys.executable, "-m", "venv", str(venv)],
@@ -160,6 +167,7 @@ def make_venv(project: Path, venv: Path) -> float:
         proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stderr[-3000:]}")
+    (venv / ".installed").touch()
     return time.perf_counter() - start
 
 
@@ -185,7 +193,7 @@ class Side:
         env = environment(self.repo, uri, who="bench")
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env['PATH']}"  # the stages' `python`
         env["VIRTUAL_ENV"] = str(self.venv)
-        self.runs.append(repro(self.repo, uri, env, self.venv / "bin" / "dvc"))
+        self.runs.append(repro(self.repo, uri, env, self.venv))
         self.tables = read_tables(self.repo)
 
 
@@ -249,7 +257,7 @@ def against(rev: str, repeats: int) -> None:
         for r in range(repeats):
             # alternate which goes first, so that neither always meets a warmer machine
             for side in (tree, other) if r % 2 == 0 else (other, tree):
-                print(f"round {r + 1}/{repeats}: dvc repro --all-pipelines in {side.label} ...",
+                print(f"round {r + 1}/{repeats}: make run in {side.label} ...",
                       flush=True)
                 side.measure()
         print(format_against(tree, other, setup, repeats))
@@ -258,8 +266,8 @@ def against(rev: str, repeats: int) -> None:
 def format_against(tree: Side, other: Side, setup: dict[str, float], repeats: int) -> str:
     a, b = _medians(tree.runs), _medians(other.runs)
     head = f"{'median of ' + str(repeats) if repeats > 1 else 'one run'}"
-    rows = [("dvc repro --all-pipelines s (clean cache)", a["full"], b["full"], ".2f"),
-            ("dvc repro --all-pipelines s (no-op)", a["noop"], b["noop"], ".2f"),
+    rows = [("make run s (clean cache)", a["full"], b["full"], ".2f"),
+            ("make run s (no-op)", a["noop"], b["noop"], ".2f"),
             ("training s (sum of train_seconds)", a["train"], b["train"], ".2f"),
             ("outside training s", a["full"] - a["train"], b["full"] - b["train"], ".2f"),
             ("MLflow runs", a["runs"], b["runs"], ".0f")]
@@ -268,7 +276,7 @@ def format_against(tree: Side, other: Side, setup: dict[str, float], repeats: in
     def codes(m: dict[str, float]) -> str:
         return f"{m['full_rc']}, {m['noop_rc']}"
 
-    lines = [f"dvc repro --all-pipelines, {head}; {os.cpu_count()} CPUs",
+    lines = [f"make run, {head}; {os.cpu_count()} CPUs",
              f"{'measure':<{width}} {tree.label[:14]:>14} {other.label[:14]:>14} "
              f"{'ratio':>7}",
              *(f"{name:<{width}} {x:>14{spec}} {y:>14{spec}} {y / x if x else math.nan:>7.2f}"
@@ -299,11 +307,11 @@ def main(argv: list[str] | None = None) -> None:
                                 f"{args.against}^{{commit}}"], capture_output=True)
         if known.returncode != 0:
             parser.error(f"--against {args.against}: not a git revision of {ROOT}")
-        print(f"dvc repro --all-pipelines: the working tree of {ROOT} against {args.against}",
+        print(f"make run: the working tree of {ROOT} against {args.against}",
               flush=True)
         against(args.against, args.repeats)
         return
-    print(f"dvc repro --all-pipelines in a temporary copy of {ROOT}; {os.cpu_count()} CPUs",
+    print(f"make run in a temporary copy of {ROOT}; {os.cpu_count()} CPUs",
           flush=True)
     rows = rows_from(_medians([measure() for _ in range(args.repeats)]))
     print(f"{'measure':<52} {'value':>9}  {'target':>7}  ok")
