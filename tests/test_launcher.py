@@ -159,7 +159,9 @@ def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         assert len(children) == 4 and len(runs) == 5
         assert all(r.info.status == "FINISHED" for r in runs)
-        # both processes finished jobs: their logs name this process and the worker
+        # both processes finished jobs (a worker that died would leave its jobs to this one)
+        assert "a worker process failed" not in log
+        assert len({r.data.tags["dlpractice.owner.pid"] for r in children}) == 2
         rows = [json.loads((tmp_path / method / str(j) / "summary.json").read_text())
                 for j in range(4)]
         assert all(r["status"] == "finished" for r in rows)
