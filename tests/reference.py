@@ -229,6 +229,18 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def assert_same_table(fresh: Path, committed: Path) -> None:
+    """Two tables.csv alike: the same rows and columns, numbers equal to 1e-9, text exactly."""
+    new, old = read_csv(fresh), read_csv(committed)
+    assert [list(r) for r in new] == [list(r) for r in old]
+    for a, b in zip(new, old, strict=True):
+        for key, value in b.items():
+            try:
+                assert float(a[key]) == pytest.approx(float(value), abs=1e-9), key
+            except ValueError:  # not a number
+                assert a[key] == value, key
+
+
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}

@@ -34,8 +34,6 @@ SIZES = (20, 40, 80, 160, 320, 640)
 WORDS = {"high_variance": "high variance", "high_bias": "high bias",
          "high_bias_high_variance": "high bias and high variance",
          "good_fit": "neither high bias nor high variance"}
-NUMBERS = ("train_error", "dev_error", "bayes_error", "avoidable_bias", "variance",
-           "train_accuracy", "dev_accuracy", "test_accuracy")
 
 
 def percent(value: float) -> str:
@@ -110,18 +108,6 @@ def bayes_error(name: str, noise: float, label_noise: float, X: np.ndarray) -> f
     return label_noise + (1 - 2 * label_noise) * float(np.mean(np.minimum(p1, 1 - p1)))
 
 
-def assert_same_table(fresh: Path, committed: Path) -> None:
-    """The committed table (make run's) holds the fresh run's values."""
-    new, old = ref.read_csv(fresh), ref.read_csv(committed)
-    assert [list(r) for r in old] == [list(r) for r in new]
-    for a, b in zip(old, new, strict=True):
-        for key in a:
-            if key in NUMBERS and a[key] and b[key]:
-                assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-9), key
-            else:
-                assert a[key] == b[key], key
-
-
 # -- bias_variance -------------------------------------------------------------------------------------
 
 
@@ -187,7 +173,7 @@ def test_bias_variance_runs_and_figures(bias_variance):
     expected = plots.bias_variance_chart(chart, results.parent / "chart.png")
     assert (results / "bias_variance.png").read_bytes() == expected.read_bytes()
     assert (results / "boundaries.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert_same_table(results / "table.csv",
+    ref.assert_same_table(results / "table.csv",
                       ROOT / "pipelines" / "bias_variance" / "results" / "table.csv")
 
 
@@ -279,5 +265,5 @@ def test_learning_curve_figure_and_committed_table(learning_curve):
               for s in ("high_variance", "high_bias")]
     expected = plots.learning_curves(curves, results.parent / "curves.png")
     assert (results / "learning_curves.png").read_bytes() == expected.read_bytes()
-    assert_same_table(results / "table.csv",
+    ref.assert_same_table(results / "table.csv",
                       ROOT / "pipelines" / "learning_curve" / "results" / "table.csv")

@@ -73,16 +73,8 @@ def test_side_by_side_lanes_give_the_committed_tables(side_by_side):
     root, _, _, proc = side_by_side
     assert proc.returncode == 0, proc.stderr[-3000:]
     for study in SHORT:
-        fresh = ref.read_csv(root / "pipelines" / study / "results" / "table.csv")
-        committed = ref.read_csv(ROOT / "pipelines" / study / "results" / "table.csv")
-        assert [list(r) for r in fresh] == [list(r) for r in committed], study
-        for new, old in zip(fresh, committed, strict=True):
-            for key, value in old.items():
-                try:
-                    assert float(new[key]) == pytest.approx(float(value), abs=1e-9), (study, key)
-                except ValueError:  # not a number
-                    assert new[key] == value, (study, key)
-
+        ref.assert_same_table(root / "pipelines" / study / "results" / "table.csv",
+                              ROOT / "pipelines" / study / "results" / "table.csv")
 
 def test_side_by_side_lanes_ran_at_once_and_closed_their_runs(side_by_side):
     from mlflow.tracking import MlflowClient
