@@ -33,6 +33,7 @@ lint: $(STAMP)
 # `dvc repro` runs its stages one at a time, so the pipelines (independent of each other) go in two
 # lanes of about equal time, side by side, as DVC's docs suggest; each lane waits its turn for
 # DVC's repository lock. Every pipeline must be in a lane (tests/test_make_run.py checks it).
+# The lanes use both cores, so each study's sweep runs in one process (n_jobs=1 in its dvc.yaml).
 LANE_1 := dvc.yaml $(patsubst %,pipelines/%/dvc.yaml,vanishing_gradients learning_curve \
   bias_variance numerical_gradient)
 LANE_2 := $(patsubst %,pipelines/%/dvc.yaml,gradient_checking regularization \

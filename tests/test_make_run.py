@@ -93,3 +93,18 @@ def test_side_by_side_lanes_ran_at_once_and_closed_their_runs(side_by_side):
     again = subprocess.run([str(BIN / "dvc"), "status", *(f"pipelines/{s}/dvc.yaml" for s in SHORT)],
                            cwd=root, env=env, capture_output=True, text=True, check=True)
     assert "up to date" in again.stdout  # each lane recorded its lock file
+
+
+def test_a_study_in_a_lane_runs_its_jobs_in_one_process(side_by_side):
+    """The lanes keep both cores busy, so a study's sweep starts no worker: a worker's own MLflow
+    set-up cost more than its share of a study's few seconds of training."""
+    from mlflow.tracking import MlflowClient
+
+    root, uri, _, proc = side_by_side
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("numerical_gradient")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    jobs = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(jobs) == 2  # central and forward: enough for a worker on 2 CPUs
+    assert len({r.data.tags["dlpractice.owner.pid"] for r in runs}) == 1
