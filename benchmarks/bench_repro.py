@@ -5,9 +5,10 @@ and MLflow SQLite store): wall seconds of both calls (exit codes a row of their 
 of the first spent training (``train_seconds`` summed over the MLflow runs). Each copy runs its own
 Makefile's ``run``, so a revision is timed as its users ran it. ``--against REV`` does the same in
 a copy of the working tree and one of git revision REV, each with its own venv (``pip install -e
-.``), and compares their times and the studies' accuracies.
+.``), and compares their times and the studies' accuracies; with ``--same-pipelines`` the
+working tree runs only the pipelines REV has (its Makefile's lanes, filtered), the same work.
 It writes nothing in the repository. ``python -m benchmarks.bench_repro [--repeats N] [--against
-REV]``; ``--repeats`` gives medians.
+REV [--same-pipelines]]``; ``--repeats`` gives medians.
 """
 
 from __future__ import annotations
@@ -70,24 +71,48 @@ def train_seconds(uri: str) -> tuple[float, int]:
     return total, len(runs)
 
 
-def make_run(venv: Path) -> list[str]:
-    """``make run`` with the environment ``venv`` (its install stamp taken as done)."""
+def make_run(venv: Path, *variables: str) -> list[str]:
+    """``make run`` with the environment ``venv`` (its install stamp taken as done) and make
+    ``variables`` (``NAME=value``)."""
     return ["make", "--no-print-directory", "-o", str(venv / ".installed"), "run",
-            f"VENV={venv}"]
+            f"VENV={venv}", *variables]
 
 
-def repro(root: Path, uri: str, env: dict[str, str], venv: Path) -> dict[str, float]:
-    """Make ``root`` a git repository, then time a clean ``make run`` and a second one."""
+def pipelines(root: Path) -> list[str]:
+    """The pipelines of the project at ``root``: ``dvc.yaml`` and ``pipelines/*/dvc.yaml``."""
+    return sorted(p.relative_to(root).as_posix()
+                  for p in [root / "dvc.yaml", *root.glob("pipelines/*/dvc.yaml")])
+
+
+def lanes_within(root: Path, venv: Path, keep: list[str]) -> list[str]:
+    """The Makefile's lanes at ``root`` (``LANE_1``, ``LANE_2``: the targets of each ``dvc
+    repro`` that ``make -n run`` prints) less the pipelines not in ``keep``, as make variables."""
+    dry = subprocess.run([*make_run(venv), "-n"], cwd=root, capture_output=True, text=True,
+                         check=True).stdout
+    lanes = [line.split(" repro ", 1)[1].split() for line in dry.splitlines()
+             if " repro " in line and Path(line.split()[0]).name == "dvc"]
+    if len(lanes) != 2:
+        raise RuntimeError(f"expected two dvc repro lanes in make -n run:\n{dry}")
+    kept = [[t for t in lane if t in keep] for lane in lanes]
+    if not all(kept):  # `dvc repro` without targets would take the current folder's dvc.yaml
+        raise RuntimeError(f"a lane has none of {keep}: {lanes}")
+    return [f"LANE_{i}={' '.join(lane)}" for i, lane in enumerate(kept, 1)]
+
+
+def repro(root: Path, uri: str, env: dict[str, str], venv: Path,
+          only: list[str] | None = None) -> dict[str, float]:
+    """Make ``root`` a git repository, then time a clean ``make run`` and a second one (``only``:
+    those pipelines, in the Makefile's lanes)."""
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],  # DVC needs a git repository
                 ["git", "commit", "-q", "-m", "bench"]):
         _run(cmd, root, env)
     env = {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    command = make_run(venv)
+    command = make_run(venv, *(lanes_within(root, venv, only) if only else ()))
     full, full_rc = _run(command, root, env, check=False)
     noop, noop_rc = _run(command, root, env, check=False)
     # the pipelines alone, nothing changed: what a user waits for before the tables are printed
-    dvc_noop, _ = _run([str(venv / "bin" / "dvc"), "repro", "--all-pipelines"], root, env,
-                       check=False)
+    dvc_noop, _ = _run([str(venv / "bin" / "dvc"), "repro", *(only or ["--all-pipelines"])],
+                       root, env, check=False)
     trained, n_runs = train_seconds(uri)
     return {"full": full, "noop": noop, "dvc_noop": dvc_noop, "train": trained, "runs": n_runs,
             "full_rc": full_rc, "noop_rc": noop_rc}
@@ -178,8 +203,8 @@ def make_venv(project: Path, venv: Path) -> float:
 class Side:
     """One copy (the working tree or a revision) with its venv, reproduced afresh per repeat."""
 
-    def __init__(self, label: str, folder: Path, source: Path):
-        self.label, self.folder, self.source = label, folder, source
+    def __init__(self, label: str, folder: Path, source: Path, only: list[str] | None = None):
+        self.label, self.folder, self.source, self.only = label, folder, source, only
         self.repo, self.venv = folder / "repo", folder / "venv"
         self.runs: list[dict[str, float]] = []
         self.tables: dict[str, list[dict[str, str]]] = {}
@@ -197,7 +222,7 @@ class Side:
         env = environment(self.repo, uri, who="bench")
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env['PATH']}"  # the stages' `python`
         env["VIRTUAL_ENV"] = str(self.venv)
-        self.runs.append(repro(self.repo, uri, env, self.venv))
+        self.runs.append(repro(self.repo, uri, env, self.venv, self.only))
         self.tables = read_tables(self.repo)
 
 
@@ -245,15 +270,20 @@ def compare_tables(ours: dict[str, list[dict[str, str]]], theirs: dict[str, list
     return out
 
 
-def against(rev: str, repeats: int) -> None:
-    """The working tree and ``rev`` side by side: set-up, then ``repeats`` alternating rounds."""
+def against(rev: str, repeats: int, same_pipelines: bool = False) -> None:
+    """The working tree and ``rev`` side by side: set-up, then ``repeats`` alternating rounds
+    (``same_pipelines``: the working tree runs only the pipelines ``rev`` has)."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
                             capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="dlpractice-bench-against-") as tmp:
         tmp = Path(tmp)
-        tree = Side("working tree", tmp / "tree", copy_project(tmp / "tree-source"))
-        other = Side(rev if rev == commit else f"{rev} ({commit})", tmp / "rev",
-                     export_revision(commit, tmp / "rev-source"))
+        theirs = export_revision(commit, tmp / "rev-source")
+        tree = Side("working tree", tmp / "tree", copy_project(tmp / "tree-source"),
+                    pipelines(theirs) if same_pipelines else None)
+        other = Side(rev if rev == commit else f"{rev} ({commit})", tmp / "rev", theirs)
+        if same_pipelines:
+            print(f"the working tree runs only {rev}'s pipelines: {' '.join(tree.only or [])}",
+                  flush=True)
         setup = {}
         for side in (tree, other):
             print(f"{side.label}: venv and pip install -e . ...", flush=True)
@@ -302,11 +332,15 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--against", metavar="REV",
                         help="also reproduce git revision REV, in its own copy and venv")
+    parser.add_argument("--same-pipelines", action="store_true",
+                        help="with --against: the working tree runs only REV's pipelines")
     parser.add_argument("--repeats", type=int, default=1, metavar="N",
                         help="clean repros per copy; the table shows medians (default 1)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.same_pipelines and not args.against:
+        parser.error("--same-pipelines compares with a revision: give --against REV")
     if args.against:
         known = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
                                 f"{args.against}^{{commit}}"], capture_output=True)
@@ -314,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--against {args.against}: not a git revision of {ROOT}")
         print(f"make run: the working tree of {ROOT} against {args.against}",
               flush=True)
-        against(args.against, args.repeats)
+        against(args.against, args.repeats, args.same_pipelines)
         return
     print(f"make run in a temporary copy of {ROOT}; {os.cpu_count()} CPUs",
           flush=True)
