@@ -18,6 +18,7 @@ import csv
 import fnmatch
 import math
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -84,13 +85,24 @@ def pipelines(root: Path) -> list[str]:
                   for p in [root / "dvc.yaml", *root.glob("pipelines/*/dvc.yaml")])
 
 
+def repro_calls(dry_run: str) -> list[tuple[list[str], list[str]]]:
+    """Each ``dvc repro`` that ``make -n`` printed in ``dry_run``: its options before ``repro``
+    and its targets."""
+    calls = []
+    for line in dry_run.splitlines():
+        words = shlex.split(line)
+        if len(words) > 1 and Path(words[0]).name == "dvc" and "repro" in words:
+            at = words.index("repro")
+            calls.append((words[1:at], words[at + 1:]))
+    return calls
+
+
 def lanes_within(root: Path, venv: Path, keep: list[str]) -> list[str]:
     """The Makefile's lanes at ``root`` (``LANE_1``, ``LANE_2``: the targets of each ``dvc
     repro`` that ``make -n run`` prints) less the pipelines not in ``keep``, as make variables."""
     dry = subprocess.run([*make_run(venv), "-n"], cwd=root, capture_output=True, text=True,
                          check=True).stdout
-    lanes = [line.split(" repro ", 1)[1].split() for line in dry.splitlines()
-             if " repro " in line and Path(line.split()[0]).name == "dvc"]
+    lanes = [targets for _, targets in repro_calls(dry)]
     if len(lanes) != 2:
         raise RuntimeError(f"expected two dvc repro lanes in make -n run:\n{dry}")
     kept = [[t for t in lane if t in keep] for lane in lanes]

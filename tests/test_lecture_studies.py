@@ -174,7 +174,7 @@ def test_bias_variance_runs_and_figures(bias_variance):
     assert (results / "bias_variance.png").read_bytes() == expected.read_bytes()
     assert (results / "boundaries.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ref.assert_same_table(results / "table.csv",
-                      ROOT / "pipelines" / "bias_variance" / "results" / "table.csv")
+                          ROOT / "pipelines" / "bias_variance" / "results" / "table.csv")
 
 
 # -- learning_curve ------------------------------------------------------------------------------------
@@ -266,4 +266,4 @@ def test_learning_curve_figure_and_committed_table(learning_curve):
     expected = plots.learning_curves(curves, results.parent / "curves.png")
     assert (results / "learning_curves.png").read_bytes() == expected.read_bytes()
     ref.assert_same_table(results / "table.csv",
-                      ROOT / "pipelines" / "learning_curve" / "results" / "table.csv")
+                          ROOT / "pipelines" / "learning_curve" / "results" / "table.csv")

@@ -3,13 +3,13 @@ that share one MLflow store and DVC's repository lock, with the tables a lone pi
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_repro import repro_calls
 from benchmarks.scratch import BIN, copy_project, environment
 from tests import reference as ref
 
@@ -32,22 +32,13 @@ def make(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
                           timeout=900, check=False)
 
 
-def repro_commands(dry_run: str) -> list[list[str]]:
-    """The targets of each `dvc repro` that `make -n run` would start."""
-    commands = []
-    for line in dry_run.splitlines():
-        words = shlex.split(line)
-        if len(words) > 1 and Path(words[0]).name == "dvc" and "repro" in words:
-            assert words[1:words.index("repro")] == ["--wait-for-lock"], line
-            commands.append(words[words.index("repro") + 1:])
-    return commands
-
-
 def test_make_run_reproduces_every_pipeline_once_in_two_lanes():
     proc = make("-n", "run")
     assert proc.returncode == 0, proc.stderr
-    lanes = repro_commands(proc.stdout)
-    assert len(lanes) == 2 and all(lanes), proc.stdout
+    calls = repro_calls(proc.stdout)
+    assert [options for options, _ in calls] == [["--wait-for-lock"]] * 2, proc.stdout
+    lanes = [targets for _, targets in calls]
+    assert all(lanes), proc.stdout
     targets = [t for lane in lanes for t in lane]
     on_disk = sorted(p.relative_to(ROOT).as_posix() for p in
                      [ROOT / "dvc.yaml", *ROOT.glob("pipelines/*/dvc.yaml")])
@@ -75,6 +66,7 @@ def test_side_by_side_lanes_give_the_committed_tables(side_by_side):
     for study in SHORT:
         ref.assert_same_table(root / "pipelines" / study / "results" / "table.csv",
                               ROOT / "pipelines" / study / "results" / "table.csv")
+
 
 def test_side_by_side_lanes_ran_at_once_and_closed_their_runs(side_by_side):
     from mlflow.tracking import MlflowClient
