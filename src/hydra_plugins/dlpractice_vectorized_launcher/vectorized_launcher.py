@@ -181,8 +181,10 @@ class _Worker:
                  share: _Share, method: str) -> None:
         ctx = multiprocessing.get_context(method)
         self._receive, send = ctx.Pipe(duplex=False)
-        state: Any = (launcher.hydra_context, configs, loaded, share, Singleton.get_state())
-        if method != "fork":  # a forked worker inherits them; a spawned one gets them
+        # a forked worker inherits Hydra's singletons; a spawned one gets them, as joblib's do
+        singletons = None if method == "fork" else Singleton.get_state()
+        state: Any = (launcher.hydra_context, configs, loaded, share, singletons)
+        if method != "fork":
             state = _cloudpickle().dumps(state)  # cloudpickled (local functions), as joblib's
         for stream in (sys.stdout, sys.stderr):  # a child flushes what it inherits when it ends
             stream.flush()
@@ -224,7 +226,8 @@ def _worker_main(state: Any, send: Any) -> None:
     if isinstance(state, bytes):
         state = _cloudpickle().loads(state)
     hydra_context, configs, loaded, share, singleton_state = state
-    Singleton.set_state(singleton_state)
+    if singleton_state is not None:  # spawned (set again, they would scan the plugins anew)
+        Singleton.set_state(singleton_state)
     _work(hydra_context, configs, loaded, share, send)
     send.close()
 
