@@ -194,6 +194,30 @@ def test_configs_loaded_one_after_another_are_each_what_they_say():
                 assert str(error.value) == message
 
 
+def test_every_preset_loads_as_omegaconfs_merge_into_the_whole_schema_would_type_it():
+    """Sections are typed one by one (and remembered): the same values, of the same types, as
+    OmegaConf's merge of the whole config into the schema; a loaded config changed by its
+    caller leaves the next load alone."""
+    from omegaconf import OmegaConf
+
+    presets = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+    extra = [[], ["regularizer=l2", "regularizer.lambd=0"], ["regularizer=dropout", "seed=3"],
+             ["data=moons", "train.batch_size=64", "+tracking.tags.team=a"]]
+    for preset in presets:
+        for overrides in extra:
+            with initialize_config_dir(str(CONF), version_base=None):
+                raw = compose("config", overrides=[f"experiment={preset}", *overrides])
+            plain = OmegaConf.to_container(raw, resolve=True)
+            whole = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config.Config),
+                                                        plain))
+            loaded = config.load(raw, check_files=False)
+            assert loaded == whole, (preset, overrides)
+            assert repr(loaded) == repr(whole)  # 0 and 0.0, 1 and True told apart
+            loaded.regularizer.lambd = 99.0
+            loaded.model.hidden.append(1)
+            assert config.load(raw, check_files=False) == whole
+
+
 @pytest.mark.parametrize(("override", "n_train", "count"), [
     ("data.train_size=null", 300, 300),
     ("data.train_size=2", 300, 2),
