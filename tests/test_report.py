@@ -127,6 +127,37 @@ def test_a_run_on_more_than_two_features_has_no_boundary(tmp_path):
     assert "gradcheck_difference" not in metrics  # the check was off
 
 
+def test_figures_drawn_one_run_after_another_are_each_runs_own(tmp_path):
+    """A sweep's process draws its jobs' figures with one RunFigures (a figure of the same layout
+    given the next run's data): each file is byte for byte the one a new figure gives, whatever
+    was drawn before, layouts changing back and forth."""
+    from dlpractice import plots
+
+    def run(hidden, lambd, iterations, data="moons"):
+        return pipeline.run_all(config.load({
+            "data": {"name": data, "n_samples": 120, "noise": 0.3}, "model": {"hidden": hidden},
+            "train": {"iterations": iterations, "record_every": 20, "learning_rate": 0.5},
+            "regularizer": {"name": "l2", "lambd": lambd}, "gradcheck": {"enabled": False},
+            "tracking": {"enabled": False}}))
+
+    runs = [run([6, 3], 0.0, 200), run([6, 3], 0.7, 200), run([4], 0.1, 40), run([6, 3], 0.2, 400),
+            run([5, 4, 3], 0.0, 60, "circles"), run([4], 0.0, 300)]
+    shared = plots.RunFigures()
+    for i, outcome in enumerate([*runs, runs[0]]):
+        a, b = tmp_path / f"a{i}", tmp_path / f"b{i}"
+        one_after_another = report.write_figures(outcome, a.joinpath, shared)
+        alone = report.write_figures(outcome, b.joinpath)
+        assert set(one_after_another) == set(alone) == {"cost_curve", "grad_norms", "weights",
+                                                        "decision_boundary"}
+        for name, path in one_after_another.items():
+            assert path.read_bytes() == alone[name].read_bytes(), (i, name)
+    # and each is its run's: the same settings draw the same files, other settings others
+    first, again = tmp_path / "a0", tmp_path / f"a{len(runs)}"
+    for name in ("cost_curve.png", "grad_norms.png", "weight_histograms.png"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+        assert (first / name).read_bytes() != (tmp_path / "a1" / name).read_bytes()
+
+
 def test_outcome_row(outcome):
     row = report.outcome_row(outcome)
     expected = ref.evaluate(outcome.result.parameters, outcome.cfg.to_dict())

@@ -163,7 +163,7 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
 
     Keys outside the schema (e.g. Hydra's own ``hydra`` node) are rejected except ``hydra``.
     """
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(raw, DictConfig):
@@ -197,10 +197,12 @@ def _typed(raw: dict[str, Any]) -> Config:
                 if k in fields and isinstance(v, dict) and k in _SECTIONS}
     rest = {k: v for k, v in raw.items() if k not in sections}
     try:
-        typed = {k: _typed_section(k, json.dumps(v, sort_keys=True)) for k, v in sections.items()}
-        base = _typed_rest(json.dumps(rest, sort_keys=True))
-    except (OmegaConfBaseException, TypeError, ValueError):
-        # TypeError/ValueError: a value json cannot take; OmegaConf's own merge judges it
+        keys = {k: json.dumps(v, sort_keys=True) for k, v in [*sections.items(), ("", rest)]}
+        if any(json.loads(key) != (sections[k] if k else rest) for k, key in keys.items()):
+            raise ValueError("json changed it (e.g. a key that is not a string)")
+        typed = {k: _typed_section(k, key) for k, key in keys.items() if k}
+        base = _typed_rest(keys[""])
+    except (OmegaConfBaseException, TypeError, ValueError):  # OmegaConf's own merge judges it
         return OmegaConf.to_object(OmegaConf.merge(_schema(), raw))  # type: ignore[return-value]
     return copy.deepcopy(replace(base, **typed))  # the cached objects stay as they are
 

@@ -40,11 +40,11 @@ SKIPPED = "skipped (already finished)"
 
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
             parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-            stores: Any = None) -> dict[str, Any]:
+            stores: Any = None, figures: Any = None) -> dict[str, Any]:
     """One configuration (a :class:`~dlpractice.config.Config`), end to end; ``result``: its
-    training, done ahead (a stacked sweep); ``stores``: this process's
-    :class:`~dlpractice.tracking.Stores` (a sweep's jobs share them). Returns the row the sweep
-    summary shows."""
+    training, done ahead (a stacked sweep); ``stores``, ``figures``: this process's
+    :class:`~dlpractice.tracking.Stores` and :class:`~dlpractice.plots.RunFigures` (a sweep's
+    jobs share them). Returns the row the sweep summary shows."""
     from dlpractice import config, memory, pipeline, report, tracking
 
     memory.check_run(cfg, trained=result is not None)  # before anything is allocated
@@ -82,7 +82,7 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
         outcome = pipeline.run_all(cfg, callback=callback, data=data, result=result,
                                    test=not hidden)
         progress.close()
-        artifacts = report.write_run_outputs(outcome, output_dir)
+        artifacts = report.write_run_outputs(outcome, output_dir, figures)
         if tracker is not None:
             tracker.log_history(outcome.result)
             tracker.log_model(outcome, artifacts)
@@ -105,8 +105,10 @@ def _register_if_asked(cfg: Any, store: Any, run_id: str, row: dict[str, Any]) -
         row["registered"] = f"models:/{cfg.tracking.experiment}@champion (version {version})"
 
 
-def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any] | None:
-    """The function Hydra calls per job (``result``, ``stores``: see :func:`run_job`)."""
+def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = None
+         ) -> dict[str, Any] | None:
+    """The function Hydra calls per job (``result``, ``stores``, ``figures``: see
+    :func:`run_job`)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -129,7 +131,8 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None) -> dict[str, Any]
         cfg = config.load(raw_cfg)  # the one load of this job's config
         row["config"] = cfg.to_dict()
         row.update(run_job(cfg, output_dir, multirun=multirun, result=result,
-                           parent_run_id=info.parent_run_id, tags=tags, stores=stores))
+                           parent_run_id=info.parent_run_id, tags=tags, stores=stores,
+                           figures=figures))
     except DlpracticeError as exc:
         if not multirun:
             _discard_hydra_files(output_dir, hc)

@@ -108,8 +108,9 @@ def outcome_metrics(outcome: Outcome) -> dict[str, float]:
     return metrics
 
 
-def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
-    """Write a run's files and plots (``report.figures``) into ``out_dir``; returns them by name
+def write_run_outputs(outcome: Outcome, out_dir: Path, figures: Any = None) -> dict[str, Path]:
+    """Write a run's files and plots (``report.figures``; drawn by ``figures``, a
+    :class:`~dlpractice.plots.RunFigures`, when given) into ``out_dir``; returns them by name
     (MLflow artifacts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = outcome.cfg
@@ -130,22 +131,25 @@ def write_run_outputs(outcome: Outcome, out_dir: Path) -> dict[str, Path]:
     files["metrics"] = out_dir / "metrics.json"
     if not cfg.report.figures:
         return files
-    return {**files, **write_figures(outcome, lambda name: out_dir / name)}
+    return {**files, **write_figures(outcome, lambda name: out_dir / name, figures)}
 
 
-def write_figures(outcome: Outcome, path_of: Callable[[str], Path]) -> dict[str, Path]:
+def write_figures(outcome: Outcome, path_of: Callable[[str], Path], figures: Any = None
+                  ) -> dict[str, Path]:
     """A run's four figures (the boundary for 2-D data only), each written where ``path_of(file
-    name)`` says; returns them by name."""
+    name)`` says, by ``figures`` (a :class:`~dlpractice.plots.RunFigures` that drew other runs
+    before; a new one when None); returns them by name."""
     from dlpractice import plots
 
     result, splits, cfg = outcome.result, outcome.splits, outcome.cfg
+    figures = figures if figures is not None else plots.RunFigures()
     files = {
-        "cost_curve": plots.cost_curve(result, path_of("cost_curve.png")),
-        "grad_norms": plots.grad_norms(result, path_of("grad_norms.png")),
-        "weights": plots.weight_histograms(result.parameters, path_of("weight_histograms.png")),
+        "cost_curve": figures.cost_curve(result, path_of("cost_curve.png")),
+        "grad_norms": figures.grad_norms(result, path_of("grad_norms.png")),
+        "weights": figures.weight_histograms(result.parameters, path_of("weight_histograms.png")),
     }
     if splits.X_train.shape[0] == 2:
-        files["decision_boundary"] = plots.decision_boundary(
+        files["decision_boundary"] = figures.decision_boundary(
             result.parameters, splits.X_train, splits.Y_train, cfg.model.activation,
             path_of("decision_boundary.png"), title=config.run_name(cfg))
     return files

@@ -125,12 +125,14 @@ def train(stack: Stack) -> dict[int, TrainResult]:
 
 
 class Session:
-    """One process's part of a sweep: the tracking stores its jobs share (each prepared once)."""
+    """One process's part of a sweep: the tracking stores its jobs share (each prepared once)
+    and the figures they draw (each layout made once)."""
 
     def __init__(self) -> None:
-        from dlpractice import tracking
+        from dlpractice import plots, tracking
 
         self.stores = tracking.Stores()
+        self.figures = plots.RunFigures()
 
     def finished(self, job_configs: Mapping[int, tuple[Any, Config | None]]
                  ) -> dict[int, dict[str, Any]]:
@@ -145,4 +147,5 @@ class Session:
         """The app's Hydra task function for a job (``result``: its training, done ahead)."""
         from dlpractice import experiment
 
-        return functools.partial(experiment.task, result=result, stores=self.stores)
+        return functools.partial(experiment.task, result=result, stores=self.stores,
+                                 figures=self.figures)
