@@ -216,6 +216,9 @@ def test_every_preset_loads_as_omegaconfs_merge_into_the_whole_schema_would_type
             loaded.regularizer.lambd = 99.0
             loaded.model.hidden.append(1)
             assert config.load(raw, check_files=False) == whole
+    with pytest.raises(ConfigError) as error:  # a key that is not a string stays as it was given
+        config.load({"data": {"train_size": {1: 2}}})
+    assert str(error.value).startswith("data.train_size={1: 2} is not allowed")
 
 
 @pytest.mark.parametrize(("override", "n_train", "count"), [
