@@ -52,6 +52,12 @@ def test_vectorized_jobs_get_the_configs_and_results_of_the_basic_launcher(tmp_p
     assert len(basic) == 16
     assert [j["summary"]["status"] for j in basic].count("failed") == 8  # noise=null
     assert vectorized == basic
+    # each process of the vectorized sweep draws its jobs one after another in kept figures: the
+    # same images, byte for byte, as the basic launcher's new process (and figures) per job
+    figures = sorted(p.relative_to(tmp_path / "basic") for p in (tmp_path / "basic").glob("*/*.png"))
+    assert len(figures) == 8 * 4  # the 8 jobs that ran
+    for path in figures:
+        assert (tmp_path / "vectorized" / path).read_bytes() == (tmp_path / "basic" / path).read_bytes()
 
 
 @pytest.mark.slow
