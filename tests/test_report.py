@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,8 +141,16 @@ def test_figures_drawn_one_run_after_another_are_each_runs_own(tmp_path):
             "regularizer": {"name": "l2", "lambd": lambd}, "gradcheck": {"enabled": False},
             "tracking": {"enabled": False}}))
 
+    def varied(outcome, **history):  # the same run with other histories (other layouts)
+        return replace(outcome, result=replace(outcome.result, **history))
+
     runs = [run([6, 3], 0.0, 200), run([6, 3], 0.7, 200), run([4], 0.1, 40), run([6, 3], 0.2, 400),
             run([5, 4, 3], 0.0, 60, "circles"), run([4], 0.0, 300)]
+    its = runs[0].result.iterations
+    runs += [varied(runs[0], dev_costs=[]),  # no dev curve
+             varied(runs[0], costs=[0.7 * 0.5**i for i in range(len(its))]),  # log-y
+             varied(runs[0], grad_norms=[[0.0, 1.0, 2.0]] * len(its)),  # a zero norm: linear
+             runs[1]]
     shared = plots.RunFigures()
     for i, outcome in enumerate([*runs, runs[0]]):
         a, b = tmp_path / f"a{i}", tmp_path / f"b{i}"
@@ -151,11 +160,35 @@ def test_figures_drawn_one_run_after_another_are_each_runs_own(tmp_path):
                                                         "decision_boundary"}
         for name, path in one_after_another.items():
             assert path.read_bytes() == alone[name].read_bytes(), (i, name)
+        if i > 0:  # a figure of the run before is not left in place
+            before = tmp_path / f"a{i - 1}"
+            assert (a / "cost_curve.png").read_bytes() != (before / "cost_curve.png").read_bytes()
     # and each is its run's: the same settings draw the same files, other settings others
     first, again = tmp_path / "a0", tmp_path / f"a{len(runs)}"
     for name in ("cost_curve.png", "grad_norms.png", "weight_histograms.png"):
         assert (first / name).read_bytes() == (again / name).read_bytes()
         assert (first / name).read_bytes() != (tmp_path / "a1" / name).read_bytes()
+
+
+def test_a_run_without_histories_gets_figures_that_say_so(outcome, tmp_path):
+    """No recorded cost or gradient norm, a layer without a finite weight: each figure is still
+    written, the size of a drawn one, saying what is missing."""
+    from PIL import Image
+
+    from dlpractice import plots
+
+    drawn = report.write_figures(outcome, (tmp_path / "drawn").joinpath)
+    parameters = {**outcome.result.parameters, "W2": np.full_like(outcome.result.parameters["W2"],
+                                                                  np.nan)}
+    empty = replace(outcome, result=replace(outcome.result, iterations=[], costs=[], dev_costs=[],
+                                            grad_norms=[], parameters=parameters))
+    shared = plots.RunFigures()
+    report.write_figures(outcome, (tmp_path / "before").joinpath, shared)
+    files = report.write_figures(empty, (tmp_path / "empty").joinpath, shared)
+    for name in ("cost_curve", "grad_norms", "weights"):
+        with Image.open(files[name]) as image, Image.open(drawn[name]) as reference:
+            assert image.size == reference.size
+        assert files[name].read_bytes() != drawn[name].read_bytes()
 
 
 def test_outcome_row(outcome):
