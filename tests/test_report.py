@@ -168,6 +168,8 @@ def test_figures_drawn_one_run_after_another_are_each_runs_own(tmp_path):
     for name in ("cost_curve.png", "grad_norms.png", "weight_histograms.png"):
         assert (first / name).read_bytes() == (again / name).read_bytes()
         assert (first / name).read_bytes() != (tmp_path / "a1" / name).read_bytes()
+    # the dev curve is drawn when the run recorded one (a6: the first run without it)
+    assert (first / "cost_curve.png").read_bytes() != (tmp_path / "a6" / "cost_curve.png").read_bytes()
 
 
 def test_a_run_without_histories_gets_figures_that_say_so(outcome, tmp_path):
