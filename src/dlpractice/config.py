@@ -18,6 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+# what names and identifies a config, kept importable from here (users' scripts call config.config_hash)
+from dlpractice.config_identity import config_hash as config_hash
+from dlpractice.config_identity import flatten as flatten
+from dlpractice.config_identity import run_name as run_name
+from dlpractice.config_identity import tests_hidden as tests_hidden
 from dlpractice.errors import ConfigError
 
 DATASETS = ("circles", "moons", "blobs", "spiral", "football_like", "file")
@@ -438,54 +443,3 @@ def check_fits_data(cfg: Config, n_features: int) -> None:
     if scales is not None and len(scales) != n_features:
         _fail("data.feature_scales", list(scales),
               f"one scale per feature ({cfg.data.name} has {n_features})")
-
-
-def run_name(cfg: Config) -> str:
-    """A readable run name: ``he-l2_0.7``, ``xavier-dropout_0.86``, ``zeros-none``."""
-    if cfg.tracking.run_name:
-        return cfg.tracking.run_name
-    r = cfg.regularizer
-    reg = r.name
-    if r.name in ("l2", "l1"):
-        reg += f"_{r.lambd:g}"
-    elif r.name == "dropout":
-        kp = r.keep_prob
-        reg += "_" + ("-".join(f"{k:g}" for k in kp) if isinstance(kp, (list, tuple)) else f"{kp:g}")
-    return f"{cfg.init.name}-{reg}"
-
-
-def tests_hidden(cfg: Config, sweep: bool) -> bool:
-    """Does this run keep its test split unseen? Only a sweep's jobs do (``selection.hide_test``):
-    a single run is not a selection and reports its test metrics."""
-    return sweep and cfg.selection.hide_test
-
-
-def config_hash(cfg: Config, *, test_hidden: bool = False) -> str:
-    """sha256 of what determines a run's record: its settings (everything but ``tracking``,
-    ``selection`` and ``recipe``) and, for a run that logged no test metrics (``test_hidden``), that fact.
-
-    A re-run sweep finds FINISHED runs by this hash and skips them: a run that hid its test
-    metrics is not the record a sweep that shows them (or a single run) needs, nor the other way
-    round. ``selection.metric`` changes no run's record, only the sweep's choice among them.
-    """
-    import hashlib
-    import json
-
-    settings: dict[str, Any] = {k: v for k, v in cfg.to_dict().items()
-                                if k not in ("tracking", "selection", "recipe")}
-    if test_hidden:
-        settings["test_hidden"] = True
-    canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}`` (lists kept as values): the params MLflow records."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out

@@ -105,10 +105,8 @@ def _register_if_asked(cfg: Any, store: Any, run_id: str, row: dict[str, Any]) -
         row["registered"] = f"models:/{cfg.tracking.experiment}@champion (version {version})"
 
 
-def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = None
-         ) -> dict[str, Any] | None:
-    """The function Hydra calls per job (``result``, ``stores``, ``figures``: see
-    :func:`run_job`)."""
+def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = None) -> dict | None:
+    """The function Hydra calls per job (``result``, ``stores``, ``figures``: see :func:`run_job`)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -131,8 +129,7 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
         cfg = config.load(raw_cfg)  # the one load of this job's config
         row["config"] = cfg.to_dict()
         row.update(run_job(cfg, output_dir, multirun=multirun, result=result,
-                           parent_run_id=info.parent_run_id, tags=tags, stores=stores,
-                           figures=figures))
+                           parent_run_id=info.parent_run_id, tags=tags, stores=stores, figures=figures))
     except DlpracticeError as exc:
         if not multirun:
             _discard_hydra_files(output_dir, hc)
