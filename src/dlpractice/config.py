@@ -197,9 +197,7 @@ def _typed(raw: dict[str, Any]) -> Config:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    fields = Config.__dataclass_fields__
-    sections = {k: v for k, v in raw.items()
-                if k in fields and isinstance(v, dict) and k in _SECTIONS}
+    sections = {k: v for k, v in raw.items() if k in _SECTIONS and isinstance(v, dict)}
     rest = {k: v for k, v in raw.items() if k not in sections}
     try:
         keys = {k: json.dumps(v, sort_keys=True) for k, v in [*sections.items(), ("", rest)]}

@@ -100,9 +100,7 @@ class RunFigures:
             for patch in list(ax.patches):
                 patch.remove()
             ax.relim()
-            ax.hist(w, bins=min(50, max(5, int(math.sqrt(w.size)))), color="tab:blue", alpha=0.8,
-                    histtype="stepfilled")
-            ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
+            _histogram(ax, w)
             base.set_title(ax, f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
         return base.save(fig, path)
 
@@ -134,6 +132,13 @@ def _show(ax: Axes, lines: list[Any], x: Sequence[float] | np.ndarray,
     ax.autoscale_view()
 
 
+def _histogram(ax: Axes, w: np.ndarray) -> None:
+    """The finite weights ``w`` of one layer, their spread under the axis."""
+    ax.hist(w, bins=min(50, max(5, int(math.sqrt(w.size)))), color="tab:blue", alpha=0.8,
+            histtype="stepfilled")
+    ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
+
+
 def _weights_without_data(parameters: Mapping[str, np.ndarray], keys: list[str],
                           weights: list[np.ndarray], path: str | Path) -> Path:
     """The weights figure of a network without weights, or with a layer of no finite weight."""
@@ -144,9 +149,7 @@ def _weights_without_data(parameters: Mapping[str, np.ndarray], keys: list[str],
         if w.size == 0:
             base.no_data(ax, "no finite weights")
         else:
-            ax.hist(w, bins=min(50, max(5, int(math.sqrt(w.size)))), color="tab:blue", alpha=0.8,
-                    histtype="stepfilled")
-            ax.set_xlabel(f"std {w.std():.3g}", fontsize="small")
+            _histogram(ax, w)
             ax.set_yticks([])
         base.set_title(ax, f"{key} {tuple(np.shape(parameters[key]))}", fontsize="medium")
     fig.suptitle("weights per layer")
