@@ -74,7 +74,7 @@ def test_vectorized_jobs_of_a_train_size_sweep_are_the_basic_launchers(tmp_path)
             cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:]
         logs[launcher] = proc.stdout + proc.stderr
-    assert "4 of 6 jobs train in 2 stacked pass(es)" in logs["vectorized"]
+    assert "6 of 6 jobs share a network and data in 3 group(s)" in logs["vectorized"]
     basic, vectorized = job_outputs(tmp_path / "basic"), job_outputs(tmp_path / "vectorized")
     assert vectorized == basic
     failed = [j["summary"] for j in basic if j["summary"]["status"] == "failed"]
@@ -168,7 +168,7 @@ def test_forked_and_spawned_workers_give_the_same_sweep(tmp_path):
             assert forks.read_text().splitlines() == ["MainThread 1"]
         log = proc.stdout + proc.stderr
         assert f"1 {'forked' if method == 'fork' else 'spawned'} worker process" in log
-        assert "4 of 4 jobs train in 1 stacked pass(es)" in log
+        assert "4 of 4 jobs share a network and data in 1 group(s)" in log
         assert "2 process(es) train and finish the jobs" in log
         client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{method}.db")
         exp = client.get_experiment_by_name("dlpractice")
@@ -320,6 +320,32 @@ def test_a_resumed_sweep_runs_only_its_unfinished_jobs(tmp_path):
         other = json.loads((tmp_path / "alone" / str(j - 2) / "summary.json").read_text())
         for key in ("train_accuracy", "dev_accuracy", "final_cost"):
             assert rows[j][key] == other[key]
+
+
+@pytest.mark.slow
+def test_a_sweep_rerun_in_its_folder_on_another_store_trains_every_job_again_stacked(tmp_path):
+    """The folders name runs that the new store does not have: every job trains again, the
+    stackable ones in one pass as before, to the same numbers, and is recorded in the new store."""
+    from mlflow.tracking import MlflowClient
+
+    first = run_sweep(tmp_path, "sweep", "hydra.launcher.n_jobs=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = tmp_path / "sweep"
+    before = [json.loads((folder / str(j) / "summary.json").read_text()) for j in range(4)]
+    (tmp_path / "sweep.db").rename(tmp_path / "first.db")
+    again = run_sweep(tmp_path, "sweep", "hydra.launcher.n_jobs=1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "a process trains 4 of its 4 job(s) to run in 1 stacked pass(es)" in again.stdout
+    rows = [json.loads((folder / str(j) / "summary.json").read_text()) for j in range(4)]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/sweep.db")
+    runs = client.search_runs([client.get_experiment_by_name("dlpractice").experiment_id])
+    children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert sorted(children) == sorted(r["run_id"] for r in rows)
+    for row, earlier in zip(rows, before, strict=True):
+        assert row["status"] == earlier["status"] == "finished"
+        assert row["run_id"] != earlier["run_id"]
+        for key in ("train_accuracy", "dev_accuracy", "dev_cost", "final_cost"):
+            assert row[key] == earlier[key] == children[row["run_id"]].data.metrics[key]
 
 
 def test_an_unusable_store_fails_before_any_output(tmp_path):

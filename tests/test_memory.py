@@ -388,7 +388,7 @@ def test_a_vectorized_sweep_counts_its_planned_data_and_stacked_passes():
     sweep = memory.sweep_estimate(cfgs, 2, [[0, 1, 2, 3]])
     two = memory.estimate(cfgs[0], stacked=2)
     assert (sweep.processes, sweep.stacked, sweep.sweep) == (2, 2, True)
-    assert sweep.shared == 4 * one.data  # every job's data, prepared by the plan
+    assert sweep.shared == 4 * one.data  # every job's data, over the processes
     assert sweep.training == two.training > one.training
     assert sweep.total == 4 * one.data + 2 * two.per_process
     plain = memory.sweep_estimate(cfgs, 3)
@@ -491,7 +491,7 @@ def test_the_refusal_names_the_estimate_the_available_memory_and_what_to_change(
     assert re.fullmatch(
         r"this sweep needs about 2.3 GiB \(2 processes of about 1.1 GiB: data 38 MiB, training "
         r"\d+ MiB for 2 configurations stacked over 600000 examples; the stacks' data 153 MiB "
-        rf"once\) but 100 MiB is available: {ADVICE}", memory.refusal(sweep, 100 << 20) or "")
+        rf"in all\) but 100 MiB is available: {ADVICE}", memory.refusal(sweep, 100 << 20) or "")
     alone = memory.sweep_estimate([load(data={"n_samples": 1_000_000})], 1)
     assert re.fullmatch(r"this sweep needs about \d+ MiB \(1 process of about \d+ MiB: data 38 "
                         r"MiB, training \d+ MiB for train.batch_size=null, full batch: 600000 "

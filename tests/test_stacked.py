@@ -188,11 +188,16 @@ def test_the_stacking_hooks_group_jobs_and_train_shares_like_separate_runs():
     assert loaded[5] is None and [c.regularizer.lambd for c in loaded[:4]] == [0, 0.1, 0.3, 0.7]
     stacks = stacking.plan(loaded)
     assert [s.jobs for s in stacks] == [(0, 1, 2, 3, 4)]
-    shares = [stacks[0].share(p, 2) for p in range(2)]
-    assert [s.jobs for s in shares] == [(0, 1), (2, 3, 4)]
-    assert stacks[0].share(2, 3).jobs == (3, 4) and stacks[0].share(0, 9).jobs == ()
-    results = {**stacking.train(shares[0]), **stacking.train(shares[1])}
-    assert sorted(results) == [0, 1, 2, 3, 4] and stacking.train(stacks[0].share(0, 9)) == {}
+    assert stacking.groups(loaded) == [(0, 1, 2, 3, 4)]  # foreseen from the configs alone
+
+    def own(jobs):  # a process plans the jobs it runs
+        return stacking.plan([c if j in jobs else None for j, c in enumerate(loaded)])
+
+    shares = [own({0, 1, 6, 7}), own({2, 3, 4, 5})]
+    assert [[s.jobs for s in share] for share in shares] == [[(0, 1)], [(2, 3, 4)]]
+    assert own({0, 5, 6, 7}) == [] and stacking.train(replace(stacks[0], jobs=())) == {}
+    results = {**stacking.train(shares[0][0]), **stacking.train(shares[1][0])}
+    assert sorted(results) == [0, 1, 2, 3, 4]
     for j, raw in enumerate(raws[:5]):
         cfg = config.load(raw)
         data = pipeline.prepare_data(cfg)
@@ -236,7 +241,7 @@ def test_vectorized_launcher_matches_the_basic_launcher(tmp_path):
     vec = sweep(tmp_path, "vectorized", "hydra/launcher=vectorized", "hydra.launcher.n_jobs=2",
                 "hydra.launcher.min_jobs_for_workers=2")
     assert vec.returncode == 0, vec.stderr[-3000:]
-    assert "3 of 4 jobs train in 1 stacked pass(es)" in vec.stderr + vec.stdout
+    assert "3 of 4 jobs share a network and data in 1 group(s)" in vec.stderr + vec.stdout
     basic = sweep(tmp_path, "basic")
     assert basic.returncode == 0, basic.stderr[-3000:]
 

@@ -205,6 +205,42 @@ def test_finished_runs_finds_a_sweeps_finished_configurations_in_one_search(
     assert fresh.finished_runs("t", []) == {}
 
 
+def test_finished_runs_takes_the_run_a_jobs_folder_names_and_searches_for_the_others(
+        store, monkeypatch):
+    """A hash whose recorded run is FINISHED with it is answered by that run, even when a newer
+    run has the hash too, in one search by run id; a recorded run that is not FINISHED, has another
+    hash or is no run id at all leaves its hash to the search of the whole experiment (newest)."""
+    client = store.client
+    exp = store.experiment_id("recorded")
+
+    def run(key: str, start: int, dev_error: float, status: str = "FINISHED") -> str:
+        run_id = client.create_run(exp, start_time=start, tags={"config_hash": key}).info.run_id
+        client.log_metric(run_id, "dev_error", dev_error)
+        client.set_terminated(run_id, status)
+        return run_id
+
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    old, new = run(a, 1000, 0.3), run(a, 2000, 0.2)
+    other, failed = run(b, 1500, 0.1), run(c, 3000, 0.5, status="FAILED")
+    fresh = tracking.Store(store.uri)
+    searches = []
+    search = fresh.client.search_runs
+    monkeypatch.setattr(fresh.client, "search_runs",
+                        lambda *args, **kw: searches.append(args[1:2]) or search(*args, **kw))
+
+    def found(recorded, keys=(a, b, c)):
+        searches.clear()
+        rows = fresh.finished_runs("recorded", keys, recorded)
+        return {k: (row["run_id"], row["dev_error"]) for k, row in rows.items()}, len(searches)
+
+    assert found(None) == ({a: (new, 0.2), b: (other, 0.1)}, 1)  # the newest of each hash
+    assert found({a: old, b: other}, (a, b)) == ({a: (old, 0.3), b: (other, 0.1)}, 1)
+    assert fresh.find_finished_run("recorded", a) == old  # answered as found, without a query
+    assert found({a: old, b: "x' OR '1'='1"}) == ({a: (old, 0.3), b: (other, 0.1)}, 2)
+    assert found({a: other, c: failed}) == ({a: (new, 0.2), b: (other, 0.1)}, 2)
+    assert found({a: old}, ()) == ({}, 0)
+
+
 def test_stores_keep_one_store_per_resolved_uri(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/env.db")
     stores = tracking.Stores()

@@ -10,16 +10,15 @@ from :mod:`dlpractice.pipeline`, the MLflow calls from :mod:`dlpractice.tracking
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from dlpractice.errors import DlpracticeError, one_line, sigterm_as_interrupt
+from dlpractice.sweep_jobs import SKIPPED, earlier_job_in, failed_setting, write_row
 
 
 def _conf_dir() -> Path:
@@ -34,8 +33,6 @@ def _conf_dir() -> Path:
 CONF_DIR = _conf_dir()
 PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
 
-
-SKIPPED = "skipped (already finished)"
 
 
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
@@ -120,7 +117,7 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
     tags = {k: v for k, v in ((SWEEP_TAG, info.sweep_id),
                               (JOB_TAG, str(hc.job.num) if multirun else None),
                               ("mlflow_project_run", os.environ.get(PROJECT_RUN_ENV))) if v}
-    clash = _earlier_job_in(output_dir, info.sweep_id) if multirun else None
+    clash = earlier_job_in(output_dir, info.sweep_id) if multirun else None
     if clash is not None:  # leave the earlier job's files and row as they are
         print(f"error: job {hc.job.num}: {clash}", file=sys.stderr)
         return {"status": "failed", "error": clash, "job": hc.job.num}
@@ -141,11 +138,11 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
             raise
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
     if row.get("status") == "failed":
-        row.setdefault("setting", _failed_setting(raw_cfg if multirun else {}, hc.overrides.task))
+        row.setdefault("setting", failed_setting(raw_cfg if multirun else {}, hc.overrides.task))
     row["overrides"] = list(hc.overrides.task)
     if multirun:
         row.update(sweep_id=info.sweep_id, job=hc.job.num)
-    _write_summary(output_dir, row)
+    write_row(output_dir, row)
     if not multirun:
         from dlpractice import report
 
@@ -156,106 +153,6 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
             print(f"registered: {row['registered']}")
         print(f"folder: {output_dir}")
     return row
-
-
-def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
-                  ) -> dict[int, dict[str, Any]]:
-    """The sweep jobs (by job index: the composed job config and its loaded
-    :class:`~dlpractice.config.Config`, None if it does not validate) whose configuration already
-    has a FINISHED run: each one's row, written to its folder as :func:`task` would write it,
-    without running the job (one store search per experiment). Jobs it cannot settle this way are
-    left to run."""
-    from omegaconf import OmegaConf
-
-    from dlpractice import config, sweep
-
-    wanted: dict[tuple[str | None, str], dict[str, list[tuple[int, Any, Any]]]] = {}
-    for j, (raw, cfg) in job_configs.items():
-        if cfg is None:  # the job reports it
-            continue
-        if cfg.tracking.enabled and not cfg.tracking.rerun:
-            by_hash = wanted.setdefault((cfg.tracking.uri, cfg.tracking.experiment), {})
-            key = config.config_hash(cfg, test_hidden=config.tests_hidden(cfg, sweep=True))
-            by_hash.setdefault(key, []).append((j, raw, cfg))
-    rows: dict[int, dict[str, Any]] = {}
-    for (uri, experiment), by_hash in wanted.items():
-        try:
-            found = stores.get(uri).finished_runs(experiment, by_hash)
-        except DlpracticeError:  # e.g. the store went away: each job says so itself
-            continue
-        for key, summary in found.items():
-            for j, raw, cfg in by_hash[key]:
-                try:
-                    sweep_dir = Path(str(OmegaConf.select(raw, "hydra.sweep.dir")))
-                    folder = sweep_dir / str(OmegaConf.select(raw, "hydra.sweep.subdir"))
-                except Exception:  # e.g. a resolver that needs the job's runtime: run the job
-                    continue
-                info = sweep.read_info(sweep_dir)
-                if _earlier_job_in(folder, info.sweep_id) is not None:
-                    continue
-                rows[j] = {"config": cfg.to_dict(), "setting": config.run_name(cfg), **summary,
-                           "status": SKIPPED, "overrides": list(raw.hydra.overrides.task),
-                           "sweep_id": info.sweep_id, "job": raw.hydra.job.num}
-                _write_summary(folder, rows[j])
-    return rows
-
-
-def job_ended_without_result(job_config: Any, output_dir: Path, reason: str) -> dict[str, Any]:
-    """A sweep job whose process ended before it returned (a launcher's worker killed, its node
-    lost), recorded by the launcher in its own process from the job's composed config (``hydra``
-    node included): its ``summary.json`` row says failed with ``reason`` (so the sweep summary
-    reports it), and the MLflow runs it left RUNNING end KILLED with ``failure_reason`` = reason.
-    Returns the row."""
-    from dlpractice import sweep, tracking
-
-    hydra = job_config.hydra
-    info = sweep.read_info(Path(str(hydra.sweep.dir)))
-    job, overrides = int(hydra.job.num), list(hydra.overrides.task)
-    row: dict[str, Any] = {"setting": _failed_setting(job_config, overrides), "status": "failed",
-                           "error": reason, "overrides": overrides, "sweep_id": info.sweep_id,
-                           "job": job}
-    settings = job_config.get("tracking", {})
-    if settings.get("enabled", True) and info.sweep_id is not None:
-        try:
-            store = tracking.Store(tracking.resolve_uri(settings.get("uri")))
-            experiment = str(settings.get("experiment", "dlpractice"))
-            closed = tracking.close_lost_job_runs(store, experiment, info.sweep_id, job, reason)
-        except Exception as exc:  # the row still reports the job; the store's trouble is named
-            print(f"error: job {job}: could not close its MLflow runs: {one_line(exc)}",
-                  file=sys.stderr)
-        else:
-            if closed:
-                row["run_id"] = closed[-1]
-    _write_summary(output_dir, row)
-    return row
-
-
-def _failed_setting(raw_cfg: Any, overrides: Any) -> str:
-    """A failed job's name in the sweep summary: its ``tracking.run_name``, else its overrides."""
-    return raw_cfg.get("tracking", {}).get("run_name") or " ".join(overrides)
-
-
-def _write_summary(output_dir: Path, row: dict[str, Any]) -> None:
-    from dlpractice import sweep
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / sweep.SUMMARY_FILE).write_text(json.dumps(row, indent=2, default=str),
-                                                 encoding="utf-8")
-
-
-def _earlier_job_in(output_dir: Path, sweep_id: str | None) -> str | None:
-    """Why this job must not use ``output_dir``: an earlier job of the same sweep wrote it (a
-    subdir both resolve to, e.g. one study setting swept over other values)."""
-    from dlpractice import sweep
-
-    try:
-        earlier = json.loads((output_dir / sweep.SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if sweep_id is None or not isinstance(earlier, dict) or earlier.get("sweep_id") != sweep_id:
-        return None
-    return (f"{output_dir} holds job {earlier.get('job')} of this sweep already: give each job its "
-            "own folder (hydra.sweep.subdir), e.g. sweep other values with the study's preset")
 
 
 def _discard_hydra_files(output_dir: Path, hc: Any) -> None:

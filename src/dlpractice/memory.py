@@ -98,7 +98,8 @@ def _kept(cfg: Config, n_train: int) -> int:
 @dataclass(frozen=True)
 class Estimate:
     """Bytes of one process's parts (the working sets are used one after another, with the data
-    held); ``shared``: held once for every process (a vectorized sweep's planned data)."""
+    held); ``shared``: a vectorized sweep's stacked jobs' data, each held by the process that
+    trains it (in all, besides the processes' own parts)."""
 
     loading: int  # peak while the data is generated or read, split and normalized
     data: int  # the splits held from then on (raw and normalized)
@@ -286,8 +287,8 @@ def estimate(cfg: Config, *, stacked: int = 1) -> Estimate | None:
 def sweep_estimate(cfgs: Sequence[Config], processes: int,
                    stacks: Sequence[Sequence[int]] = ()) -> Estimate | None:
     """A sweep's jobs ``cfgs`` over ``processes`` processes; ``stacks``: indices of jobs trained in
-    one pass (the vectorized launcher, which first prepares every stacked job's data in one
-    process, then trains each stack's share in every process). None when no job can be estimated."""
+    one pass (the vectorized launcher, whose every process prepares the data of its share of each
+    stack and trains it). None when no job can be estimated."""
     single = [e for e in (estimate(c) for c in cfgs) if e is not None]
     if not single:
         return None
@@ -404,7 +405,7 @@ def refusal(est: Estimate, available: int | None) -> str | None:
         each = "1 process" if est.processes == 1 else f"{est.processes} processes"
         parts = f"{each} of about {size_text(est.per_process)}: {parts}"
         if est.shared:
-            parts += f"; the stacks' data {size_text(est.shared)} once"
+            parts += f"; the stacks' data {size_text(est.shared)} in all"
     advice = "lower train.batch_size or data.n_samples, or run fewer parallel jobs"
     if work[0] == "gradient check":
         advice = "lower gradcheck.max_examples or " + advice.removeprefix("lower ")

@@ -1,6 +1,7 @@
-"""The hooks the ``vectorized`` Hydra launcher imports: plan a sweep's stacks, train a share of one,
-and a :class:`Session` per process (its jobs already finished, the task function that finishes a
-job with a result trained ahead).
+"""The hooks the ``vectorized`` Hydra launcher imports: the groups of a sweep's jobs that may stack
+(foreseen from their configs, to deal them out to processes), the stacks of a process's own jobs
+(its data prepared), training one, and a :class:`Session` per process (its jobs already finished,
+the task function that finishes a job with a result trained ahead).
 
 A stack is a group of jobs that share a network shape and data (seed, init, learning rate, L2/L1
 strength and dropout keep_prob may differ): :func:`dlpractice.nn.stacked.train_stacked` trains
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +29,6 @@ class Stack:
     jobs: tuple[int, ...]  # the jobs' indices in the sweep
     train_configs: tuple[TrainConfig, ...]
     splits: Splits
-
-    def without(self, jobs: Collection[int]) -> Stack:
-        """This stack less ``jobs`` (e.g. those already finished)."""
-        keep = [i for i, j in enumerate(self.jobs) if j not in jobs]
-        return Stack(tuple(self.jobs[i] for i in keep),
-                     tuple(self.train_configs[i] for i in keep), self.splits)
-
-    def share(self, part: int, parts: int) -> Stack:
-        """Part ``part`` of ``parts`` nearly equal shares (an empty stack when there are fewer
-        jobs than parts)."""
-        n = len(self.jobs)
-        a, b = n * part // parts, n * (part + 1) // parts
-        return Stack(self.jobs[a:b], self.train_configs[a:b], self.splits)
 
 
 def load(job_configs: Sequence[Any]) -> list[Config | None]:
@@ -58,7 +46,8 @@ def load(job_configs: Sequence[Any]) -> list[Config | None]:
 
 
 def plan(job_configs: Sequence[Config | None]) -> list[Stack]:
-    """The stacks of a sweep's loaded job configs (:func:`load`, in job order)."""
+    """The stacks of a sweep's loaded job configs (:func:`load`, in job order; ``None``: not this
+    process's to train), their data prepared."""
     from dlpractice import pipeline
     from dlpractice.nn.stacked import stack_key, unstackable_reason
 
@@ -78,29 +67,37 @@ def plan(job_configs: Sequence[Config | None]) -> list[Stack]:
             for members in groups.values() if len(members) > 1]
 
 
-def check_memory(job_configs: Sequence[Config | None], processes: int) -> None:
-    """Refuse a sweep (:class:`~dlpractice.errors.MemoryLimitError`, one line) whose jobs would not
-    fit in memory: :func:`plan` prepares every stacked job's data in this process, then each of
-    ``processes`` trains its share of every stack and runs its jobs. Stacks are foreseen from the
-    loaded configs (:func:`load`; same network shape and data settings) before any data exists."""
+def groups(job_configs: Sequence[Config | None]) -> list[tuple[int, ...]]:
+    """The jobs (indices into the loaded job configs, :func:`load`) that :func:`plan` would stack
+    together, foreseen from their configs alone (same network shape and data settings), before any
+    data exists; only groups of two or more."""
     import json
 
     from dlpractice import memory, pipeline
     from dlpractice.nn.stacked import stack_key, unstackable_reason
 
-    cfgs, groups = [], {}
-    for cfg in job_configs:
-        if cfg is None:  # the job fails on its own, with its own error
+    found: dict[tuple, list[int]] = {}
+    for j, cfg in enumerate(job_configs):
+        sizes = None if cfg is None else memory.data_sizes(cfg)
+        if sizes is None:  # the job fails on its own, with its own error
             continue
-        sizes = memory.data_sizes(cfg)
-        if sizes is None:
-            continue
-        cfgs.append(cfg)
         tc = pipeline.train_config(cfg, sizes.n_features)
         if unstackable_reason(tc, sizes.train) is None:
             data = json.dumps([cfg.to_dict()["data"], cfg.seed, cfg.course_compat], default=str)
-            groups.setdefault((stack_key(tc), data), []).append(len(cfgs) - 1)
-    memory.check_sweep(cfgs, processes, [g for g in groups.values() if len(g) > 1])
+            found.setdefault((stack_key(tc), data), []).append(j)
+    return [tuple(jobs) for jobs in found.values() if len(jobs) > 1]
+
+
+def check_memory(job_configs: Sequence[Config | None], processes: int) -> None:
+    """Refuse a sweep (:class:`~dlpractice.errors.MemoryLimitError`, one line) whose jobs would not
+    fit in memory: each of ``processes`` prepares the data of its share of every group
+    (:func:`groups`), trains its stacks and runs its jobs. Checked from the loaded configs
+    (:func:`load`) before any data exists."""
+    from dlpractice import memory
+
+    index = {j: i for i, j in enumerate(j for j, c in enumerate(job_configs) if c is not None)}
+    cfgs = [c for c in job_configs if c is not None]
+    memory.check_sweep(cfgs, processes, [[index[j] for j in g] for g in groups(job_configs)])
 
 
 def _digest(splits: Splits) -> str:
@@ -139,9 +136,9 @@ class Session:
         """Of ``job_configs`` (by job index: composed and loaded), the jobs whose configuration has
         a FINISHED run already, each with the summary row it left in its folder: they need no
         job."""
-        from dlpractice import experiment
+        from dlpractice import sweep_jobs
 
-        return experiment.finished_jobs(job_configs, self.stores)
+        return sweep_jobs.finished_jobs(job_configs, self.stores)
 
     def task(self, result: TrainResult | None = None) -> Callable[[Any], dict[str, Any] | None]:
         """The app's Hydra task function for a job (``result``: its training, done ahead)."""

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,8 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 HEALTH_TIMEOUT_S = 3.0
 FINISHED_PAGE = 1000  # runs per search page when a sweep looks up its finished jobs
+RUN_IDS_PER_SEARCH = 500  # run ids per search when a sweep looks up the runs its folders name
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id (anything else is not put in a filter)
 UI_HOST, UI_PORT = "127.0.0.1", 5000  # where `make ui` serves the embedded store
 
 
@@ -324,17 +326,30 @@ class Store:
         )
         return runs[0].info.run_id if runs else None
 
-    def finished_runs(self, experiment: str, config_hashes: Iterable[str]
-                      ) -> dict[str, dict[str, Any]]:
+    def finished_runs(self, experiment: str, config_hashes: Iterable[str],
+                      recorded: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
         """The latest FINISHED run of ``experiment`` per hash in ``config_hashes`` that has one,
         as :meth:`run_summary` rows, found in one search (paged) rather than a query per hash;
-        :meth:`find_finished_run` then answers once for each of these hashes without a query."""
+        :meth:`find_finished_run` then answers once for each of these hashes without a query.
+        ``recorded``: hash -> the run a job's folder names for it; where that run is FINISHED with
+        that hash it is the answer, and the whole experiment is searched only for the others."""
         wanted = set(config_hashes)
         self.prepare()
         exp_id = self._existing_experiment_id(experiment) if wanted else None
         rows: dict[str, dict[str, Any]] = {}
+        named = {key: run_id for key, run_id in (recorded or {}).items()
+                 if key in wanted and RUN_ID.fullmatch(str(run_id))}
+        ids = sorted(set(named.values()))
+        for start in range(0, len(ids) if exp_id is not None else 0, RUN_IDS_PER_SEARCH):
+            chunk = ids[start:start + RUN_IDS_PER_SEARCH]
+            listed = ", ".join(f"'{run_id}'" for run_id in chunk)
+            query = f"attributes.status = 'FINISHED' AND attributes.run_id IN ({listed})"
+            for run in self.client.search_runs([exp_id], query, max_results=len(chunk)):
+                key = run.data.tags.get("config_hash")
+                if key is not None and named.get(key) == run.info.run_id:
+                    rows[key] = _summary_row(run)
         token = None
-        while exp_id is not None:
+        while exp_id is not None and len(rows) < len(wanted):
             page = self.client.search_runs(
                 [exp_id], filter_string="attributes.status = 'FINISHED'",
                 max_results=FINISHED_PAGE, order_by=["attributes.start_time DESC"],

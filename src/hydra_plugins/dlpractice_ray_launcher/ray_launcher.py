@@ -4,7 +4,7 @@ callbacks and MLflow runs as the basic launcher), collected with ``ray.wait``/``
 
 A job whose task ends in a Ray error (its worker killed or out of memory, its node lost) is not
 started again (``max_retries: 0``): this process records it through
-:func:`dlpractice.experiment.job_ended_without_result` (its row says failed, the MLflow runs it
+:func:`dlpractice.sweep_jobs.job_ended_without_result` (its row says failed, the MLflow runs it
 left open end KILLED) and the sweep goes on. Ray is imported only when a sweep uses this launcher.
 """
 
@@ -230,9 +230,9 @@ def _reason(ray: Any, exc: BaseException) -> str:
 
 def _lost_job(config: DictConfig, reason: str) -> JobReturn:
     """What a job whose task ended without a result returns to the sweep: the failed row that
-    :func:`dlpractice.experiment.job_ended_without_result` records (status COMPLETED, as for a job
+    :func:`dlpractice.sweep_jobs.job_ended_without_result` records (status COMPLETED, as for a job
     that failed inside the app: a FAILED return would stop the whole sweep)."""
-    from dlpractice.experiment import job_ended_without_result
+    from dlpractice.sweep_jobs import job_ended_without_result
 
     log.error(f"job {config.hydra.job.num}: {reason}")
     previous = HydraConfig.instance().cfg

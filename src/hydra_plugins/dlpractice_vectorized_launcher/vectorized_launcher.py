@@ -1,12 +1,13 @@
 """The ``vectorized`` launcher: a sweep's networks trained in stacked passes, every job then finished
 through Hydra's own ``run_job`` (same output folders, callbacks, MLflow runs as the basic launcher).
 
-It calls the app's documented hooks (:mod:`dlpractice.stacking`): ``plan`` the stacks, ``train`` a
-share of one, a ``Session`` per process (its finished jobs, skipped without a job; the task
-function for a trained result). With ``n_jobs`` processes (-1: one per CPU), each trains its share
-of every stack and then finishes its jobs; the workers are started before this process opens
-anything (no MLflow store, no thread), and send each JobReturn back through a pipe.
-A worker that dies leaves its unfinished jobs to this process.
+It calls the app's documented hooks (:mod:`dlpractice.stacking`): the ``groups`` of jobs that may
+stack, a ``Session`` per process (its finished jobs, skipped without a job; the task function for a
+trained result), ``plan`` and ``train`` its stacks. With ``n_jobs`` processes (-1: one per CPU),
+each takes a share of every group, settles its finished jobs, trains stacks of the others and
+finishes them; the workers are started before this process opens anything (no MLflow store, no
+data, no thread), and send each JobReturn back through a pipe. A worker that dies leaves its
+unfinished jobs to this process.
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class _Share:
-    """What one process does: train its part of every stack, then finish its jobs. (Not a
+    """The jobs one process settles, trains (stacked where they can) and finishes. (Not a
     dataclass: Hydra's plugin scan executes this module outside ``sys.modules``.)"""
 
     def __init__(self, jobs: list[int] | None = None) -> None:
-        self.stacks: list[Any] = []  # dlpractice.stacking.Stack
         self.jobs: list[int] = jobs or []
 
 
@@ -82,10 +82,10 @@ class VectorizedLauncher(Launcher):
             configs.append(job_config)
         loaded = stacking.load(configs)
         stacking.check_memory(loaded, self._processes(len(configs)))  # before any data exists
-        stacks = stacking.plan(loaded)
-        log.info(f"{sum(len(s.jobs) for s in stacks)} of {len(configs)} jobs train in "
-                 f"{len(stacks)} stacked pass(es)")
-        shares = self._shares(len(configs), stacks)
+        groups = stacking.groups(loaded)
+        log.info(f"{sum(len(g) for g in groups)} of {len(configs)} jobs share a network and data "
+                 f"in {len(groups)} group(s), each trained stacked")
+        shares = self._shares(len(configs), groups)
         method = self._context()
         workers = [_Worker(self, configs, loaded, share, method) for share in shares[1:]]
         if workers:
@@ -112,18 +112,16 @@ class VectorizedLauncher(Launcher):
         n = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
         return 1 if jobs < max(2, self.min_jobs_for_workers) else max(1, min(n, jobs))
 
-    def _shares(self, jobs: int, stacks: list[Any]) -> list[_Share]:
-        """Each stack split across the processes; the other jobs dealt out in turn."""
+    def _shares(self, jobs: int, groups: list[tuple[int, ...]]) -> list[_Share]:
+        """Each group split into nearly equal parts across the processes; the other jobs dealt out
+        in turn."""
         n = self._processes(jobs)
         shares = [_Share() for _ in range(n)]
-        stacked = set()
-        for stack in stacks:
+        for group in groups:
             for p, share in enumerate(shares):
-                part = stack.share(p, n)
-                share.stacks.append(part)
-                share.jobs += part.jobs
-                stacked.update(part.jobs)
-        alone = [j for j in range(jobs) if j not in stacked]
+                share.jobs += group[len(group) * p // n:len(group) * (p + 1) // n]
+        grouped = {j for group in groups for j in group}
+        alone = [j for j in range(jobs) if j not in grouped]
         for j in alone:
             min(shares, key=lambda s: len(s.jobs)).jobs.append(j)
         for share in shares:
@@ -144,9 +142,9 @@ class VectorizedLauncher(Launcher):
 def _work(hydra_context: HydraContext, configs: list[DictConfig], loaded: list[Any],
           share: _Share, send: Any = None, between_jobs: Callable[[], Any] | None = None
           ) -> dict[int, JobReturn]:
-    """Settle this share's finished jobs, train its stacks, then run its other jobs through Hydra's
-    ``run_job`` with the app's task (the session's: the app's own task function, sharing this
-    process's tracking stores)."""
+    """Settle this share's finished jobs, train the others in stacks where they can, then run them
+    through Hydra's ``run_job`` with the app's task (the session's: the app's own task function,
+    sharing this process's tracking stores)."""
     from dlpractice import stacking
 
     session = stacking.Session()
@@ -158,8 +156,13 @@ def _work(hydra_context: HydraContext, configs: list[DictConfig], loaded: list[A
         if send is not None:
             send.send_bytes(_dumps((j, returns[j])))
     results: dict[int, Any] = {}
-    for stack in share.stacks:
-        results.update(stacking.train(stack.without(returns)))
+    mine = set(share.jobs) - set(returns)
+    stacks = stacking.plan([cfg if j in mine else None for j, cfg in enumerate(loaded)])
+    if stacks:
+        log.info(f"a process trains {sum(len(s.jobs) for s in stacks)} of its {len(mine)} job(s) "
+                 f"to run in {len(stacks)} stacked pass(es)")
+    for stack in stacks:
+        results.update(stacking.train(stack))
     for j in share.jobs:
         if between_jobs is not None:
             between_jobs()
