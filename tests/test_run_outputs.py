@@ -231,6 +231,8 @@ def test_run_folder_and_printed_result(single):
     assert summary["final_cost"] == run.data.metrics["final_cost"]
     assert summary["gradcheck_difference"] == run.data.metrics["gradcheck_difference"]
     assert summary["config"] == single["config"]
+    assert summary["config_hash"] == run.data.tags["config_hash"] == ref.config_hash(
+        single["config"])
 
     out = single["proc"].stdout
     line = re.search(r"^he-l2_0\.1: finished  accuracy train (\S+)  dev (\S+)  test (\S+)$", out,
@@ -311,6 +313,10 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
         folder = sweep["dir"] / str(job)
         config = read_config(folder)
         assert run.data.params["regularizer.lambd"] == str(config["regularizer"]["lambd"])
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["run_id"] == run.info.run_id
+        assert summary["config_hash"] == run.data.tags["config_hash"] == ref.config_hash(
+            config, test_hidden=True)
         expected = ref.evaluate(ref.load_npz(folder / "parameters.npz"), config)
         for metric in EVALUATION:
             if metric in TESTS:

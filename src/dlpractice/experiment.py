@@ -87,6 +87,7 @@ def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any =
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
             row["run_url"] = store.run_url(tracker.run_id, tracker.experiment_id)
+            row["config_hash"] = tracker.config_hash  # a resumed sweep looks this run up by it
         pipeline.require_gradcheck(cfg, outcome.gradcheck)
     if tracker is not None and not multirun:  # a sweep registers its choice
         _register_if_asked(cfg, store, tracker.run_id, row)
