@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,11 +40,14 @@ RUN_METRICS = {*EVALUATION, "cost", "dev_cost", "grad_norm_W1", "grad_norm_W2", 
 def app(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "copied").mkdir(exist_ok=True)
     proc = subprocess.run(
         [sys.executable, "-m", "dlpractice.experiment", *args, f"hydra.run.dir={tmp_path}/run",
          f"hydra.sweep.dir={tmp_path}/sweep"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # what a user who copies the database file alone (no -wal beside it) would have
+    shutil.copyfile(tmp_path / "mlflow.db", tmp_path / "copied" / "mlflow.db")
     return proc
 
 
@@ -51,6 +55,18 @@ def client_for(tmp_path: Path):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def assert_the_copy_holds_every_run(tmp_path: Path, runs: list) -> None:
+    """The copy of ``mlflow.db`` made as the process ended holds the same runs, ended, with the
+    same metrics, params and tags."""
+    copied = {r.info.run_id: r for r in all_runs(client_for(tmp_path / "copied"))}
+    assert sorted(copied) == sorted(r.info.run_id for r in runs)
+    for run in runs:
+        copy = copied[run.info.run_id]
+        assert (copy.info.status, copy.info.end_time) == (run.info.status, run.info.end_time)
+        assert copy.data.metrics == run.data.metrics and copy.data.params == run.data.params
+        assert copy.data.tags == run.data.tags
 
 
 def all_runs(client, experiment: str = "dlpractice") -> list:
@@ -93,6 +109,10 @@ def test_the_run_is_the_configuration_asked_for(single):
     # a single run is no selection: it reports its test metrics whatever selection.hide_test says
     assert config["selection"] == {"metric": "dev_error", "hide_test": True}
     assert "test_hidden" not in run.data.tags
+
+
+def test_the_database_file_alone_holds_the_run_when_the_process_ends(single):
+    assert_the_copy_holds_every_run(single["tmp"], [single["run"]])
 
 
 def test_every_metric_value(single):
@@ -330,6 +350,11 @@ def test_sweep_children_are_its_jobs_with_recomputed_metrics(sweep):
         assert ref.mlflow_history(sweep["client"], run.info.run_id, "cost") == [
             (int(r["iteration"]), float(r["cost"])) for r in history]
     assert len(diagnoses) == 3
+
+
+def test_the_database_file_alone_holds_every_run_of_the_sweep_when_it_ends(sweep):
+    assert_the_copy_holds_every_run(sweep["dir"].parent,
+                                    [*sweep["parents"], *sweep["children"].values()])
 
 
 def test_every_sweep_job_has_its_model(sweep, monkeypatch):

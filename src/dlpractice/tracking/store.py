@@ -8,6 +8,8 @@ Must not log to a run (:mod:`.runs`, :mod:`.sweeps` do) nor write any file but t
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import re
@@ -177,6 +179,7 @@ class Store:
                 self._upgrade_sqlite(path)
                 self._open()
             _enable_wal(path)
+        atexit.register(checkpoint, path)  # so that mlflow.db alone (a copy of it) holds every run
 
     def _open(self) -> None:
         """Open the store through MLflow (which creates a missing schema) and run one query."""
@@ -403,6 +406,21 @@ def _summary_row(run: Any) -> dict[str, Any]:
         if key in run.data.tags:
             row[key] = run.data.tags[key]
     return row
+
+
+def checkpoint(path: Path) -> None:
+    """Copy what the SQLite database ``path`` holds in its write-ahead log into the file itself,
+    without waiting for other processes (what they are writing stays in the log, safe, until one
+    of them ends); a store that cannot be opened is left as it is."""
+    import sqlite3
+
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=0)) as con:
+            con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as exc:
+        _log.info("could not checkpoint %s: %s", path, exc)
 
 
 def _enable_wal(path: Path) -> None:
