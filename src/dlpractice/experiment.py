@@ -34,7 +34,6 @@ CONF_DIR = _conf_dir()
 PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
 
 
-
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
             parent_run_id: str | None = None, tags: dict[str, str] | None = None,
             stores: Any = None, figures: Any = None) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
 
     from dlpractice import config, sweep
 
-    wanted: dict[tuple[str | None, str], dict[str, list[tuple[int, Any, Any, Path]]]] = {}
+    wanted: dict[tuple[str | None, str], dict[str, list[tuple[int, Any, Any, Path, Path]]]] = {}
     recorded: dict[tuple[str | None, str], dict[str, str]] = {}
     for j, (raw, cfg) in job_configs.items():
         if cfg is None or not cfg.tracking.enabled or cfg.tracking.rerun:  # the job reports it
@@ -85,7 +85,7 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
             continue
         store_key = (cfg.tracking.uri, cfg.tracking.experiment)
         key = config.config_hash(cfg, test_hidden=config.tests_hidden(cfg, sweep=True))
-        wanted.setdefault(store_key, {}).setdefault(key, []).append((j, raw, cfg, folder))
+        wanted.setdefault(store_key, {}).setdefault(key, []).append((j, raw, cfg, sweep_dir, folder))
         run_id = _recorded_run(folder, key)
         if run_id is not None:
             recorded.setdefault(store_key, {})[key] = run_id
@@ -98,8 +98,7 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
         except DlpracticeError:  # e.g. the store went away: each job says so itself
             continue
         for key, summary in found.items():
-            for j, raw, cfg, folder in by_hash[key]:
-                sweep_dir = Path(str(raw.hydra.sweep.dir))
+            for j, raw, cfg, sweep_dir, folder in by_hash[key]:
                 if sweep_dir not in sweep_ids:
                     sweep_ids[sweep_dir] = sweep.read_info(sweep_dir).sweep_id
                 if earlier_job_in(folder, sweep_ids[sweep_dir]) is not None:
