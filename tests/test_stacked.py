@@ -189,6 +189,13 @@ def test_the_stacking_hooks_group_jobs_and_train_shares_like_separate_runs():
     stacks = stacking.plan(loaded)
     assert [s.jobs for s in stacks] == [(0, 1, 2, 3, 4)]
     assert stacking.groups(loaded) == [(0, 1, 2, 3, 4)]  # foreseen from the configs alone
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        more = stacking.load([compose("config", overrides=[*quick, *s]) for s in (
+            ["data.train_size=500"],  # more than the split holds: its data fails, its job reports it
+            ["regularizer=l2", "data.n_samples=100"])])  # the same network on other data
+    # each group on its own data, pairs included; a job that cannot be planned stops nothing
+    assert stacking.groups([None, *loaded[:2], more[1]]) == [(1, 2)]
+    assert [s.jobs for s in stacking.plan([more[0], *loaded[:3], more[1]])] == [(1, 2, 3)]
 
     def own(jobs):  # a process plans the jobs it runs
         return stacking.plan([c if j in jobs else None for j, c in enumerate(loaded)])
@@ -204,6 +211,26 @@ def test_the_stacking_hooks_group_jobs_and_train_shares_like_separate_runs():
         splits, _ = pipeline.normalize(cfg, data.splits)
         want = pipeline.fit(cfg, splits)
         assert_same(results[j], want, pipeline.train_config(cfg, data.n_features))
+
+
+def test_a_sweeps_memory_check_counts_each_group_of_stackable_jobs_over_its_processes():
+    """Four stackable jobs of 10^8 examples behind an invalid one, over 2 processes: the refusal
+    counts two configurations stacked per process and the four jobs' data in all."""
+    from hydra import compose, initialize_config_dir
+
+    from dlpractice import memory, stacking
+    from dlpractice.errors import MemoryLimitError
+
+    big = ["data.n_samples=100000000", "tracking.enabled=false", "regularizer=l2"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        loaded = stacking.load([compose("config", overrides=[*big, f"regularizer.lambd={x}"])
+                                for x in (-1, 0, 0.1, 0.3, 0.7)])
+    assert loaded[0] is None
+    with pytest.raises(MemoryLimitError) as refused:
+        stacking.check_memory(loaded, 2)
+    one = memory.estimate(loaded[1])
+    assert "for 2 configurations stacked" in str(refused.value)
+    assert f"the stacks' data {memory.size_text(4 * one.data)} in all" in str(refused.value)
 
 
 # -- the launcher, end to end ---------------------------------------------------------------------
