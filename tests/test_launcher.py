@@ -348,6 +348,33 @@ def test_a_sweep_rerun_in_its_folder_on_another_store_trains_every_job_again_sta
             assert row[key] == earlier[key] == children[row["run_id"]].data.metrics[key]
 
 
+@pytest.mark.slow
+def test_a_resumed_sweep_names_the_runs_whose_files_its_folders_hold(tmp_path):
+    """The same configurations ran again later elsewhere (`tracking.rerun=true`, newer runs): a
+    re-run of the first sweep settles each job with the run its folder holds the files of, not the
+    newest run of its configuration; a folder whose row is unreadable takes the newest."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+
+    def sweep(folder: str, *extra: str) -> list[dict]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m", "hydra/launcher=vectorized",
+             *SWEEP, *extra, f"hydra.sweep.dir={tmp_path / folder}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [json.loads((tmp_path / folder / str(j) / "summary.json").read_text())
+                for j in range(4)]
+
+    first = sweep("first")
+    later = sweep("later", "tracking.rerun=true")
+    assert {r["run_id"] for r in first}.isdisjoint(r["run_id"] for r in later)
+    (tmp_path / "first" / "3" / "summary.json").write_text("not json")
+    again = sweep("first")
+    assert [r["status"] for r in again] == ["skipped (already finished)"] * 4
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in first[:3]] + [later[3]["run_id"]]
+    for row, ran in zip(again, [*first[:3], later[3]], strict=True):
+        assert row["dev_accuracy"] == ran["dev_accuracy"] and row["config_hash"] == ran["config_hash"]
+
+
 def test_an_unusable_store_fails_before_any_output(tmp_path):
     proc = run_sweep(tmp_path, "nostore", f"tracking.uri=file://{tmp_path}/folder")
     assert proc.returncode == 1
