@@ -406,7 +406,8 @@ def test_both_launchers_select_the_same_setting(sweeps):
 @pytest.mark.slow
 def test_jobs_finished_before_take_part_in_the_selection(sweeps):
     """The same sweep again, in a new folder: every job is settled from the store without running;
-    the choice is the same run, tested once from the parameters that run uploaded."""
+    the choice is the same run, with the test metrics the first sweep evaluated for it (the test
+    split is evaluated once: nothing is downloaded or prepared again)."""
     first, again = sweeps["basic"], sweeps["again"]
     assert [line["status"] for line in again.table] == ["skipped (already finished)"] * 4
     assert again.parent.info.run_id != first.parent.info.run_id
@@ -418,6 +419,37 @@ def test_jobs_finished_before_take_part_in_the_selection(sweeps):
     for job in range(4):  # the test used the run's uploaded files: none came into the new folder
         assert sorted(p.name for p in (again.folder / str(job)).iterdir()) == ["summary.json"]
     assert "Downloading artifacts" not in again.proc.stderr  # no progress bar for it either
+
+
+@pytest.mark.slow
+def test_a_settled_choice_no_sweep_tested_before_is_tested_from_its_uploaded_files(store, tmp_path):
+    """The first sweep's parent run deleted: the same sweep again settles every job, and its
+    selected run is tested from the parameters and normalizer that run uploaded, to the accuracy
+    the reference computes from the first sweep's folder."""
+    first = Sweep(store, tmp_path / "first", "retested", "hydra/launcher=vectorized", *SWEEP)
+    first.client.delete_run(first.parent.info.run_id)
+    again = Sweep(store, tmp_path / "again", "retested", "hydra/launcher=vectorized", *SWEEP)
+    assert again.parent.info.run_id != first.parent.info.run_id
+    assert [line["status"] for line in again.table] == ["skipped (already finished)"] * 4
+    job = best_by_hand(first.children)
+    assert again.parent.data.tags["selected_run_id"] == first.children[job].info.run_id
+    folder = first.folder / str(job)
+    expected = ref.evaluate(ref.load_npz(folder / "parameters.npz"),
+                            yaml.safe_load((folder / "config.yaml").read_text()))
+    for name in TESTS:
+        assert again.parent.data.metrics[f"selected_{name}"] == pytest.approx(expected[name],
+                                                                               abs=1e-12)
+    assert "could not be tested" not in again.proc.stderr
+    # that test is not made again: a third sweep reports it without the files it was made from
+    selected = again.parent.data.tags["selected_run_id"]
+    uploaded = Path(first.client.get_run(selected).info.artifact_uri.removeprefix("file://"))
+    (uploaded / "parameters.npz").unlink()
+    third = Sweep(store, tmp_path / "third", "retested", "hydra/launcher=vectorized", *SWEEP)
+    assert third.parent.data.tags["selected_run_id"] == selected
+    for name in TESTS:
+        assert third.parent.data.metrics[f"selected_{name}"] == again.parent.data.metrics[
+            f"selected_{name}"]
+    assert "could not be tested" not in third.proc.stderr
 
 
 @pytest.mark.slow

@@ -175,11 +175,12 @@ class SweepCallback(Callback):
 
 def _test_selected(row: dict[str, Any], store: Any) -> dict[str, float]:
     """The selected job's test metrics: its row's when its run logged them, else evaluated once
-    now from its run folder (for a job settled as finished before: the files its run uploaded to
-    ``store``); empty, with one line on stderr, when that cannot be done."""
+    now from its run folder (for a job settled as finished before: what an earlier sweep that
+    selected its run logged, else the files its run uploaded to ``store``); empty, with one line
+    on stderr, when that cannot be done."""
     import tempfile
 
-    from dlpractice import report, selection
+    from dlpractice import report, selection, tracking
     from dlpractice.errors import one_line
 
     test = {k: row[k] for k in selection.TEST_METRICS if k in row}
@@ -188,6 +189,10 @@ def _test_selected(row: dict[str, Any], store: Any) -> dict[str, float]:
     try:
         if row.get("status") == "finished":  # trained by this sweep: the folder is its own
             return selection.test_of(row, Path(row["_folder"]))
+        earlier = tracking.earlier_test_of_selected(
+            store, row["config"]["tracking"]["experiment"], row["run_id"], selection.TEST_METRICS)
+        if earlier:  # the same parameters on the same test split: evaluated once, then
+            return earlier
         with tempfile.TemporaryDirectory(prefix="dlpractice-selected-") as tmp:
             store.download(row["run_id"], (report.PARAMETERS, report.NORMALIZER), Path(tmp))
             return selection.test_of(row, Path(tmp))

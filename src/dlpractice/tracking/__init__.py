@@ -22,11 +22,13 @@ from dlpractice.tracking.store import (
 )
 from dlpractice.tracking.sweeps import (
     close_lost_job_runs,
+    earlier_test_of_selected,
     finish_sweep_run,
     mark_selected,
     start_sweep_run,
 )
 
 __all__ = ["EXPERIMENT_KIND", "EXPERIMENT_KIND_TAG", "RunTracker", "Store", "Stores",
-           "close_abandoned_runs", "close_lost_job_runs", "finish_sweep_run", "mark_selected",
-           "owner_tags", "register_model", "resolve_uri", "start_sweep_run"]
+           "close_abandoned_runs", "close_lost_job_runs", "earlier_test_of_selected",
+           "finish_sweep_run", "mark_selected", "owner_tags", "register_model", "resolve_uri",
+           "start_sweep_run"]

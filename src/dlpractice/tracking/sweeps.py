@@ -18,8 +18,8 @@ from dlpractice.tracking import owners
 if TYPE_CHECKING:
     from dlpractice.tracking.store import Store
 
-__all__ = ["JOB_TAG", "SELECTED_TAG", "SWEEP_TAG", "close_lost_job_runs", "finish_sweep_run",
-           "mark_selected", "start_sweep_run"]
+__all__ = ["JOB_TAG", "SELECTED_TAG", "SWEEP_TAG", "close_lost_job_runs", "earlier_test_of_selected",
+           "finish_sweep_run", "mark_selected", "start_sweep_run"]
 
 SWEEP_TAG = "sweep_id"  # on a sweep's parent run and on each of its jobs' runs
 JOB_TAG = "sweep_job"  # on a job's run: its job number in the sweep (Hydra's hydra.job.num)
@@ -70,6 +70,28 @@ def mark_selected(store: Store, run_id: str) -> None:
     from mlflow.entities import RunTag
 
     md.log_batch(store.client, run_id, tags=[RunTag(SELECTED_TAG, "true")])
+
+
+def earlier_test_of_selected(store: Store, experiment: str, run_id: str,
+                             names: Iterable[str]) -> dict[str, float]:
+    """The test metrics ``names`` (e.g. ``test_accuracy``) that the latest earlier sweep of
+    ``experiment`` which selected run ``run_id`` logged for it (as ``selected_<name>`` on its
+    parent run, tagged ``selected_run_id``); empty when no sweep logged them all."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+        return {}
+    exp = store.client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    names = list(names)
+    runs = store.client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.selected_run_id = '{run_id}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    logged = runs[0].data.metrics if runs else {}
+    if not all(f"selected_{name}" in logged for name in names):
+        return {}
+    return {name: logged[f"selected_{name}"] for name in names}
 
 
 def close_lost_job_runs(store: Store, experiment: str, sweep_id: str, job: int,
