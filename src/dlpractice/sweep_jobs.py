@@ -1,5 +1,5 @@
 """What a launcher records for a sweep's jobs in its own process, without running the app's task:
-jobs whose configuration has a FINISHED run already (:func:`finished_jobs`, one store search) and
+jobs whose configuration has a FINISHED run already (:func:`finished_jobs`) and
 jobs whose process ended without a result (:func:`job_ended_without_result`); and the job folder's
 ``summary.json`` row that the task writes too (:func:`write_row`). Never trains or opens a run.
 """
@@ -67,8 +67,8 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
     """The sweep jobs (by job index: the composed job config and its loaded
     :class:`~dlpractice.config.Config`, None if it does not validate) whose configuration already
     has a FINISHED run: each one's row, written to its folder as the app's task would write it,
-    without running the job (one store search per experiment). Jobs it cannot settle this way are
-    left to run."""
+    without running the job: the runs the jobs' folders name, fetched by id, and one search of the
+    experiment for the others. Jobs it cannot settle this way are left to run."""
     from omegaconf import OmegaConf
 
     from dlpractice import config, sweep

@@ -77,9 +77,9 @@ def earlier_test_of_selected(store: Store, experiment: str, run_id: str,
     """The test metrics ``names`` (e.g. ``test_accuracy``) that the latest earlier sweep of
     ``experiment`` which selected run ``run_id`` logged for it (as ``selected_<name>`` on its
     parent run, tagged ``selected_run_id``); empty when no sweep logged them all."""
-    import re
+    from dlpractice.tracking.store import RUN_ID
 
-    if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+    if not RUN_ID.fullmatch(run_id):  # nothing else is put in a filter
         return {}
     exp = store.client.get_experiment_by_name(experiment)
     if exp is None:
