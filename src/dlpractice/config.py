@@ -218,8 +218,15 @@ _SECTIONS = {name for name, f in Config.__dataclass_fields__.items()
 def _typed_section(name: str, value_json: str) -> Any:
     from omegaconf import OmegaConf
 
-    schema = OmegaConf.structured(Config.__dataclass_fields__[name].default_factory)
-    return OmegaConf.to_object(OmegaConf.merge(schema, json.loads(value_json)))
+    return OmegaConf.to_object(OmegaConf.merge(_section_schema(name), json.loads(value_json)))
+
+
+@lru_cache(maxsize=None)
+def _section_schema(name: str) -> Any:
+    """Section ``name``'s structured schema, built once (merging into it makes a new config)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(Config.__dataclass_fields__[name].default_factory)
 
 
 @lru_cache(maxsize=64)

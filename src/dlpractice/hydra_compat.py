@@ -55,6 +55,8 @@ class SweepConfigCache:
         self._parser = OverridesParser.create()
         self._bases: dict[tuple[Any, ...], bytes | DictConfig] = {}  # pickled if it can be
         self._loaded: dict[tuple[Any, ...], DictConfig] = {}
+        # a sweep's jobs repeat most override lines: each is parsed and judged once
+        self._lines: dict[str, tuple[Override, bool]] = {}
         self.composed = 0  # configs Hydra composed (the rest were derived)
 
     def __call__(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
@@ -68,11 +70,12 @@ class SweepConfigCache:
 
     def _derive(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         try:
-            parsed = self._parser.parse_overrides(list(sweep_overrides))
+            lines = [self._line(line) for line in sweep_overrides]
         except Exception:  # let Hydra report it
             return self._compose(master_config, sweep_overrides)
-        values = [o for o in parsed if self._is_plain_value(o)]
-        structural = tuple(o.input_line for o in parsed if not self._is_plain_value(o))
+        parsed = [o for o, _ in lines]
+        values = [o for o, plain in lines if plain]
+        structural = tuple(o.input_line for o, plain in lines if not plain)
         key = (id(master_config), structural, tuple(o.key_or_group for o in values))
         base = self._bases.get(key)
         if base is None or not values:
@@ -99,6 +102,13 @@ class SweepConfigCache:
     def _compose(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         self.composed += 1
         return self._load(master_config, list(sweep_overrides))
+
+    def _line(self, line: str) -> tuple[Override, bool]:
+        """An override line parsed, and whether it sets a plain value (not a group or a list)."""
+        if line not in self._lines:
+            o = self._parser.parse_overrides([line])[0]
+            self._lines[line] = (o, self._is_plain_value(o))
+        return self._lines[line]
 
     def _is_plain_value(self, o: Override) -> bool:
         if (o.is_hydra_override() or o.package is not None or o.type != OverrideType.CHANGE
