@@ -267,3 +267,15 @@ def test_label_noise_below_a_half(value):
     assert str(err.value) == (f"data.label_noise={value} is not allowed: must be a finite number "
                               "in [0.0, 0.5)")
     assert composed("data.label_noise=0.49").data.label_noise == 0.49
+
+
+def test_a_section_left_to_its_defaults_after_another_config_set_it_gets_the_defaults():
+    """Each section's schema is built once and merged into for every config: a value one config
+    sets never becomes another's default."""
+    first = config.load({"regularizer": {"name": "l2", "lambd": 0.9, "keep_prob": 0.5},
+                         "train": {"iterations": 7}})
+    second = config.load({"regularizer": {"name": "l2"}})
+    assert (first.regularizer.lambd, first.regularizer.keep_prob, first.train.iterations) == (
+        0.9, 0.5, 7)
+    assert (second.regularizer.lambd, second.regularizer.keep_prob) == (0.0, 1.0)
+    assert second.train.iterations == config.TrainConfigSection().iterations

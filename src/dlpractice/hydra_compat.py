@@ -1,6 +1,6 @@
 """The one adapter to private parts of Hydra 1.3 and OmegaConf 2.3; nothing else in src/ may touch
 them (tests/test_private_api.py). Each use is guarded by :func:`supported` (the versions it was
-written against; tests/test_hydra_compat.py fails when they change) and has a public fallback.
+written against; tests/test_private_api.py fails when they change) and has a public fallback.
 
 - :func:`hydra_args_parser`: Hydra's own command-line parser, so that misuse is one line.
 - :func:`install_sweep_config_cache`: a sweep's job configs composed once per set of config-group
