@@ -221,7 +221,7 @@ def _typed_section(name: str, value_json: str) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(_section_schema(name), json.loads(value_json)))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=32)
 def _section_schema(name: str) -> Any:
     """Section ``name``'s structured schema, built once (merging into it makes a new config)."""
     from omegaconf import OmegaConf
