@@ -728,3 +728,35 @@ def test_initialization_study_pipeline(project, first_repro):
 
     again = project.dvc("repro", "pipelines/initialization/dvc.yaml").stdout
     assert "Running stage" not in again
+
+
+def test_evaluate_registers_its_model_when_asked(project, first_repro, monkeypatch):
+    """``tracking.register=true`` (a param of evaluate alone): the stage's new run's model
+    becomes ``models:/dlpractice@champion``, which answers the raw test split as the trained
+    parameters do; the default registers nothing."""
+    import mlflow.pyfunc
+
+    project.baseline()
+    client = project.client()
+    assert not client.search_registered_models("name = 'dlpractice'")
+    project.params("tracking.register=true")
+    proc = project.dvc("repro")
+    for stage in ("split", "normalize", "train", "gradcheck"):
+        assert f"Stage '{stage}' didn't change, skipping" in proc.stdout
+    newest = max(project.runs(), key=lambda r: r.info.start_time)
+    champion = client.get_model_version_by_alias("dlpractice", "champion")
+    assert champion.run_id == newest.info.run_id
+    assert (f"registered: models:/dlpractice@champion (version {champion.version})"
+            in proc.stdout.splitlines())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    model = mlflow.pyfunc.load_model("models:/dlpractice@champion")
+    params = project.read_params()
+    data, _ = ref.dataset(params)
+    probability, label = ref.model_output(ref.load_npz(project.root / "models/parameters.npz"),
+                                          params, data["X_test"])
+    got = model.predict(data["X_test"].T)
+    np.testing.assert_allclose(got["probability"].to_numpy(), probability, rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(got["label"].to_numpy(), label)
+    project.baseline()  # the default again: a new run, no new version
+    assert client.get_model_version_by_alias("dlpractice", "champion").version == champion.version

@@ -1,6 +1,6 @@
 """Stage ``evaluate``: accuracies on train/dev/test, the bias/variance diagnosis, the plots, and — when
 ``tracking.enabled`` — ONE MLflow run holding the history, metrics, tags and artifacts of the whole
-pipeline.
+pipeline (with ``tracking.register=true``, its model becomes ``models:/<experiment>@champion``).
 
 Metrics ``reports/metrics.json`` (train/dev/test accuracy and error, avoidable_bias, variance,
 diagnosis, gradcheck_difference, gradcheck_passed: `dvc exp show`'s first columns, in this order);
@@ -122,7 +122,13 @@ def run(cfg: Config, out: Outputs) -> None:
             tracker.upload(artifacts)
             row["run_id"] = tracker.run_id
             run_url = store.run_url(tracker.run_id, tracker.experiment_id)
+        if cfg.tracking.register:  # a single run registers only when asked (default: no)
+            name = cfg.tracking.experiment
+            version = tracking.register_model(store, tracker.run_id, name)
+            row["registered"] = f"models:/{name}@champion (version {version})"
     print(report.format_row(row))
+    if row.get("registered"):
+        print(f"registered: {row['registered']}")
     if run_url:
         print(f"run: {run_url}")
     print(f"folder: {(out.root / REPORTS_DIR).resolve()}")
