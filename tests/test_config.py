@@ -78,6 +78,9 @@ def test_initialization_and_gradient_checking_presets():
     (["selection.hide_test=maybe"],
      "selection.hide_test='maybe' is not allowed: must be true or false"),
     (["recipe.max_steps=0"], "recipe.max_steps=0 is not allowed: must be an integer >= 1"),
+    (["tracking.enabled=false", "tracking.register=true"],
+     "tracking.register=true is not allowed with tracking.enabled=false: a registered model comes "
+     "from an MLflow run (leave tracking.register null or false)"),
     (["recipe.max_steps=-3"], "recipe.max_steps=-3 is not allowed: must be an integer >= 1"),
     (["recipe.max_steps=many"], "recipe.max_steps='many' is not allowed: must be an integer"),
 ])

@@ -400,6 +400,10 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     for name, value in cfg.tracking.tags.items():
         if not isinstance(value, str):
             _fail(f"tracking.tags.{name}", value, "a text value")
+    if cfg.tracking.register and not cfg.tracking.enabled:  # a model is registered from its run
+        raise ConfigError("tracking.register=true is not allowed with tracking.enabled=false: "
+                          "a registered model comes from an MLflow run (leave tracking.register "
+                          "null or false)")
     _choice("selection.metric", cfg.selection.metric, SELECTION_METRICS)
     if cfg.recipe.max_steps < 1:
         _fail("recipe.max_steps", cfg.recipe.max_steps, "must be an integer >= 1")
