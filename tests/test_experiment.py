@@ -112,6 +112,32 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sweeps_jobs_are_named_by_the_values_it_varies_and_keep_their_names_on_a_rerun(tmp_path):
+    # the derived name shows init and regularizer only: a sweep over another key adds it
+    proc = app(tmp_path, "-m", *QUICK, "train.learning_rate=0.1", "model.activation=tanh,sigmoid")
+    assert proc.returncode == 0, proc.stderr
+    jobs = children(tmp_path)
+    names = {r.info.run_id: r.info.run_name for r in jobs}
+    assert sorted(names.values()) == sorted(
+        f"he-none model.activation={r.data.params['model.activation']}" for r in jobs)
+    assert len(set(names.values())) == 2  # the fixed learning rate names no job
+    first = ref.read_csv(tmp_path / "sweep" / "sweep_summary.csv")  # in job order
+    by_job = {int(r.data.tags["sweep_job"]): r.info.run_name for r in jobs}
+    assert [r["setting"] for r in first] == [by_job[0], by_job[1]]
+    parent = next(r for r in runs(tmp_path) if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["selected_setting"] == names[parent.data.tags["selected_run_id"]]
+    assert f"selected: {parent.data.tags['selected_setting']} (job " in proc.stdout
+
+    # settled from the store on another launcher, the jobs keep their names
+    again = app(tmp_path, "-m", *QUICK, "train.learning_rate=0.1", "model.activation=tanh,sigmoid",
+                "hydra/launcher=vectorized")
+    assert again.returncode == 0, again.stderr
+    rows = ref.read_csv(tmp_path / "sweep" / "sweep_summary.csv")
+    assert [(r["setting"], r["status"]) for r in rows] == [
+        (r["setting"], "skipped (already finished)") for r in first]
+
+
+@pytest.mark.slow
 def test_mlflow_project_main_entry_point(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

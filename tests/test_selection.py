@@ -20,6 +20,43 @@ pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:D
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# -- a sweep's job names --------------------------------------------------------------------------------
+
+
+def test_the_keys_a_command_line_sweeps():
+    lines = ["model.activation=tanh,sigmoid", "train.iterations=300", "+seed=range(0,3)",
+             "init=he,xavier", "model.hidden=[8,4]", "regularizer.lambd=choice(0.1,0.7)"]
+    assert sweep.swept_keys(lines) == ["model.activation", "seed", "init", "regularizer.lambd"]
+    assert sweep.swept_keys(["a=[1,2"]) == []  # Hydra reports the line itself
+
+
+@pytest.mark.parametrize("regularizer,swept,lines,expected", [
+    ({"name": "l2", "lambd": 0.7}, ["regularizer.lambd"], ["regularizer.lambd=0.7"], "he-l2_0.7"),
+    ({"name": "l2", "lambd": 0.7}, ["model.hidden", "regularizer.lambd"],
+     ["model.hidden=[8,4]", "train.iterations=300", "regularizer.lambd=0.7"],
+     "he-l2_0.7 model.hidden=[8,4]"),
+    ({"name": "dropout", "keep_prob": 0.8}, ["regularizer.keep_prob"],
+     ["regularizer.keep_prob=0.8"], "he-dropout_0.8"),
+    ({"name": "dropout", "keep_prob": 0.8}, ["regularizer.lambd", "seed"],
+     ["regularizer.lambd=0.1", "+seed=3"], "he-dropout_0.8 regularizer.lambd=0.1 +seed=3"),
+    ({"name": "none"}, ["init", "regularizer"], ["init=he", "regularizer=none"], "he-none"),
+    ({"name": "none"}, [], ["model.activation=tanh"], "he-none"),
+])
+def test_a_sweep_job_is_named_by_the_swept_values_its_name_does_not_show(regularizer, swept, lines,
+                                                                         expected):
+    cfg = config.load({"regularizer": regularizer}, check_files=False)
+    named = sweep.named_job(cfg, lines, swept)
+    assert config.run_name(named) == expected
+    assert named.tracking.run_name == (None if expected == config.run_name(cfg) else expected)
+    assert config.config_hash(named) == config.config_hash(cfg)  # the same record
+
+
+def test_an_explicit_run_name_stays_in_a_sweep():
+    cfg = config.load({"tracking": {"run_name": "mine"}}, check_files=False)
+    assert config.run_name(sweep.named_job(cfg, ["model.activation=tanh"],
+                                           ["model.activation"])) == "mine"
+
+
 # -- the ranking ---------------------------------------------------------------------------------------
 
 

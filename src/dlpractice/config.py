@@ -31,6 +31,7 @@ from dlpractice.config_checks import validate as validate
 from dlpractice.config_identity import config_hash as config_hash
 from dlpractice.config_identity import flatten as flatten
 from dlpractice.config_identity import run_name as run_name
+from dlpractice.config_identity import shown_in_name as shown_in_name
 from dlpractice.config_identity import tests_hidden as tests_hidden
 from dlpractice.errors import ConfigError
 

@@ -27,6 +27,17 @@ def run_name(cfg: Config) -> str:
     return f"{cfg.init.name}-{reg}"
 
 
+def shown_in_name(cfg: Config) -> frozenset[str]:
+    """The config keys that :func:`run_name` derives its name from (a sweep that varies another
+    key adds that key's value to its jobs' names)."""
+    shown = {"init", "init.name", "regularizer", "regularizer.name", "tracking.run_name"}
+    if cfg.regularizer.name in ("l2", "l1"):
+        shown.add("regularizer.lambd")
+    elif cfg.regularizer.name == "dropout":
+        shown.add("regularizer.keep_prob")
+    return frozenset(shown)
+
+
 def tests_hidden(cfg: Config, sweep: bool) -> bool:
     """Does this run keep its test split unseen? Only a sweep's jobs do (``selection.hide_test``):
     a single run is not a selection and reports its test metrics."""

@@ -124,6 +124,8 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
     row: dict[str, Any] = {}
     try:
         cfg = config.load(raw_cfg)  # the one load of this job's config
+        if multirun:
+            cfg = sweep.named_job(cfg, hc.overrides.task, info.swept)
         row["config"] = cfg.to_dict()
         row.update(run_job(cfg, output_dir, multirun=multirun, result=result,
                            parent_run_id=info.parent_run_id, tags=tags, stores=stores, figures=figures))

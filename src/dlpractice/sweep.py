@@ -14,14 +14,18 @@ import atexit
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dlpractice.paths import locked
+
+if TYPE_CHECKING:
+    from dlpractice.config import Config
 
 SWEEP_FILE = ".sweep.json"
 SUMMARY_FILE = "summary.json"
@@ -34,6 +38,7 @@ class SweepInfo:
     parent_run_id: str | None = None
     tracking_uri: str | None = None  # the store the parent run is in
     owner: dict[str, str] | None = None  # the process running the sweep: it owns the parent run
+    swept: list[str] | None = None  # the keys its command line sweeps (see named_job)
 
 
 def read_info(sweep_dir: Path) -> SweepInfo:
@@ -46,6 +51,46 @@ def read_info(sweep_dir: Path) -> SweepInfo:
 
 def _write_info(sweep_dir: Path, info: SweepInfo) -> None:
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(info.__dict__))
+
+
+def _sweep_lines(config: DictConfig) -> list[str]:
+    """A multirun's override lines: its command line's and its sweeper's ``params``."""
+    params = config.hydra.sweeper.get("params") or {}
+    return [*config.hydra.overrides.task, *(f"{k}={v}" for k, v in params.items())]
+
+
+def swept_keys(overrides: Sequence[str]) -> list[str]:
+    """The keys that override lines sweep (``model.activation=tanh,relu``: ``model.activation``),
+    read with Hydra's parser; none for lines it does not parse (Hydra reports those)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:
+        return []
+    return [o.key_or_group for o in parsed if o.is_sweep_override()]
+
+
+def named_job(cfg: Config, job_overrides: Sequence[str], swept: Sequence[str] | None) -> Config:
+    """A sweep job's config named after its settings and its own override lines for the swept
+    keys that name leaves out (``he-none model.activation=tanh``): no two jobs of a sweep share a
+    name. An explicit ``tracking.run_name`` stays."""
+    from dlpractice import config
+
+    if cfg.tracking.run_name or not swept:
+        return cfg
+    shown = config.shown_in_name(cfg)
+    extra = [line for line in job_overrides
+             if _override_key(line) in swept and _override_key(line) not in shown]
+    if not extra:
+        return cfg
+    name = " ".join([config.run_name(cfg), *extra])
+    return replace(cfg, tracking=replace(cfg.tracking, run_name=name))
+
+
+def _override_key(line: str) -> str:
+    """An override line's key: ``+model.hidden=[8,4]`` gives ``model.hidden``."""
+    return line.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
 
 
 class SweepCallback(Callback):
@@ -74,7 +119,8 @@ class SweepCallback(Callback):
         # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
         self.sweep_id = uuid.uuid4().hex[:12]
         with locked(self.sweep_dir / f"{SWEEP_FILE}.lock"):
-            _write_info(self.sweep_dir, SweepInfo(self.sweep_id, owner=tracking.owner_tags()))
+            _write_info(self.sweep_dir, SweepInfo(self.sweep_id, owner=tracking.owner_tags(),
+                                                  swept=swept_keys(_sweep_lines(config))))
         atexit.register(self._close, "KILLED")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -267,7 +313,7 @@ def _open_parent_run(config: DictConfig) -> None:
             run_id = tracking.start_sweep_run(
                 store, experiment, f"sweep-{info.sweep_id}",
                 tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)}, owner=info.owner)
-            _write_info(sweep_dir, SweepInfo(info.sweep_id, run_id, store.uri, info.owner))
+            _write_info(sweep_dir, replace(info, parent_run_id=run_id, tracking_uri=store.uri))
 
 
 def collect_rows(sweep_dir: Path, sweep_id: str | None = None) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
         if run_id is not None:
             recorded.setdefault(store_key, {})[key] = run_id
     rows: dict[int, dict[str, Any]] = {}
-    sweep_ids: dict[Path, str | None] = {}
+    infos: dict[Path, Any] = {}
     for store_key, by_hash in wanted.items():
         uri, experiment = store_key
         try:
@@ -99,13 +99,16 @@ def finished_jobs(job_configs: Mapping[int, tuple[Any, Any]], stores: Any
             continue
         for key, summary in found.items():
             for j, raw, cfg, sweep_dir, folder in by_hash[key]:
-                if sweep_dir not in sweep_ids:
-                    sweep_ids[sweep_dir] = sweep.read_info(sweep_dir).sweep_id
-                if earlier_job_in(folder, sweep_ids[sweep_dir]) is not None:
+                if sweep_dir not in infos:
+                    infos[sweep_dir] = sweep.read_info(sweep_dir)
+                info = infos[sweep_dir]
+                if earlier_job_in(folder, info.sweep_id) is not None:
                     continue
-                rows[j] = {"config": cfg.to_dict(), "setting": config.run_name(cfg), **summary,
-                           "status": SKIPPED, "overrides": list(raw.hydra.overrides.task),
-                           "sweep_id": sweep_ids[sweep_dir], "job": raw.hydra.job.num}
+                overrides = list(raw.hydra.overrides.task)
+                named = sweep.named_job(cfg, overrides, info.swept)
+                rows[j] = {"config": named.to_dict(), "setting": config.run_name(named), **summary,
+                           "status": SKIPPED, "overrides": overrides,
+                           "sweep_id": info.sweep_id, "job": raw.hydra.job.num}
                 write_row(folder, rows[j])
     return rows
 
