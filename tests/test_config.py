@@ -282,3 +282,15 @@ def test_a_section_left_to_its_defaults_after_another_config_set_it_gets_the_def
         0.9, 0.5, 7)
     assert (second.regularizer.lambd, second.regularizer.keep_prob) == (0.0, 1.0)
     assert second.train.iterations == config.TrainConfigSection().iterations
+
+
+def test_the_committed_params_yaml_is_the_default_config():
+    """Plain `dvc repro` reads params.yaml: it holds what conf/ composes, every key and value (a
+    key missing there shows as a changed param in every `dvc exp diff`)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(CONF), version_base=None):
+        raw = compose("config")
+    expected = OmegaConf.to_container(raw, resolve=True)
+    assert yaml.safe_load((CONF.parent / "params.yaml").read_text()) == expected
