@@ -249,7 +249,7 @@ CASES = [
     Case("params-unknown-group-option", "params", ["init=foo"], error="error: init='foo' is not a config option; choose one of glorot, he, random, xavier, zeros"),
     Case("params-sweep", "params", ["init=he,xavier"], error="error: init=he,xavier is a sweep, but params.yaml holds one config: queue one experiment per value with `dvc exp run --queue -S 'init=he,xavier'`"),
     Case("params-unknown-key", "params", ["train.bogus=1"], error="error: unknown config key 'train.bogus'; allowed keys in train: batch_size, iterations, learning_rate, record_every"),
-    Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], error='error: regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none (choose regularizer=dropout)'),
+    Case("params-out-of-range", "params", ["regularizer.keep_prob=1.5"], error='error: regularizer.keep_prob=1.5 is not allowed: must be 1 with regularizer=none (choose regularizer=dropout)'),
     Case("params-train-size-negative", "params", ["data.train_size=-1"],
          error="error: data.train_size=-1 is not allowed: must be null (the whole train split), a number of examples >= 2 or a fraction in (0, 1]"),
     Case("params-output-folder-missing", "params", ["-o", "{tmp}/no/such/folder/params.yaml"],

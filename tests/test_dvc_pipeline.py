@@ -33,7 +33,7 @@ pytestmark = [
 ITERATIONS = 300
 BASE_OVERRIDES = (f"train.iterations={ITERATIONS}",)
 
-KEEP_PROB_ERROR = ("regularizer.keep_prob=1.5 is not allowed: 1 with regularizer=none "
+KEEP_PROB_ERROR = ("regularizer.keep_prob=1.5 is not allowed: must be 1 with regularizer=none "
                    "(choose regularizer=dropout)")
 SPLITS = ("train", "dev", "test")
 EVALUATION = ("train_accuracy", "dev_accuracy", "test_accuracy", "train_error", "dev_error",
