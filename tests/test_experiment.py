@@ -138,6 +138,22 @@ def test_a_sweeps_jobs_are_named_by_the_values_it_varies_and_keep_their_names_on
 
 
 @pytest.mark.slow
+def test_a_sweep_in_a_relative_folder_names_it_absolute(tmp_path):
+    # Hydra's sweep folder is relative to where it started: the printed folder and the parent
+    # run's sweep_dir tag name it whole, so they work from any other folder
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    proc = subprocess.run([sys.executable, "-m", "dlpractice.experiment", "-m", *QUICK, "init=he,xavier",
+                           "hydra.sweep.dir=sweeps/one"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "sweeps" / "one"
+    assert proc.stdout.splitlines()[-1] == f"folder: {folder}"
+    (parent,) = [r for r in runs(tmp_path) if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["sweep_dir"] == str(folder)
+    assert len(ref.read_csv(folder / "sweep_summary.csv")) == 2
+
+
+@pytest.mark.slow
 def test_mlflow_project_main_entry_point(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

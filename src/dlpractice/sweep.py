@@ -53,6 +53,13 @@ def _write_info(sweep_dir: Path, info: SweepInfo) -> None:
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(info.__dict__))
 
 
+def sweep_folder(config: DictConfig) -> Path:
+    """The sweep's folder as an absolute path (Hydra's default is relative to where it started:
+    the parent run's ``sweep_dir`` tag and the printed folder must work from anywhere)."""
+    folder = Path(str(config.hydra.sweep.dir))
+    return folder if folder.is_absolute() else Path(str(config.hydra.runtime.cwd)) / folder
+
+
 def _sweep_lines(config: DictConfig) -> list[str]:
     """A multirun's override lines: its command line's and its sweeper's ``params``."""
     params = config.hydra.sweeper.get("params") or {}
@@ -114,7 +121,7 @@ class SweepCallback(Callback):
         except DlpracticeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
-        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.sweep_dir = sweep_folder(config)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         # Its jobs' rows carry it: the summary leaves out rows an earlier sweep left in the folder.
         self.sweep_id = uuid.uuid4().hex[:12]
@@ -299,7 +306,7 @@ def _open_parent_run(config: DictConfig) -> None:
     from dlpractice import tracking
     from dlpractice.config import TrackingConfig
 
-    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir = sweep_folder(config)
     settings = config.get("tracking", {})  # the job validates its config itself
     if not settings.get("enabled", True) or read_info(sweep_dir).parent_run_id:
         return
