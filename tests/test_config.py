@@ -294,3 +294,25 @@ def test_the_committed_params_yaml_is_the_default_config():
         raw = compose("config")
     expected = OmegaConf.to_container(raw, resolve=True)
     assert yaml.safe_load((CONF.parent / "params.yaml").read_text()) == expected
+
+
+@pytest.mark.parametrize("raw,line", [
+    ({"model": {"hidden": 5}}, "model.hidden=5 is not allowed: must be a list ([a, b, …])"),
+    ({"model": {"hidden": {"a": 1}}}, "model.hidden={'a': 1} is not allowed: must be a list ([a, b, …])"),
+    ({"regularizer": {"flip_axes": 0}}, "regularizer.flip_axes=0 is not allowed: must be a list ([a, b, …])"),
+    ({"data": {"feature_scales": "big"}},
+     "data.feature_scales='big' is not allowed: must be a list ([a, b, …])"),
+    ({"tracking": {"tags": ["a"]}},
+     "tracking.tags=['a'] is not allowed: must be a mapping ({name: value, …})"),
+])
+def test_a_list_or_mapping_key_given_another_kind_of_value_is_one_line(raw, line):
+    with pytest.raises(ConfigError) as info:
+        config.load(raw, check_files=False)
+    assert str(info.value) == line
+
+
+def test_lists_as_tuples_and_optional_lists_left_out_still_load():
+    cfg = config.load({"model": {"hidden": (7, 3)}, "data": {"feature_scales": None},
+                       "tracking": {"tags": {"team": "a"}}}, check_files=False)
+    assert (cfg.model.hidden, cfg.data.feature_scales, cfg.tracking.tags) == ([7, 3], None,
+                                                                              {"team": "a"})

@@ -185,6 +185,7 @@ def load(raw: Any, *, check_files: bool = True) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "hydra"}
+    _check_containers(raw)
     try:
         cfg = _typed(raw)
     except OmegaConfBaseException as exc:
@@ -262,6 +263,35 @@ def _schema() -> Any:
 
 
 _TYPE_NAMES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+_CONTAINER_NAMES = {list: "a list ([a, b, …])", dict: "a mapping ({name: value, …})"}
+_ALLOWED_TYPES = {list: (list, tuple), dict: (dict,)}
+
+
+@lru_cache(maxsize=1)
+def _container_keys() -> dict[tuple[str, str], type]:
+    """The schema's list and mapping keys (``("model", "hidden"): list``), optional ones too."""
+    import types
+    from typing import Union, get_args, get_origin, get_type_hints
+
+    out = {}
+    for section in _SECTIONS:
+        for key, hint in get_type_hints(Config.__dataclass_fields__[section].default_factory).items():
+            options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+            kinds = {get_origin(t) or t for t in options if t is not type(None)}
+            if len(kinds) == 1 and kinds <= {list, dict}:
+                out[(section, key)] = kinds.pop()
+    return out
+
+
+def _check_containers(raw: dict[str, Any]) -> None:
+    """A list or mapping key given another kind of value (``model.hidden=5``): one line naming
+    it, before OmegaConf's message, which names neither the value nor what is allowed."""
+    for (section, key), kind in _container_keys().items():
+        part = raw.get(section)
+        value = part.get(key) if isinstance(part, dict) else None
+        if value is not None and value != "???" and not isinstance(value, _ALLOWED_TYPES[kind]):
+            raise ConfigError(f"{section}.{key}={value!r} is not allowed: must be "
+                              f"{_CONTAINER_NAMES[kind]}")
 
 
 def _config_error_line(exc: Exception) -> str:

@@ -256,8 +256,11 @@ def _hydra_error_line(exc: BaseException) -> str:
     """Hydra's error in one line; an override that does not merge also says why (its cause's
     first line, OmegaConf's, names what is allowed)."""
     first = one_line(exc)
-    if first.startswith("Error merging override") and exc.__cause__ is not None:
-        first = f"{first}: {one_line(exc.__cause__)}"
+    if first.startswith(("Error merging override", "Could not override")) and exc.__cause__:
+        first = f"{first.rstrip('.')}: {one_line(exc.__cause__)}"
+        hint = [ln for ln in str(exc).splitlines() if ln.startswith("To append to your config")]
+        if hint:  # a new key (a run tag): Hydra's own advice, +key=value
+            first += f" ({hint[0][0].lower()}{hint[0][1:]})"
     return first
 
 
