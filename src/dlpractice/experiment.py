@@ -271,17 +271,33 @@ def _check_group_choices(argv: list[str]) -> None:
             continue
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")
-        if key.startswith("hydra") or "." in key:
+        if "." in key or value.startswith(("choice(", "range(", "glob(")):
             continue
-        group = CONF_DIR / key
-        if not group.is_dir() or value.startswith(("choice(", "range(", "glob(")):
+        if key in HYDRA_PLUGIN_GROUPS:
+            options = _plugin_options(key)
+        elif key.startswith("hydra") or not (CONF_DIR / key).is_dir():
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml"))
+        else:
+            options = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
         for choice in value.split(","):
             if choice and choice != "null" and choice not in options:
                 raise DlpracticeError(
                     f"{key}={choice!r} is not a config option; choose one of {', '.join(options)}"
                 )
+
+
+HYDRA_PLUGIN_GROUPS = ("hydra/launcher", "hydra/sweeper")
+
+
+def _plugin_options(group: str) -> list[str]:
+    """The options of a Hydra plugin group (``hydra/launcher``): what the installed plugins
+    register (Hydra's public plugin registry and config store) and ``conf/hydra/<group>/``."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # imports the installed plugins, which store their configs
+    stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+    return sorted(stored | {p.stem for p in (CONF_DIR / group).glob("*.yaml")})
 
 
 def _expand_overrides(argv: list[str]) -> list[str]:
