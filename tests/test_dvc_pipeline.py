@@ -49,11 +49,19 @@ METRIC_FILES = ["reports/metrics.json", "models/train_metrics.json"]
 # small outs (cache: false) are in git; the others in the DVC cache, each folder's .gitignore naming them
 IN_GIT = {"dvc.lock", "data/.gitignore", "models/.gitignore", "reports/.gitignore",
           "models/history.csv", "models/grad_norms.csv", "models/train_metrics.json",
-          "reports/gradcheck.json", "reports/metrics.json", "reports/diagnosis.json"}
+          "reports/gradcheck.json", "reports/metrics.json", "reports/diagnosis.json",
+          "reports/params_check.json"}
 IN_CACHE = ("data/split", "data/normalized", "models/parameters.npz", "models/init_parameters.npz",
             "models/train_result.json", "reports/plots")
 # the columns of `dvc exp show --csv` before the metrics
 EXP_SHOW_HEADERS = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
+
+
+def _outs(root: Path) -> dict[str, str]:
+    """sha256 of every file under the pipeline's out folders, by path."""
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for folder in ("data", "models", "reports") for f in sorted((root / folder).rglob("*"))
+            if f.is_file()}
 
 
 class Project:
@@ -479,14 +487,27 @@ def test_bad_config_value_one_line_no_outs_no_running_run(project, first_repro, 
     assert proc.stderr.strip().splitlines() == [f"error: split: {KEEP_PROB_ERROR}"]
     assert sorted(p.name for p in scratch.iterdir()) == ["params.yaml"]
 
-    # the pipeline given it: fails at the first stage that reads the section (train)
+    # the pipeline given it: its first stage refuses it before any stage has lost its outs
+    # (DVC removes a stage's outs before running it: train's went, before the check stage)
+    before = _outs(project.root)
+    assert set(TRAIN_OUTS) <= set(before)
     (project.root / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
     proc = project.dvc("repro", check=False)
     assert proc.returncode != 0
-    assert "error: train: regularizer.keep_prob=1.5 is not allowed" in proc.stderr
-    for rel in TRAIN_OUTS:
-        assert not (project.root / rel).exists(), rel
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
+        f"error: check: {KEEP_PROB_ERROR}"]
+    assert "Running stage 'train'" not in proc.stdout
+    assert _outs(project.root) == before
     assert not (project.root / ".stage-tmp").exists()
+    # so does `dvc exp run -S`: only params.yaml changes in the workspace
+    project.baseline()
+    before = _outs(project.root)
+    proc = project.dvc("exp", "run", "-S", "regularizer=dropout", "-S", "regularizer.keep_prob=1.5",
+                       check=False)
+    assert proc.returncode != 0
+    assert "error: check: regularizer.keep_prob=1.5 is not allowed: must be a finite number in " \
+        "(0.0, 1.0]" in proc.stderr
+    assert _outs(project.root) == before
 
     # the Hydra app given it: one line, exit 1
     n_runs = len(project.runs())

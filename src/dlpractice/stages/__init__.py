@@ -1,6 +1,6 @@
 """The DVC pipeline's stages, one module each: ``python -m dlpractice.stages.<name>``.
 
-``split`` → ``normalize`` → ``train`` → ``gradcheck`` → ``evaluate`` (see ``dvc.yaml``). Each reads
+``check`` → ``split`` → ``normalize`` → ``train`` → ``gradcheck`` → ``evaluate`` (see ``dvc.yaml``). Each reads
 ``params.yaml`` in the working directory, calls its step of :mod:`dlpractice.pipeline` and writes its
 outs; the paths below are the contract between them and ``dvc.yaml``.
 """
@@ -23,6 +23,7 @@ GRAD_NORMS = MODELS_DIR / "grad_norms.csv"
 GRADCHECK = REPORTS_DIR / "gradcheck.json"
 METRICS = REPORTS_DIR / "metrics.json"
 DIAGNOSIS = REPORTS_DIR / "diagnosis.json"
+PARAMS_CHECK = REPORTS_DIR / "params_check.json"  # ``check``'s marker: the stages run after it
 PLOTS_DIR = REPORTS_DIR / "plots"
 
-STAGES = ("split", "normalize", "train", "gradcheck", "evaluate")
+STAGES = ("check", "split", "normalize", "train", "gradcheck", "evaluate")
