@@ -646,6 +646,9 @@ def test_temp_experiment_shows_its_metrics_and_plots(project, first_repro):
                        "regularizer.lambd=0.3", "-S", f"train.iterations={ITERATIONS}")
     (name,) = _exp_names(proc.stdout + proc.stderr)
     assert (project.root / "reports/metrics.json").read_bytes() == workspace  # left alone
+    # its folder is gone when the experiment ends: the stage says how to get its outputs instead
+    assert (f"folder: none kept (a DVC temporary workspace; `dvc exp apply {name}` brings the "
+            "outputs into yours)") in proc.stdout.splitlines()
     (run,) = [r for r in project.runs() if r.data.tags.get("dvc_experiment") == name]
     assert (run.data.params["regularizer.name"], run.data.params["regularizer.lambd"]) == (
         "l2", "0.3")

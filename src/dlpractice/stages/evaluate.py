@@ -131,7 +131,19 @@ def run(cfg: Config, out: Outputs) -> None:
         print(f"registered: {row['registered']}")
     if run_url:
         print(f"run: {run_url}")
-    print(f"folder: {(out.root / REPORTS_DIR).resolve()}")
+    print(folder_line((out.root / REPORTS_DIR).resolve()))
+
+
+def folder_line(folder: Path) -> str:
+    """Where the user finds the stage's outputs: ``folder``, unless it is in a DVC temporary
+    workspace (``dvc exp run --temp`` or ``--queue``), which DVC removes when the experiment ends."""
+    parts = folder.parts
+    temporary = any(parts[i:i + 3] == (".dvc", "tmp", "exps") for i in range(len(parts)))
+    if not temporary:
+        return f"folder: {folder}"
+    name = os.environ.get("DVC_EXP_NAME") or "<experiment>"
+    return (f"folder: none kept (a DVC temporary workspace; `dvc exp apply {name}` brings the "
+            "outputs into yours)")
 
 
 main = stage_main(run, "evaluate")
