@@ -370,11 +370,16 @@ def test_register_model_moves_the_champion_to_each_new_version(runs, store):
     # the earlier version is still the first run's model
     X = first["data"]["X_test"].T
     assert_answers(mlflow.pyfunc.load_model("models:/moons-net/1").predict(X), first)
-    # another alias leaves the champion where it is
-    assert tracking.register_model(store, first["run_id"], "moons-net", alias="candidate") == "3"
+    # another alias leaves the champion where it is; the model registered before keeps its version
+    assert tracking.register_model(store, first["run_id"], "moons-net", alias="candidate") == "1"
     assert str(client.get_model_version_by_alias("moons-net", "champion").version) == "2"
-    assert str(client.get_model_version_by_alias("moons-net", "candidate").version) == "3"
+    assert str(client.get_model_version_by_alias("moons-net", "candidate").version) == "1"
     assert_answers(mlflow.pyfunc.load_model("models:/moons-net@candidate").predict(X), first)
+    # registering a model again (a re-run sweep's same choice) moves the alias, adds no version
+    assert tracking.register_model(store, first["run_id"], "moons-net") == "1"
+    champion = client.get_model_version_by_alias("moons-net", "champion")
+    assert (str(champion.version), champion.run_id) == ("1", first["run_id"])
+    assert sorted(int(v.version) for v in client.search_model_versions("name = 'moons-net'")) == [1, 2]
 
 
 def test_register_model_refuses_what_it_cannot_register_in_one_line(runs, store):

@@ -129,8 +129,9 @@ def run_model_id(client: MlflowClient, run_id: str) -> str | None:
 
 
 def register_model(store: Store, run_id: str, name: str, alias: str = DEFAULT_ALIAS) -> str:
-    """Register run ``run_id``'s model as a new version of registered model ``name`` (created if
-    missing) and point ``alias`` at it: ``models:/<name>@<alias>`` loads it. Returns the version.
+    """Register run ``run_id``'s model as a version of registered model ``name`` (created if
+    missing; a model registered before keeps its version) and point ``alias`` at it:
+    ``models:/<name>@<alias>`` loads it. Returns the version.
     A run without a model, an unknown run or a name MLflow refuses: one-line
     :class:`DlpracticeError`."""
     if not re.fullmatch(r"[0-9A-Za-z_-]+", str(run_id)):
@@ -151,22 +152,32 @@ def register_model(store: Store, run_id: str, name: str, alias: str = DEFAULT_AL
         raise DlpracticeError(f"MLflow run {run_id} has no model {MODEL_NAME!r} to register (a "
                               "run logged before runs had models: run it again with "
                               "tracking.rerun=true)")
-    version = None
+    version = created = None
     try:
         _ensure_registered_model(client, name)
         # The model's own location, not models:/<id>: MLflow 3.17's SQL registry resolves that
         # through the process's global tracking URI, which need not be this store's.
         source = client.get_logged_model(model_id).artifact_location
-        version = client.create_model_version(name, source=source, run_id=run_id,
-                                              model_id=model_id)
+        version = _version_of(client, name, run_id, source)  # a re-run sweep's same choice
+        if version is None:
+            version = created = client.create_model_version(name, source=source, run_id=run_id,
+                                                            model_id=model_id)
         client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
-        if version is not None:  # an alias MLflow refuses: no version without it
+        if created is not None:  # an alias MLflow refuses: no new version without it
             with contextlib.suppress(MlflowException):
                 client.delete_model_version(name, version.version)
         raise DlpracticeError(f"cannot register the model of MLflow run {run_id} as {name!r} "
                               f"(alias {alias!r}): {tag_text(exc)}") from None
     return str(version.version)
+
+
+def _version_of(client: MlflowClient, name: str, run_id: str, source: str) -> Any:
+    """The version of registered model ``name`` that already holds run ``run_id``'s model at
+    ``source`` (None: none does), so registering it again adds no copy."""
+    found = client.search_model_versions(f"name = '{name}' AND run_id = '{run_id}'")
+    return min((v for v in found if v.source == source), key=lambda v: int(v.version),
+               default=None)
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> Any:
