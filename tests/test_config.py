@@ -316,3 +316,4 @@ def test_lists_as_tuples_and_optional_lists_left_out_still_load():
                        "tracking": {"tags": {"team": "a"}}}, check_files=False)
     assert (cfg.model.hidden, cfg.data.feature_scales, cfg.tracking.tags) == ([7, 3], None,
                                                                               {"team": "a"})
+
