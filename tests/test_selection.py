@@ -365,12 +365,15 @@ def test_the_selected_runs_model_is_the_experiments_champion(sweeps, store, monk
     answer = mlflow.pyfunc.load_model("models:/vectorized@champion").predict(X_test.T)
     np.testing.assert_allclose(answer["probability"].to_numpy(), probability, rtol=1e-12)
     assert answer["label"].tolist() == label.tolist()
-    # "basic" was swept twice (the second time every job finished before): two versions
-    versions = s.client.search_model_versions("name = 'basic'")
-    assert sorted(int(v.version) for v in versions) == [1, 2]
+    # "basic" was swept twice (the second time every job finished before): the same choice, so
+    # the champion stays on its one version
+    chosen = sweeps["again"].parent.data.tags["selected_run_id"]
+    assert chosen == sweeps["basic"].parent.data.tags["selected_run_id"]
+    (version,) = s.client.search_model_versions("name = 'basic'")
     latest = s.client.get_model_version_by_alias("basic", "champion")
-    assert (int(latest.version), latest.run_id) == (
-        2, sweeps["again"].parent.data.tags["selected_run_id"])
+    assert (int(version.version), version.run_id) == (int(latest.version), latest.run_id) == (
+        1, chosen)
+    assert "registered: models:/basic@champion (version 1)" in sweeps["again"].proc.stdout
 
 
 def test_a_single_run_registers_only_when_asked(tmp_path):
