@@ -17,6 +17,18 @@ REFUSED = [
     ({"data": {"noise": -0.1}}, "data.noise=-0.1 is not allowed: must be a finite number in [0.0, inf)"),
     ({"data": {"noise": float("nan")}}, "data.noise=nan is not allowed: must be a finite number in "
                                         "[0.0, inf)"),
+    ({"data": {"noise": float("inf")}}, "data.noise=inf is not allowed: must be a finite number in "
+                                        "[0.0, inf)"),
+    ({"data": {"name": "file", "path": ""}}, "data.path='' is not allowed: data=file needs data.path "
+                                             "(a .mat, .npz or .csv file)"),
+    ({"data": {"train_size": "half"}}, "data.train_size='half' is not allowed: must be null (the "
+                                       "whole train split), a number of examples >= 2 or a fraction "
+                                       "in (0, 1]"),
+    ({"data": {"train_size": True}}, "data.train_size=True is not allowed: must be null (the whole "
+                                     "train split), a number of examples >= 2 or a fraction in (0, 1]"),
+    ({"tracking": {"register": True, "enabled": False}},
+     "tracking.register=true is not allowed with tracking.enabled=false: a registered model comes "
+     "from an MLflow run (leave tracking.register null or false)"),
     ({"data": {"ratios": [0.5, 0.5]}}, "data.ratios=[0.5, 0.5] is not allowed: three non-negative "
                                        "train/dev/test ratios summing to 1"),
     ({"data": {"ratios": [1.2, -0.1, -0.1]}}, "data.ratios=[1.2, -0.1, -0.1] is not allowed: three "
@@ -114,6 +126,8 @@ ALLOWED = [
     {"gradcheck": {"epsilon": 0.01, "max_examples": 1}},
     {"diagnosis": {"bayes_error": 1.0, "bias_threshold": 0.0, "variance_threshold": 1.0}},
     {"tracking": {"stale_after_s": 60.0}}, {"selection": {"metric": "dev_cost"}},
+    {"tracking": {"register": True}}, {"tracking": {"register": False, "enabled": False}},
+    {"tracking": {"enabled": False}},
     {"recipe": {"max_steps": 1}},
 ]
 
@@ -135,7 +149,10 @@ def test_a_data_file_that_is_not_there_is_refused_only_when_files_are_checked(tm
     with pytest.raises(ConfigError) as info:
         config.load(raw)
     assert str(info.value) == f"data.path='{tmp_path / 'none.mat'}' is not allowed: no such file"
-    assert config.load(raw, check_files=False).data.path == str(tmp_path / "none.mat")
+    cfg = config.load(raw, check_files=False)
+    assert cfg.data.path == str(tmp_path / "none.mat")
+    with pytest.raises(ConfigError):  # validate checks files unless told not to
+        config.validate(cfg)
     (tmp_path / "none.mat").write_bytes(b"")
     assert config.load(raw).data.path == str(tmp_path / "none.mat")
 

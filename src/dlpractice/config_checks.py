@@ -32,17 +32,17 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         _fail(key, value, f"choose one of {', '.join(choices)}")
 
 
-def _finite(key: str, value: float, low: float | None = None, high: float | None = None,
+def _finite(key: str, value: float, low: float, high: float | None = None,
             low_open: bool = False, high_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and math.isfinite(value)
-    if ok and low is not None:
+    if ok:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
-        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
-        _fail(key, value, f"must be a finite number in {lo or '(-inf'}, {hi or 'inf)'}")
+        lo = ("(" if low_open else "[") + f"{low}"
+        hi = "inf)" if high is None else f"{high}" + (")" if high_open else "]")
+        _fail(key, value, f"must be a finite number in {lo}, {hi}")
 
 
 def validate(cfg: Config, *, check_files: bool = True) -> None:
