@@ -6,7 +6,6 @@ import pytest
 from dlpractice import config
 from dlpractice.errors import ConfigError
 
-
 # Each check's boundary: the first value refused (its whole line) and the last one allowed.
 REFUSED = [
     ({"data": {"name": "mnist"}}, "data='mnist' is not allowed: choose one of circles, moons, blobs, "

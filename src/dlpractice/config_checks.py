@@ -79,9 +79,11 @@ def validate(cfg: Config, *, check_files: bool = True) -> None:
     _choice("regularizer", r.name, REGULARIZERS)
     _finite("regularizer.lambd", r.lambd, 0.0)
     if r.name == "none" and r.lambd:
-        _fail("regularizer.lambd", r.lambd, "must be 0 with regularizer=none (choose regularizer=l2 or l1)")
+        _fail("regularizer.lambd", r.lambd,
+              "must be 0 with regularizer=none (choose regularizer=l2 or l1)")
     if r.name == "none" and r.keep_prob != 1.0:
-        _fail("regularizer.keep_prob", r.keep_prob, "must be 1 with regularizer=none (choose regularizer=dropout)")
+        _fail("regularizer.keep_prob", r.keep_prob,
+              "must be 1 with regularizer=none (choose regularizer=dropout)")
     keep = r.keep_prob if isinstance(r.keep_prob, (list, tuple)) else [r.keep_prob]
     for kp in keep:
         if isinstance(kp, bool) or not isinstance(kp, (int, float)):

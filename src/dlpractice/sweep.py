@@ -1,11 +1,12 @@
 """Hydra callback that makes a multirun one tracked sweep, on any launcher.
 
-Owns the sweep file ``<sweep dir>/.sweep.json`` (the sweep's id and its parent MLflow run id, shared
-by every process of the sweep), the parent run's lifetime, the sweep's choice of its best setting
-(:mod:`dlpractice.selection`, recorded on the parent run and the chosen job's run), and the sweep
-summary: a study's table (:mod:`dlpractice.studies`) or the plain sweep table and its chart. The
-parent run is opened by the first job that starts, in whichever process runs it, so that no process
-opens the store before a launcher forks. It never trains and never formats a table itself.
+Owns the sweep file ``<sweep dir>/.sweep.json`` (the sweep's id, its parent MLflow run id and the
+keys it sweeps, shared by every process of the sweep), its jobs' names, the parent run's lifetime,
+the sweep's choice of its best setting (:mod:`dlpractice.selection`, recorded on the parent run and
+the chosen job's run), and the sweep summary: a study's table (:mod:`dlpractice.studies`) or the
+plain sweep table and its chart. The parent run is opened by the first job that starts, in whichever
+process runs it, so that no process opens the store before a launcher forks. It never trains and
+never formats a table itself.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def swept_keys(overrides: Sequence[str]) -> list[str]:
 
 def named_job(cfg: Config, job_overrides: Sequence[str], swept: Sequence[str] | None) -> Config:
     """A sweep job's config named after its settings and its own override lines for the swept
-    keys that name leaves out (``he-none model.activation=tanh``): no two jobs of a sweep share a
-    name. An explicit ``tracking.run_name`` stays."""
+    keys that name leaves out (``he-none model.activation=tanh``), so jobs that differ in what
+    the sweep varies differ in name. An explicit ``tracking.run_name`` stays."""
     from dlpractice import config
 
     if cfg.tracking.run_name or not swept:

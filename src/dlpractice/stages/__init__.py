@@ -1,8 +1,8 @@
 """The DVC pipeline's stages, one module each: ``python -m dlpractice.stages.<name>``.
 
-``check`` → ``split`` → ``normalize`` → ``train`` → ``gradcheck`` → ``evaluate`` (see ``dvc.yaml``). Each reads
-``params.yaml`` in the working directory, calls its step of :mod:`dlpractice.pipeline` and writes its
-outs; the paths below are the contract between them and ``dvc.yaml``.
+``check`` → ``split`` → ``normalize`` → ``train`` → ``gradcheck`` → ``evaluate`` (see ``dvc.yaml``).
+Each reads ``params.yaml`` in the working directory, calls its step of :mod:`dlpractice.pipeline`
+and writes its outs; the paths below are the contract between them and ``dvc.yaml``.
 """
 
 from pathlib import Path
