@@ -48,6 +48,28 @@ def test_a_study_is_one_sweep_whose_summary_is_its_table(tmp_path):
     assert png(sweep_dir / "layer_norms.png") and png(sweep_dir / "boundaries.png")
 
 
+def test_a_study_run_again_tables_its_finished_runs_from_their_files(tmp_path):
+    """A second run of a study settles its jobs from the store (their folders hold only a row):
+    the table is built from the files their runs uploaded, the same as the first run's."""
+    tables = []
+    for k in (1, 2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "dlpractice.experiment", "-m",
+             "study/numerical_gradient=central,forward", "report.figures=false",
+             f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.sweep.dir={tmp_path}/s{k}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        tables.append(ref.read_csv(tmp_path / f"s{k}" / "table.csv"))
+    rows = [json.loads((tmp_path / "s2" / s / "summary.json").read_text())
+            for s in ("central", "forward")]
+    assert [r["status"] for r in rows] == ["skipped (already finished)"] * 2
+    assert not (tmp_path / "s2" / "central" / "parameters.npz").exists()
+    assert [r["setting"] for r in tables[1]] == [
+        "cube-central", "cube-forward", "central-loop", "central-exact", "forward-loop",
+        "forward-exact"]
+    assert tables[1] == tables[0]
+
+
 def test_two_jobs_of_a_sweep_never_share_a_folder(tmp_path):
     """One study setting swept over another value: both jobs resolve to the setting's folder; the
     second one stops with one line instead of overwriting the first one's files and row."""

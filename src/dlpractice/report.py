@@ -30,6 +30,7 @@ PARAMETERS = "parameters.npz"
 PARAMETERS_END = "parameters_end.npz"
 NORMALIZER = "normalizer.npz"
 HISTORY = "history.csv"
+RUN_FILES = (PARAMETERS, PARAMETERS_END, NORMALIZER, HISTORY)  # what a study's table reads of a run
 ROW_COLUMNS = (
     "setting", "status", "selected", "train_accuracy", "dev_accuracy", "test_accuracy",
     "train_error", "dev_error", "diagnosis", "gradcheck_difference", "recommendation",

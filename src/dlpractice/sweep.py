@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -190,7 +191,9 @@ class SweepCallback(Callback):
         study = studies.study_of(rows)
         if study is not None:
             try:
-                rows, files = studies.write_summary(study, rows, self.sweep_dir, self.target_cost)
+                with tempfile.TemporaryDirectory(prefix="dlpractice-study-") as tmp:
+                    rows, files = studies.write_summary(study, _with_run_files(rows, Path(tmp)),
+                                                        self.sweep_dir, self.target_cost)
             except DlpracticeError as exc:  # e.g. a run's data file is gone
                 print(f"error: {exc}", file=sys.stderr)
             columns = [c for c in studies.table_columns(study, rows) if c != "comment"]
@@ -254,6 +257,29 @@ def _test_selected(row: dict[str, Any], store: Any) -> dict[str, float]:
         print(f"error: the selected job {row.get('job')} ({row.get('setting')}) could not be "
               f"tested: {one_line(exc)}", file=sys.stderr)
         return {}
+
+
+def _with_run_files(rows: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """The rows of a study's table, each job settled as finished before pointing at a copy of its
+    run's files (parameters, history) in ``folder``: its own folder holds only its row."""
+    from dlpractice import report
+    from dlpractice.errors import one_line
+    from dlpractice.sweep_jobs import SKIPPED
+
+    out = []
+    for row in rows:
+        if (row.get("status") == SKIPPED and row.get("run_id")
+                and not (Path(row["_folder"]) / report.PARAMETERS).is_file()):
+            copy = folder / str(row.get("job", len(out)))
+            copy.mkdir()
+            try:
+                _store_of(row).download(row["run_id"], report.RUN_FILES, copy)
+                row = dict(row, _folder=str(copy))
+            except Exception as exc:  # its line in the table says what is missing
+                print(f"error: job {row.get('job')} ({row.get('setting')}): could not fetch its "
+                      f"run's files: {one_line(exc)}", file=sys.stderr)
+        out.append(row)
+    return out
 
 
 def _store_of(row: dict[str, Any]) -> Any:
