@@ -364,6 +364,19 @@ def test_a_failing_gradient_check_fails_the_run_when_asked():
     pipeline.require_gradcheck(passing.cfg, passing.gradcheck)
 
 
+def test_a_forward_check_that_fails_says_why_a_correct_backprop_can():
+    # one-sided differences err O(epsilon): the default threshold is the central method's
+    run = pipeline.run_all(load(gradcheck={"method": "forward", "threshold": 1e-30},
+                                train={"iterations": 10}))
+    worst = max((run.gradcheck.at_init, run.gradcheck.at_trained), key=lambda r: r.difference)
+    with pytest.raises(GradientCheckError) as info:
+        pipeline.require_gradcheck(run.cfg, run.gradcheck)
+    assert str(info.value) == (
+        f"gradient check failed: difference {run.gradcheck.difference:.3g} >= threshold 1e-30, "
+        f"worst array {worst.worst_array}; forward differences err O(epsilon): use "
+        "gradcheck.method=central or raise gradcheck.threshold (e.g. 1e-5)")
+
+
 def test_run_all_trains_reports_and_keeps_the_data():
     seen = []
     cfg = load()

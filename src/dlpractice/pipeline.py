@@ -293,9 +293,12 @@ def require_gradcheck(cfg: Config, report: GradcheckReport | None) -> None:
     if report is None or report.passed or not cfg.gradcheck.fail:
         return
     worst = max([report.at_init, report.at_trained], key=lambda r: r.difference)
+    # one-sided differences err O(epsilon): a correct backprop can miss the central threshold
+    hint = ("; forward differences err O(epsilon): use gradcheck.method=central or raise "
+            "gradcheck.threshold (e.g. 1e-5)" if cfg.gradcheck.method == "forward" else "")
     raise GradientCheckError(
         f"gradient check failed: difference {report.difference:.3g} >= threshold "
-        f"{cfg.gradcheck.threshold:g}, worst array {worst.worst_array}"
+        f"{cfg.gradcheck.threshold:g}, worst array {worst.worst_array}{hint}"
     )
 
 
