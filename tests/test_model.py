@@ -380,6 +380,11 @@ def test_register_model_moves_the_champion_to_each_new_version(runs, store):
     champion = client.get_model_version_by_alias("moons-net", "champion")
     assert (str(champion.version), champion.run_id) == ("1", first["run_id"])
     assert sorted(int(v.version) for v in client.search_model_versions("name = 'moons-net'")) == [1, 2]
+    # a name a filter string cannot quote registers, and re-registers, the same way
+    assert [tracking.register_model(store, second["run_id"], "o'neil's net") for _ in range(2)] == [
+        "1", "1"]
+    champion = client.get_model_version_by_alias("o'neil's net", "champion")
+    assert (str(champion.version), champion.run_id) == ("1", second["run_id"])
 
 
 def test_register_model_refuses_what_it_cannot_register_in_one_line(runs, store):

@@ -30,7 +30,7 @@ def run_name(cfg: Config) -> str:
 def shown_in_name(cfg: Config) -> frozenset[str]:
     """The config keys that :func:`run_name` derives its name from (a sweep that varies another
     key adds that key's value to its jobs' names)."""
-    shown = {"init", "init.name", "regularizer", "regularizer.name", "tracking.run_name"}
+    shown = {"init", "init.name", "regularizer", "regularizer.name"}
     if cfg.regularizer.name in ("l2", "l1"):
         shown.add("regularizer.lambd")
     elif cfg.regularizer.name == "dropout":

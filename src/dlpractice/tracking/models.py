@@ -175,9 +175,10 @@ def register_model(store: Store, run_id: str, name: str, alias: str = DEFAULT_AL
 def _version_of(client: MlflowClient, name: str, run_id: str, source: str) -> Any:
     """The version of registered model ``name`` that already holds run ``run_id``'s model at
     ``source`` (None: none does), so registering it again adds no copy."""
-    found = client.search_model_versions(f"name = '{name}' AND run_id = '{run_id}'")
-    return min((v for v in found if v.source == source), key=lambda v: int(v.version),
-               default=None)
+    # by run id alone (checked above): a name may hold a quote that a filter string cannot
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    return min((v for v in found if v.name == name and v.source == source),
+               key=lambda v: int(v.version), default=None)
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> Any:
