@@ -534,6 +534,8 @@ def test_early_stopping_restores_the_best_weights():
     restored_dev_cost = compute_cost(result.parameters, X_dev, Y_dev)
     assert restored_dev_cost == pytest.approx(min(result.dev_costs), rel=1e-12)
     assert restored_dev_cost < result.dev_costs[-1]
+    assert result.best_dev_cost == pytest.approx(restored_dev_cost, rel=1e-12)
+    assert full.best_dev_cost is None
     assert result.final_cost == pytest.approx(compute_cost(result.parameters, X, Y), rel=1e-12)
 
 

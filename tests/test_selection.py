@@ -92,6 +92,20 @@ def test_selecting_by_dev_cost():
     assert selection.select(rows, "dev_error") == 0
 
 
+def test_an_early_stopped_job_is_ranked_by_the_dev_cost_of_the_weights_it_kept():
+    stopped = {**row(1, 0.1, 0.60), "best_dev_cost": 0.25}  # last point 0.60: discarded weights
+    rows = [row(0, 0.1, 0.30), stopped]
+    assert selection.kept_dev_cost(stopped) == 0.25
+    assert selection.kept_dev_cost(rows[0]) == 0.30
+    assert selection.select(rows, "dev_cost") == 1
+    assert selection.select(rows, "dev_error") == 1  # the tie of dev errors
+    rows = [row(0, 0.1, 0.30), {**row(1, 0.1, 0.20), "best_dev_cost": 0.35}]
+    assert selection.select(rows, "dev_cost") == 0
+    assert selection.select(rows, "dev_error") == 0
+    # a best_dev_cost that is no number (a failed job's blank) falls back to dev_cost
+    assert selection.kept_dev_cost({**row(2, 0.1, 0.4), "best_dev_cost": None}) == 0.4
+
+
 def test_a_value_that_is_no_finite_number_is_never_chosen():
     for bad in (math.nan, math.inf, None, "0.1"):
         assert selection.select([row(0, bad), row(1, 0.5)], "dev_error") == 1, bad

@@ -265,6 +265,29 @@ def test_run_summary_is_one_flat_row(client, store, outcome, finished):
     assert row["dev_accuracy"] == pytest.approx(expected["dev_accuracy"], abs=1e-12)
 
 
+def test_an_early_stopped_run_logs_the_dev_cost_of_the_weights_it_kept(client, store):
+    """``dev_cost``'s last point belongs to the weights early stopping discarded; ``best_dev_cost``
+    is the dev cost of the saved parameters, recomputed here from the raw splits."""
+    cfg = make_cfg(store, experiment="early", train={"iterations": 3000, "record_every": 50,
+                                                     "learning_rate": 0.3},
+                   model={"hidden": [30, 30]}, regularizer={"early_stopping_patience": 3},
+                   gradcheck={"enabled": False})
+    outcome = pipeline.run_all(cfg)
+    with tracking.RunTracker(cfg, store) as tracker:
+        tracker.log_history(outcome.result)
+        tracker.log_outcome(outcome)
+    data, _ = ref.dataset(cfg.to_dict())
+    mean, std = ref.normalizer(data["X_train"])
+    kept = ref.cost(outcome.result.parameters, (data["X_dev"] - mean) / std, data["Y_dev"])
+    metrics = client.get_run(tracker.run_id).data.metrics
+    dev = history(client, tracker.run_id, "dev_cost")
+    assert outcome.result.stopped_early and dev[-1][0] > metrics["best_iteration"] > 0
+    assert metrics["best_dev_cost"] == pytest.approx(kept, rel=1e-12)
+    assert dict(dev)[metrics["best_iteration"]] == pytest.approx(kept, rel=1e-12)
+    assert metrics["dev_cost"] == dev[-1][1] > kept + 1e-3  # the discarded weights' point
+    assert report.outcome_metrics(outcome)["best_dev_cost"] == metrics["best_dev_cost"]
+
+
 def test_has_finished_runs(client, store, finished):
     assert store.has_finished_runs("t")
     assert not store.has_finished_runs("no-such-experiment")
@@ -1344,7 +1367,7 @@ def test_log_history_records_every_series_at_its_steps(client, store):
         "grad_norm_W1": [(0, 1.5), (5, 1.0), (9, 0.5)],
         "grad_norm_W2": [(0, 0.25), (5, 0.125), (9, 0.0625)],
         "train_seconds": [(9, 1.25)], "final_cost": [(9, 0.2)], "iterations_run": [(9, 10.0)],
-        "best_iteration": [(9, 5.0)]}
+        "best_iteration": [(9, 5.0)], "best_dev_cost": [(9, 0.625)]}  # the point at iteration 5
     assert client.get_run(tracker.run_id).info.status == "FINISHED"
 
     # dev costs not aligned with the iterations are left out; nothing recorded: steps at 0

@@ -95,8 +95,8 @@ def write_history(outcome: Outcome, path: Path) -> Path:
 
 def outcome_metrics(outcome: Outcome) -> dict[str, float]:
     """The metric names users' scripts rely on, as logged to MLflow and DVC (``dev_cost``: the
-    last recorded one, the value MLflow shows for its history; ``best_iteration`` with early
-    stopping)."""
+    last recorded one, the value MLflow shows for its history; ``best_iteration`` and
+    ``best_dev_cost``, the kept weights' dev cost, with early stopping)."""
     metrics = dict(outcome.evaluation.metrics())
     if outcome.result.dev_costs:
         metrics["dev_cost"] = outcome.result.dev_costs[-1]
@@ -104,6 +104,8 @@ def outcome_metrics(outcome: Outcome) -> dict[str, float]:
     metrics["final_cost"] = outcome.result.final_cost
     if outcome.result.best_iteration is not None:
         metrics["best_iteration"] = outcome.result.best_iteration
+    if outcome.result.best_dev_cost is not None:
+        metrics["best_dev_cost"] = outcome.result.best_dev_cost
     if outcome.gradcheck is not None:
         metrics["gradcheck_difference"] = outcome.gradcheck.difference
     return metrics

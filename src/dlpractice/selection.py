@@ -1,6 +1,6 @@
 """A sweep's choice of its best setting, on dev data alone, and its one look at the test split.
 
-Owns the ranking (``selection.metric``; ties: the lower ``dev_cost``, then the earlier job), the one
+Owns the ranking (``selection.metric``; ties: the lower dev cost, then the earlier job), the one
 numeric setting a sweep varies (its path) and testing the selected run once, after the choice (the
 math is :mod:`dlpractice.pipeline`'s, the run folder :mod:`dlpractice.report`'s). Reads summary
 rows; must not touch MLflow or draw (the sweep callback uploads, :mod:`dlpractice.plots` draws).
@@ -47,16 +47,23 @@ def settings_of(rows: Sequence[Mapping[str, Any]]) -> SelectionConfig:
     return SelectionConfig()
 
 
+def kept_dev_cost(row: Mapping[str, Any]) -> float | None:
+    """The dev cost of the weights a run ends on: ``best_dev_cost`` when early stopping restored
+    them, else the last recorded ``dev_cost``."""
+    best = _number(row.get("best_dev_cost"))
+    return best if best is not None else _number(row.get("dev_cost"))
+
+
 def select(rows: Sequence[Mapping[str, Any]], metric: str) -> int | None:
-    """The index of the sweep's best row: the lowest ``metric`` (``dev_error`` or ``dev_cost``)
-    among the jobs that finished, ties broken by the lower ``dev_cost``, then the earlier job.
-    None when no job can be chosen (every one failed)."""
+    """The index of the sweep's best row: the lowest ``metric`` (``dev_error`` or ``dev_cost``,
+    the :func:`kept_dev_cost`) among the jobs that finished, ties broken by the lower kept dev
+    cost, then the earlier job. None when no job can be chosen (every one failed)."""
     best: tuple[tuple[float, float, int, int], int] | None = None
     for position, row in enumerate(rows):
-        value = _number(row.get(metric))
+        dev_cost = kept_dev_cost(row)
+        value = dev_cost if metric == "dev_cost" else _number(row.get(metric))
         if not _ranked(row) or value is None:
             continue
-        dev_cost = _number(row.get("dev_cost"))
         job = row.get("job")
         key = (value, math.inf if dev_cost is None else dev_cost,
                job if isinstance(job, int) else position, position)

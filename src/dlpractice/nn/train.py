@@ -79,6 +79,14 @@ class TrainResult:
     end_parameters: dict[str, np.ndarray] | None = None  # with early stopping: the last weights
     train_seconds: float = 0.0
 
+    @property
+    def best_dev_cost(self) -> float | None:
+        """With early stopping: the dev cost recorded at ``best_iteration``, i.e. of the weights the
+        run ends on (the last recorded one belongs to weights it discarded); None without it."""
+        if self.best_iteration is None or len(self.dev_costs) != len(self.iterations):
+            return None
+        return self.dev_costs[self.iterations.index(self.best_iteration)]
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the parameter arrays (saved apart, e.g. .npz), as JSON values.
 

@@ -54,6 +54,7 @@ def run(cfg: Config, out: Outputs) -> None:
         "train_seconds": result.train_seconds,
         "stopped_early": result.stopped_early,
         "best_iteration": result.best_iteration,
+        "best_dev_cost": result.best_dev_cost,
     })
     print(f"train: {result.iterations_run} iterations in {result.train_seconds:.2f} s, "
           f"final cost {result.final_cost:.6g}")

@@ -260,8 +260,8 @@ class RunTracker:
     def log_history(self, result: TrainResult) -> None:
         """``cost`` and ``dev_cost`` per recorded iteration (but the points the callback flushed
         already: its history is this result's), ``grad_norm_W1``, ``grad_norm_W2``, …,
-        ``train_seconds``, ``final_cost``, ``iterations_run`` (and ``best_iteration`` when early
-        stopping restored weights): all in one batched call."""
+        ``train_seconds``, ``final_cost``, ``iterations_run`` (and ``best_iteration``,
+        ``best_dev_cost`` when early stopping restored weights): all in one batched call."""
         client, run_id = self._require_open()
         ts, done = md.now_ms(), self._flushed
         its = list(result.iterations)
@@ -277,6 +277,8 @@ class RunTracker:
                    "iterations_run": result.iterations_run}
         if result.best_iteration is not None:
             scalars["best_iteration"] = result.best_iteration
+        if result.best_dev_cost is not None:
+            scalars["best_dev_cost"] = result.best_dev_cost
         metrics += [m for k, v in scalars.items() for m in md.metric_series(k, [last], [v], ts)]
         md.log_batch(client, run_id, metrics=metrics)
         self._history_logged = True
