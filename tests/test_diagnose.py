@@ -107,6 +107,20 @@ def test_a_gap_equal_to_its_threshold_but_for_rounding_is_not_high():
     assert diagnose(0.0, 0.05 + 1e-9).label == "high_variance"
 
 
+def test_a_gap_that_is_rounding_alone_is_zero():
+    """A table shows 0.0000, not 4.16e-17: train error 1 - 0.95 against a Bayes error of 5%."""
+    assert (1 - 0.95) - 0.05 == pytest.approx(4.16e-17, rel=1e-2)  # what the rounding leaves
+    d = diagnose(1 - 0.95, 1 - 0.95, 0.05)
+    assert (d.avoidable_bias, d.variance) == (0.0, 0.0)
+    assert d.train_error == 1 - 0.95  # the errors themselves are kept as given
+    # one example in a billion is a gap, either sign, and so is 1.5e-12
+    d = diagnose(0.05 + 1e-9, 0.05, 0.05)
+    assert d.avoidable_bias == pytest.approx(1e-9) and d.variance == pytest.approx(-1e-9)
+    assert diagnose(0.5 + 1.5e-12, 0.5).variance == pytest.approx(-1.5e-12, rel=1e-3)
+    assert diagnose(0.5 + 0.9e-12, 0.5).variance == 0.0
+    assert diagnose(1e-12, 1e-12).avoidable_bias == 0.0  # the margin itself is rounding
+
+
 def test_the_ends_of_the_range_are_allowed():
     assert diagnose(1.0, 1.0, 1.0, bias_threshold=1.0, variance_threshold=1.0).label == "good_fit"
     assert diagnose(0.0, 0.0, 0.0, bias_threshold=0.0, variance_threshold=0.0).label == "good_fit"

@@ -68,8 +68,8 @@ def diagnose(
     for name, value in (("bias_threshold", bias_threshold),
                         ("variance_threshold", variance_threshold)):
         _rate(name, value)
-    avoidable_bias = train_error - bayes_error
-    variance = dev_error - train_error
+    avoidable_bias = _gap(train_error - bayes_error)
+    variance = _gap(dev_error - train_error)
     high_bias = exceeds(avoidable_bias, bias_threshold)
     high_variance = exceeds(variance, variance_threshold)
     if high_bias and high_variance:
@@ -90,6 +90,11 @@ def exceeds(gap: float, threshold: float) -> bool:
     """Is ``gap`` high, i.e. above ``threshold`` by more than rounding? (The lecture's rule, for
     every place that judges a gap.)"""
     return gap > threshold + ROUNDING
+
+
+def _gap(value: float) -> float:
+    """A gap between two error rates, 0 when it is rounding alone (1 - 0.95 less 0.05 is 4e-17)."""
+    return 0.0 if abs(value) <= ROUNDING else value
 
 
 def _rate(name: str, value: float) -> float:
