@@ -92,7 +92,6 @@ def test_two_jobs_of_a_sweep_never_share_a_folder(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_show_prints_every_study_table_and_ui_links(tmp_path):
-    from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/m.db"
     proc = subprocess.run(
@@ -106,10 +105,10 @@ def test_show_prints_every_study_table_and_ui_links(tmp_path):
         shown = table.read_text() if table.is_file() else (
             f"(no table yet: dvc repro pipelines/{study}/dvc.yaml)\n")
         assert f"\n## {study}\n\n{shown}\n" in tables
-    client = MlflowClient(uri)
-    expected = [f"  {study:<22} http://127.0.0.1:5000/#/experiments/"
-                f"{client.get_experiment_by_name(study).experiment_id}/runs" for study in STUDIES]
-    assert links.strip().splitlines()[1:] == expected
+    # a fresh store: no links yet, and `show` creates neither the database nor any experiment
+    assert links.strip().splitlines()[1:] == [
+        f"  {study:<22} (no runs yet: dvc repro pipelines/{study}/dvc.yaml)" for study in STUDIES]
+    assert not (tmp_path / "m.db").exists()
 
 
 # -- the comparison table, in process ---------------------------------------------------------------
@@ -769,19 +768,26 @@ def test_show_in_a_project(tmp_path, monkeypatch, capsys):
     client = MlflowClient(uri)
     client.create_experiment("input_normalization")  # the ids are not in the table's order
     client.create_experiment("other")
+    client.create_experiment("regularization")
+    client.delete_experiment(client.create_experiment("recipe"))  # deleted: no runs to browse
 
     assert studies.main(["show"]) == 0
     out = capsys.readouterr().out
-    ids = {s: client.get_experiment_by_name(s).experiment_id for s in STUDIES}
-    assert len(set(ids.values())) == len(STUDIES)
+    ids = {s: client.get_experiment_by_name(s).experiment_id
+           for s in ("input_normalization", "regularization")}
     missing = "(no table yet: dvc repro pipelines/{}/dvc.yaml)\n"
+    no_runs = "(no runs yet: dvc repro pipelines/{}/dvc.yaml)"
     assert out == (
         "\n## initialization\n\n" + missing.format("initialization") + "\n"
         + "\n## regularization\n\n" + table + "\n"
         + "".join(f"\n## {s}\n\n" + missing.format(s) + "\n" for s in STUDIES[2:])
         + "Browse the runs in the MLflow UI: make ui   (then open the links below)\n"
-        + "".join(f"  {LINK_NAMES[s]} http://127.0.0.1:5000/#/experiments/{ids[s]}/runs\n"
+        + "".join(f"  {LINK_NAMES[s]} " + (f"http://127.0.0.1:5000/#/experiments/{ids[s]}/runs"
+                                          if s in ids else no_runs.format(s)) + "\n"
                   for s in STUDIES))
+    # nothing created: the studies without runs have no experiment
+    assert sorted(e.name for e in client.search_experiments()) == [
+        "Default", "input_normalization", "other", "regularization"]
 
     monkeypatch.chdir(tmp_path)
     assert studies.show(["regularization"], root=project) == 0

@@ -363,7 +363,8 @@ def show(studies: Sequence[str], root: Path | None = None) -> int:
     store = tracking.Store(tracking.resolve_uri(None))
     print("Browse the runs in the MLflow UI: make ui   (then open the links below)")
     for study in studies:
-        print(f"  {study:<22} {store.runs_url(study)}")
+        url = store.runs_url(study)
+        print(f"  {study:<22} {url or f'(no runs yet: dvc repro pipelines/{study}/dvc.yaml)'}")
     return 0
 
 

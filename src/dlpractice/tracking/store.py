@@ -276,6 +276,7 @@ class Store:
         exp = self.client.get_experiment_by_name(name)
         if exp is None or exp.lifecycle_stage == "deleted":
             return None
+        self._experiment_ids[name] = exp.experiment_id
         return exp.experiment_id
 
     def ui_address(self, host: str = UI_HOST, port: int = UI_PORT) -> str:
@@ -289,10 +290,16 @@ class Store:
         netloc = parts.netloc.rpartition("@")[2]
         return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
-    def runs_url(self, experiment: str, host: str = UI_HOST, port: int = UI_PORT) -> str:
+    def runs_url(self, experiment: str, host: str = UI_HOST, port: int = UI_PORT) -> str | None:
         """The MLflow UI's runs table of ``experiment``: ``<ui address>/#/experiments/<id>/runs``
-        (:meth:`ui_address`)."""
-        return f"{self.ui_address(host, port)}/#/experiments/{self.experiment_id(experiment)}/runs"
+        (:meth:`ui_address`); None when the store has no such experiment (nothing is created,
+        not even a SQLite file)."""
+        path = sqlite_path(self.uri)
+        if path is not None and not path.exists():
+            return None
+        self.prepare()
+        exp_id = self._existing_experiment_id(experiment)
+        return None if exp_id is None else f"{self.ui_address(host, port)}/#/experiments/{exp_id}/runs"
 
     def run_url(self, run_id: str, experiment_id: str | None = None, host: str = UI_HOST,
                 port: int = UI_PORT) -> str:
