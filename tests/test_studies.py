@@ -92,7 +92,6 @@ def test_two_jobs_of_a_sweep_never_share_a_folder(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_show_prints_every_study_table_and_ui_links(tmp_path):
-
     uri = f"sqlite:///{tmp_path}/m.db"
     proc = subprocess.run(
         [sys.executable, "-m", "dlpractice.studies", "show"], cwd=ROOT, capture_output=True,
