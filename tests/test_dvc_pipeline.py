@@ -264,7 +264,8 @@ def _logged(run) -> dict[str, dict]:
                                  "gradcheck_difference": m["gradcheck_difference"],
                                  "gradcheck_passed": tags["gradcheck"] == "passed"},
         "models/train_metrics.json": {k: m[k] for k in ("final_cost", "iterations_run",
-                                                        "train_seconds")},
+                                                        "train_seconds", "best_iteration",
+                                                        "best_dev_cost") if k in m},
     }
 
 
@@ -546,7 +547,8 @@ def _exp_names(output: str) -> list[str]:
 
 def test_exp_run_set_params_composes_params_and_tags_the_run(project, first_repro):
     proc = project.dvc("exp", "run", "-S", "regularizer=l2", "-S", "regularizer.lambd=0.7",
-                       "-S", f"train.iterations={ITERATIONS}")
+                       "-S", f"train.iterations={ITERATIONS}",
+                       "-S", "regularizer.early_stopping_patience=1000")
     names = _exp_names(proc.stdout + proc.stderr)
     assert len(names) == 1
     params = project.read_params()
@@ -566,6 +568,14 @@ def test_exp_run_set_params_composes_params_and_tags_the_run(project, first_repr
         assert run.data.metrics[name] == pytest.approx(expected[name], abs=1e-12), name
     assert project.json("reports/metrics.json")["dev_accuracy"] == run.data.metrics[
         "dev_accuracy"]
+    # early stopping kept the weights of its lowest dev cost: best_dev_cost is theirs (+ the L2 term)
+    data, _ = ref.dataset(params)
+    mean, std = ref.normalizer(data["X_train"])
+    kept = ref.cost(ref.load_npz(project.root / "models/parameters.npz"),
+                    (data["X_dev"] - mean) / std, data["Y_dev"], lambd=0.7)
+    assert run.data.metrics["best_dev_cost"] == pytest.approx(kept, rel=1e-12)
+    assert project.json("models/train_metrics.json")["best_dev_cost"] == run.data.metrics[
+        "best_dev_cost"]
 
     shown = json.loads(project.dvc("exp", "show", "--json").stdout)
     revs = {r["name"]: r for row in shown for e in (row.get("experiments") or [])

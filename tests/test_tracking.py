@@ -1225,6 +1225,17 @@ class FakeTrackingServer:
         self.server.server_close()
 
 
+def test_runs_url_of_an_experiment_that_does_not_exist_is_none_and_creates_nothing(tmp_path):
+    missing = tmp_path / "fresh" / "mlflow.db"
+    assert tracking.Store(f"sqlite:///{missing}").runs_url("nowhere") is None
+    assert not missing.parent.exists()  # neither the database nor its folder
+    store = tracking.Store(f"sqlite:///{tmp_path / 'm.db'}")
+    exp_id = store.experiment_id("here")
+    assert store.runs_url("nowhere") is None
+    assert store.runs_url("here") == f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs"
+    assert [e.name for e in store.client.search_experiments()] == ["here", "Default"]
+
+
 def test_runs_url_of_a_tracking_server_is_the_server_itself():
     server = FakeTrackingServer({"remote": "42"})
     try:

@@ -83,7 +83,7 @@ class TrainResult:
     def best_dev_cost(self) -> float | None:
         """With early stopping: the dev cost recorded at ``best_iteration``, i.e. of the weights the
         run ends on (the last recorded one belongs to weights it discarded); None without it."""
-        if self.best_iteration is None or len(self.dev_costs) != len(self.iterations):
+        if self.best_iteration is None:  # early stopping needs a dev set: every record has one
             return None
         return self.dev_costs[self.iterations.index(self.best_iteration)]
 
