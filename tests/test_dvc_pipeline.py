@@ -528,11 +528,11 @@ def _changed(old_run, new_run) -> dict[str, dict]:
     old, new = _logged(old_run), _logged(new_run)
     out: dict[str, dict] = {}
     for name in METRIC_FILES:
-        for key, before in old[name].items():
-            after = new[name][key]
+        for key in old[name].keys() | new[name].keys():  # early stopping's only where it ran
+            before, after = old[name].get(key), new[name].get(key)
             if before != after:
                 entry = {"old": before, "new": after}
-                if not isinstance(after, str):
+                if not isinstance(after, str) and None not in (before, after):
                     entry["diff"] = after - before
                 out.setdefault(name, {})[key] = entry
     return out
