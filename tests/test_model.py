@@ -367,6 +367,8 @@ def test_register_model_moves_the_champion_to_each_new_version(runs, store):
     assert (str(champion.version), champion.run_id) == ("2", second["run_id"])
     X = second["data"]["X_test"].T
     assert_answers(mlflow.pyfunc.load_model("models:/moons-net@champion").predict(X), second)
+    assert tracking.model_uri("moons-net") == "models:/moons-net@champion"
+    assert tracking.model_uri("o'neil's net", "v1") == "models:/o'neil's net@v1"
     # the earlier version is still the first run's model
     X = first["data"]["X_test"].T
     assert_answers(mlflow.pyfunc.load_model("models:/moons-net/1").predict(X), first)

@@ -99,7 +99,7 @@ def _register_if_asked(cfg: Any, store: Any, run_id: str, row: dict[str, Any]) -
     from dlpractice import tracking
     if cfg.tracking.register:
         version = tracking.register_model(store, run_id, cfg.tracking.experiment)
-        row["registered"] = f"models:/{cfg.tracking.experiment}@champion (version {version})"
+        row["registered"] = f"{tracking.model_uri(cfg.tracking.experiment)} (version {version})"
 
 
 def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = None) -> dict | None:

@@ -321,11 +321,11 @@ def _after_selection(store: Any, row: dict[str, Any]) -> None:
         return
     name = settings["experiment"]
     try:
-        version = tracking.register_model(store, row["run_id"], name, alias="champion")
+        version = tracking.register_model(store, row["run_id"], name)
     except DlpracticeError as exc:
         print(f"warning: the selected run's model was not registered: {exc}", file=sys.stderr)
     else:
-        print(f"registered: models:/{name}@champion (version {version})")
+        print(f"registered: {tracking.model_uri(name)} (version {version})")
 
 
 def _open_parent_run(config: DictConfig) -> None:

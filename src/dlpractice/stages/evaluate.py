@@ -125,7 +125,7 @@ def run(cfg: Config, out: Outputs) -> None:
         if cfg.tracking.register:  # a single run registers only when asked (default: no)
             name = cfg.tracking.experiment
             version = tracking.register_model(store, tracker.run_id, name)
-            row["registered"] = f"models:/{name}@champion (version {version})"
+            row["registered"] = f"{tracking.model_uri(name)} (version {version})"
     print(report.format_row(row))
     if row.get("registered"):
         print(f"registered: {row['registered']}")

@@ -27,13 +27,19 @@ if TYPE_CHECKING:
 
     from dlpractice.tracking.store import Store
 
-__all__ = ["DEFAULT_ALIAS", "MODEL_CODE", "MODEL_NAME", "feature_names", "log_model",
+__all__ = ["DEFAULT_ALIAS", "MODEL_CODE", "MODEL_NAME", "feature_names", "log_model", "model_uri",
            "register_model"]
 
 MODEL_NAME = "model"  # runs:/<run id>/model
 DEFAULT_ALIAS = "champion"  # models:/<name>@champion
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 EXAMPLE_ROWS = 3  # the input example: the first training examples, raw
+
+
+def model_uri(name: str, alias: str = DEFAULT_ALIAS) -> str:
+    """``models:/<name>@<alias>``: what ``mlflow.pyfunc.load_model`` takes for the version of
+    registered model ``name`` that ``alias`` points at."""
+    return f"models:/{name}@{alias}"
 
 
 def feature_names(n_features: int) -> list[str]:
