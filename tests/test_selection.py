@@ -104,6 +104,14 @@ def test_an_early_stopped_job_is_ranked_by_the_dev_cost_of_the_weights_it_kept()
     assert selection.select(rows, "dev_error") == 0
     # a best_dev_cost that is no number (a failed job's blank) falls back to dev_cost
     assert selection.kept_dev_cost({**row(2, 0.1, 0.4), "best_dev_cost": None}) == 0.4
+    # the terminal's line names the value the job was ranked by
+    chosen = {**row(1, 0.1, 0.60), "best_dev_cost": 0.25, "setting": "he-none stop"}
+    assert selection.ranked_value(chosen, "dev_cost") == 0.25
+    assert selection.ranked_value(chosen, "dev_error") == 0.1
+    assert sweep._selected_line(chosen, "dev_cost") == (
+        "selected: he-none stop (job 1, lowest dev_cost 0.25)")
+    assert sweep._selected_line({**chosen, "test_accuracy": 0.875}, "dev_error") == (
+        "selected: he-none stop (job 1, lowest dev_error 0.1): test accuracy 0.8750")
 
 
 def test_a_value_that_is_no_finite_number_is_never_chosen():
@@ -296,10 +304,14 @@ def store(tmp_path_factory) -> Path:
 
 
 def best_by_hand(children: dict, metric: str = "dev_error") -> int:
-    """The documented rule on the logged metrics: the lowest ``metric``, then dev_cost, then
-    the job."""
-    return min(children, key=lambda j: (children[j].data.metrics[metric],
-                                        children[j].data.metrics["dev_cost"], j))
+    """The documented rule on the logged metrics: the lowest ``metric``, then the dev cost of the
+    kept weights (``best_dev_cost`` with early stopping, else ``dev_cost``), then the job."""
+    def key(j: int) -> tuple:
+        m = children[j].data.metrics
+        kept = m.get("best_dev_cost", m["dev_cost"])
+        return (kept if metric == "dev_cost" else m[metric], kept, j)
+
+    return min(children, key=key)
 
 
 @pytest.fixture(scope="module")

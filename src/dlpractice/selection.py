@@ -54,14 +54,18 @@ def kept_dev_cost(row: Mapping[str, Any]) -> float | None:
     return best if best is not None else _number(row.get("dev_cost"))
 
 
+def ranked_value(row: Mapping[str, Any], metric: str) -> float | None:
+    """What a row is ranked by: its ``metric``, the :func:`kept_dev_cost` for ``dev_cost``."""
+    return kept_dev_cost(row) if metric == "dev_cost" else _number(row.get(metric))
+
+
 def select(rows: Sequence[Mapping[str, Any]], metric: str) -> int | None:
     """The index of the sweep's best row: the lowest ``metric`` (``dev_error`` or ``dev_cost``,
     the :func:`kept_dev_cost`) among the jobs that finished, ties broken by the lower kept dev
     cost, then the earlier job. None when no job can be chosen (every one failed)."""
     best: tuple[tuple[float, float, int, int], int] | None = None
     for position, row in enumerate(rows):
-        dev_cost = kept_dev_cost(row)
-        value = dev_cost if metric == "dev_cost" else _number(row.get(metric))
+        value, dev_cost = ranked_value(row, metric), kept_dev_cost(row)
         if not _ranked(row) or value is None:
             continue
         job = row.get("job")

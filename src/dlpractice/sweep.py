@@ -290,8 +290,10 @@ def _store_of(row: dict[str, Any]) -> Any:
 
 
 def _selected_line(row: dict[str, Any], metric: str) -> str:
+    from dlpractice import selection
+
     line = (f"selected: {row.get('setting')} (job {row.get('job')}, lowest {metric} "
-            f"{row[metric]:.4g})")
+            f"{selection.ranked_value(row, metric):.4g})")
     if "test_accuracy" in row:
         line += f": test accuracy {row['test_accuracy']:.4f}"
     return line
