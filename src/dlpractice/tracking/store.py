@@ -299,7 +299,9 @@ class Store:
             return None
         self.prepare()
         exp_id = self._existing_experiment_id(experiment)
-        return None if exp_id is None else f"{self.ui_address(host, port)}/#/experiments/{exp_id}/runs"
+        if exp_id is None:
+            return None
+        return f"{self.ui_address(host, port)}/#/experiments/{exp_id}/runs"
 
     def run_url(self, run_id: str, experiment_id: str | None = None, host: str = UI_HOST,
                 port: int = UI_PORT) -> str:
