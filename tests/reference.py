@@ -57,6 +57,11 @@ def accuracy(parameters, X, Y, activation="relu") -> float:
     return float(np.mean(predict(parameters, X, activation) == Y))
 
 
+def error(parameters, X, Y, activation="relu") -> float:
+    """The fraction misclassified, counted (not 1 - accuracy, which has rounding noise)."""
+    return float(np.mean(predict(parameters, X, activation) != Y))
+
+
 def cost(parameters, X, Y, activation="relu", lambd=0.0, l1=0.0) -> float:
     """Mean cross-entropy (a form exact for both labels) plus the L2 term lambd/(2m) Σ‖W‖² and
     the L1 term l1/(2m) Σ|W| (biases are not penalized)."""
@@ -193,7 +198,7 @@ def evaluate(parameters, config: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in ("train", "dev", "test"):
         out[f"{part}_accuracy"] = accuracy(parameters, data[f"X_{part}"], data[f"Y_{part}"], act)
-        out[f"{part}_error"] = 1.0 - out[f"{part}_accuracy"]
+        out[f"{part}_error"] = error(parameters, data[f"X_{part}"], data[f"Y_{part}"], act)
     dg = config["diagnosis"]
     label, out["avoidable_bias"], out["variance"] = diagnosis(
         out["train_error"], out["dev_error"], dg["bayes_error"], dg["bias_threshold"],

@@ -21,7 +21,9 @@ from dlpractice.nn import (
     TrainResult,
     accuracy,
     compute_cost,
+    correct_count,
     cost_and_gradients,
+    error_rate,
     forward_propagation,
     initialize_parameters,
     layer_dims_for,
@@ -306,6 +308,20 @@ def test_predict_agrees_with_the_course_predict():
     assert accuracy(params, X, expected.astype(float)) == 1.0
     assert accuracy(params, X, 1.0 - expected) == 0.0
 
+
+
+def test_the_error_rate_is_the_misclassified_fraction_counted():
+    """195 of 200 right: the error is 5/200 = 0.025 exactly, where 1 - accuracy is
+    0.025000000000000022 (what table.csv and MLflow showed)."""
+    z = np.r_[np.full(195, 3.0), np.full(5, -3.0)]  # 195 labelled 1, 5 labelled 0
+    params, X = single_unit(z)
+    Y = np.ones((1, 200))
+    assert correct_count(params, X, Y) == 195
+    assert correct_count(params, X, Y, columns=7) == 195  # in chunks: the same count
+    assert accuracy(params, X, Y) == 0.975
+    assert error_rate(195, 200) == 0.025 != 1 - 0.975
+    assert error_rate(0, 3) == 1.0 and error_rate(3, 3) == 0.0
+    assert error_rate(1, 3) == 2 / 3
 
 def test_network_parameter_round_trip():
     params = random_parameters((3, 6, 2, 1), seed=8)

@@ -418,7 +418,9 @@ def test_a_mini_batch_run_evaluates_in_chunks_to_the_accuracies_of_one_pass():
     outcome = pipeline.run_all(cfg)
     expected = ref.evaluate(outcome.result.parameters, cfg.to_dict())
     for split in ("train", "dev", "test"):
-        assert getattr(outcome.evaluation, f"{split}_accuracy") == expected[f"{split}_accuracy"]
+        rates = getattr(outcome.evaluation, split)
+        assert rates.accuracy == expected[f"{split}_accuracy"], split
+        assert rates.error == expected[f"{split}_error"], split
 
 
 def test_evaluation_holds_no_more_than_a_training_batch():
@@ -448,7 +450,7 @@ def test_a_sweeps_job_evaluates_no_test_split():
     shown = pipeline.run_all(cfg)
     hidden = pipeline.run_all(cfg, data=shown.data, result=shown.result, test=False)
     expected = ref.evaluate(shown.result.parameters, cfg.to_dict())
-    assert hidden.evaluation.test_accuracy is None
+    assert hidden.evaluation.test is None
     metrics = hidden.evaluation.metrics()
     assert list(metrics) == ["train_accuracy", "dev_accuracy", "train_error", "dev_error",
                              "avoidable_bias", "variance"]
@@ -460,8 +462,23 @@ def test_a_sweeps_job_evaluates_no_test_split():
     assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters, test=False) == (
         hidden.evaluation)
     assert pipeline.evaluate(cfg, shown.splits, shown.result.parameters) == shown.evaluation
-    assert shown.evaluation.test_accuracy == expected["test_accuracy"]
+    assert shown.evaluation.test.accuracy == expected["test_accuracy"]
 
+
+
+def test_error_metrics_are_the_counted_fractions():
+    """Each split's error is its misclassified examples over its size, exactly (the reference
+    counts them): never 1 - accuracy, which leaves 0.025000000000000022 in a table."""
+    cfg = load(model={"activation": "tanh"}, train={"iterations": 40})
+    run = pipeline.run_all(cfg)
+    expected = ref.evaluate(run.result.parameters, cfg.to_dict())
+    metrics = run.evaluation.metrics()
+    for part in ("train", "dev", "test"):
+        assert metrics[f"{part}_error"] == expected[f"{part}_error"], part
+        assert 0 < metrics[f"{part}_error"] < 1, part  # a split with errors to count
+    diagnosis = run.evaluation.diagnosis
+    assert (diagnosis.train_error, diagnosis.dev_error) == (expected["train_error"],
+                                                            expected["dev_error"])
 
 @pytest.mark.parametrize("sections", [
     {},  # normalized inputs
@@ -476,9 +493,8 @@ def test_the_selected_runs_one_test_evaluation(sections):
     run = pipeline.run_all(cfg)
     expected = ref.evaluate(run.result.parameters, cfg.to_dict())
     got = pipeline.evaluate_test(cfg, run.result.parameters, run.stats)
-    assert got == {"test_accuracy": expected["test_accuracy"],
-                   "test_error": 1.0 - expected["test_accuracy"]}
-    assert got["test_accuracy"] == run.evaluation.test_accuracy
+    assert got == {"test_accuracy": expected["test_accuracy"], "test_error": expected["test_error"]}
+    assert got["test_accuracy"] == run.evaluation.test.accuracy
     if run.stats is None:
         return
     # the saved statistics are applied as they are: shifted ones shift every test input

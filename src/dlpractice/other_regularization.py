@@ -34,7 +34,7 @@ def columns(row: dict[str, Any], cfg: Any, folder: Path, splits: Any) -> dict[st
     (the stop), ``train_error_end`` and ``dev_error_end`` (those weights' errors), and ``_stopping``
     (the run's iterations, training and dev costs and stop: its figure); else None."""
     from dlpractice import report
-    from dlpractice.nn import accuracy
+    from dlpractice.pipeline import rates
 
     out: dict[str, Any] = {"method": method(cfg.regularizer), "best_iteration": None,
                            "train_error_end": None, "dev_error_end": None}
@@ -44,8 +44,8 @@ def columns(row: dict[str, Any], cfg: Any, folder: Path, splits: Any) -> dict[st
     last = report.load_parameters(end)
     act = cfg.model.activation
     out["best_iteration"] = row.get("best_iteration")
-    out["train_error_end"] = 1.0 - accuracy(last, splits.X_train, splits.Y_train, act)
-    out["dev_error_end"] = 1.0 - accuracy(last, splits.X_dev, splits.Y_dev, act)
+    out["train_error_end"] = rates(last, splits.X_train, splits.Y_train, act).error
+    out["dev_error_end"] = rates(last, splits.X_dev, splits.Y_dev, act).error
     its, costs = report.read_costs(folder)
     out["_stopping"] = (its, costs, report.read_costs(folder, "dev_cost")[1], out["best_iteration"])
     return out

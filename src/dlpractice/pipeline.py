@@ -22,7 +22,8 @@ from dlpractice.gradcheck import GradientCheckResult, check_network
 from dlpractice.nn import (
     TrainConfig,
     TrainResult,
-    accuracy,
+    correct_count,
+    error_rate,
     initialize_parameters,
     layer_dims_for,
     train,
@@ -206,24 +207,32 @@ def check_gradients(
 
 
 @dataclass(frozen=True)
+class Rates:
+    """A split's accuracy and error rate, each counted (``1 - accuracy`` has rounding noise)."""
+
+    accuracy: float
+    error: float
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    train_accuracy: float
-    dev_accuracy: float
-    test_accuracy: float | None  # None: the test split was not looked at (a sweep's job)
+    train: Rates
+    dev: Rates
+    test: Rates | None  # None: the test split was not looked at (a sweep's job)
     diagnosis: Diagnosis
     extra: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         """The MLflow/DVC metric names (promises to users' scripts); no ``test_*`` when the test
         split was not evaluated."""
-        test = self.test_accuracy
+        test = self.test
         values = {
-            "train_accuracy": self.train_accuracy,
-            "dev_accuracy": self.dev_accuracy,
-            "test_accuracy": test,
-            "train_error": 1.0 - self.train_accuracy,
-            "dev_error": 1.0 - self.dev_accuracy,
-            "test_error": None if test is None else 1.0 - test,
+            "train_accuracy": self.train.accuracy,
+            "dev_accuracy": self.dev.accuracy,
+            "test_accuracy": None if test is None else test.accuracy,
+            "train_error": self.train.error,
+            "dev_error": self.dev.error,
+            "test_error": None if test is None else test.error,
             "avoidable_bias": self.diagnosis.avoidable_bias,
             "variance": self.diagnosis.variance,
         }
@@ -246,15 +255,22 @@ def evaluate(cfg: Config, splits: Splits, parameters: dict[str, np.ndarray], *,
     """
     act = cfg.model.activation
     columns = evaluation_columns(cfg, splits.X_train.shape[1])
-    train_acc = accuracy(parameters, splits.X_train, splits.Y_train, act, columns)
-    dev_acc = accuracy(parameters, splits.X_dev, splits.Y_dev, act, columns)
-    test_acc = accuracy(parameters, splits.X_test, splits.Y_test, act, columns) if test else None
+    train = rates(parameters, splits.X_train, splits.Y_train, act, columns)
+    dev = rates(parameters, splits.X_dev, splits.Y_dev, act, columns)
+    test_rates = rates(parameters, splits.X_test, splits.Y_test, act, columns) if test else None
     dg = cfg.diagnosis
     diagnosis = diagnose(
-        1.0 - train_acc, 1.0 - dev_acc, dg.bayes_error,
+        train.error, dev.error, dg.bayes_error,
         bias_threshold=dg.bias_threshold, variance_threshold=dg.variance_threshold,
     )
-    return Evaluation(train_acc, dev_acc, test_acc, diagnosis)
+    return Evaluation(train, dev, test_rates, diagnosis)
+
+
+def rates(parameters: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, hidden_activation: str,
+          columns: int | None = None) -> Rates:
+    """Accuracy and error rate of ``parameters`` on one split, from one count."""
+    correct, m = correct_count(parameters, X, Y, hidden_activation, columns), X.shape[1]
+    return Rates(correct / m, error_rate(correct, m))
 
 
 def evaluate_test(cfg: Config, parameters: dict[str, np.ndarray],
@@ -267,8 +283,8 @@ def evaluate_test(cfg: Config, parameters: dict[str, np.ndarray],
     splits = prepare_data(cfg).splits
     X_test = apply_normalizer(stats, splits.X_test) if cfg.data.normalize else splits.X_test
     columns = evaluation_columns(cfg, splits.X_train.shape[1])
-    test_acc = accuracy(parameters, X_test, splits.Y_test, cfg.model.activation, columns)
-    return {"test_accuracy": test_acc, "test_error": 1.0 - test_acc}
+    test = rates(parameters, X_test, splits.Y_test, cfg.model.activation, columns)
+    return {"test_accuracy": test.accuracy, "test_error": test.error}
 
 
 # -- all five in one process ---------------------------------------------------------------------

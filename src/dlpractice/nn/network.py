@@ -338,6 +338,21 @@ def predict(
     return labels
 
 
+def correct_count(
+    parameters: Mapping[str, np.ndarray] | Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    hidden_activation: str = "relu",
+    columns: int | None = None,
+) -> int:
+    """How many examples' predicted label equals ``Y``; ``columns``: forward at most that many
+    examples at once (the count is exact; a chunk's products may differ from one pass's in the
+    last bit, which moves a label only for a probability within rounding of 0.5)."""
+    net = _network(parameters, hidden_activation)
+    return sum(int(np.count_nonzero((ws.A_out > 0.5) == Y[:, cols]))
+               for cols, ws in forward_chunks(net, X, None, columns))
+
+
 def accuracy(
     parameters: Mapping[str, np.ndarray] | Network,
     X: np.ndarray,
@@ -345,10 +360,11 @@ def accuracy(
     hidden_activation: str = "relu",
     columns: int | None = None,
 ) -> float:
-    """Fraction of examples whose predicted label equals ``Y``; ``columns``: forward at most that
-    many examples at once (the count is exact; a chunk's products may differ from one pass's in
-    the last bit, which moves a label only for a probability within rounding of 0.5)."""
-    net = _network(parameters, hidden_activation)
-    hits = sum(int(np.count_nonzero((ws.A_out > 0.5) == Y[:, cols]))
-               for cols, ws in forward_chunks(net, X, None, columns))
-    return hits / X.shape[1]
+    """Fraction of examples whose predicted label equals ``Y`` (see :func:`correct_count`)."""
+    return correct_count(parameters, X, Y, hidden_activation, columns) / X.shape[1]
+
+
+def error_rate(correct: int, m: int) -> float:
+    """The fraction of ``m`` examples misclassified, from the count of correct ones: exact where
+    ``1 - accuracy`` is not (1 - 195/200 is 0.025000000000000022)."""
+    return (m - correct) / m
