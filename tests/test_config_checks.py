@@ -198,3 +198,12 @@ def test_settings_that_fit_the_datas_features_pass():
     cfg = config.load({"regularizer": {"flip_axes": [0, 1]}, "data": {"feature_scales": [1.0, 2.0]}},
                       check_files=False)
     config.check_fits_data(cfg, 2)
+
+
+@pytest.mark.parametrize("key,expected", [
+    ("train.iterations", True), ("tracking.tags", True), ("tracking", True), ("seed", True),
+    ("tracking.tags.team", False),  # an entry of a dict: Hydra adds it with +
+    ("regularizer.keep_prob.0", False), ("train.bogus", False), ("bogus", False),
+])
+def test_is_schema_field_knows_the_schemas_own_fields(key, expected):
+    assert config.is_schema_field(key) is expected

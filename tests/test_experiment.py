@@ -143,13 +143,16 @@ def test_a_sweep_in_a_relative_folder_names_it_absolute(tmp_path):
     # run's sweep_dir tag name it whole, so they work from any other folder
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     proc = subprocess.run([sys.executable, "-m", "dlpractice.experiment", "-m", *QUICK, "init=he,xavier",
-                           "hydra.sweep.dir=sweeps/one"], cwd=tmp_path, env=env,
+                           "hydra.sweep.dir=sweeps/one", "+tracking.tags.team=vision"],
+                          cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / "sweeps" / "one"
     assert proc.stdout.splitlines()[-1] == f"folder: {folder}"
     (parent,) = [r for r in runs(tmp_path) if "mlflow.parentRunId" not in r.data.tags]
     assert parent.data.tags["sweep_dir"] == str(folder)
+    # the user's tags name the parent run as well as each job's
+    assert [r.data.tags["team"] for r in runs(tmp_path)] == ["vision"] * 3
     assert len(ref.read_csv(folder / "sweep_summary.csv")) == 2
 
 

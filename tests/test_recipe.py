@@ -1,6 +1,7 @@
 """The basic recipe: its decisions (pure, every branch at its margins) and the loop for real —
 runs, MLflow child runs, table and figure — from high-bias, high-variance and good starts."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -312,6 +313,29 @@ def test_a_good_start_stops_at_step_0_and_the_budget_bounds_the_rest(tmp_path, c
     assert rows[1]["comment"].startswith("lecture: the recipe reaches a good fit — not shown (")
     assert rows[1]["comment"].endswith("after recipe.max_steps=2 steps)")
 
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_under_mlflow_run_every_run_names_the_launcher_run(tmp_path, capsys, monkeypatch):
+    """``mlflow run . -e recipe`` hands the recipe its own run in MLFLOW_RUN_ID: the recipe's
+    parent and step runs carry its id as the tag mlflow_project_run, the start shown is the
+    user's own, and MLflow's fluent API is left no run to resume."""
+    from mlflow.tracking import MlflowClient
+
+    launcher = "0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    code, uri, out, start = recipe(tmp_path, "launched", "model.hidden=[8]", "data.train_size=null")
+    assert code == 0, capsys.readouterr().err
+    assert "MLFLOW_RUN_ID" not in os.environ
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("recipe").experiment_id])
+    assert len(runs) == 2  # the parent and step 0
+    for run in runs:
+        assert run.data.tags["mlflow_project_run"] == launcher, run.info.run_name
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["recipe_start"] == " ".join(start)
+    (step,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert step.data.params["tracking.tags.mlflow_project_run"] == launcher
 
 @pytest.mark.parametrize("argument,message", [
     ("recipe.max_steps=0", "error: recipe.max_steps=0 is not allowed: must be an integer >= 1"),

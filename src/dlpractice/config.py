@@ -319,6 +319,17 @@ def _schema_keys(path: str) -> list[str]:
     return sorted(asdict(node)) if node is not None and hasattr(node, "__dataclass_fields__") else []
 
 
+def is_schema_field(key: str) -> bool:
+    """Is ``key`` a field of the schema itself (``train.iterations``), not an entry of one of its
+    dicts (``tracking.tags.team``, which Hydra adds with ``+``) nor unknown?"""
+    node: Any = Config()
+    for part in key.split("."):
+        if not hasattr(node, "__dataclass_fields__") or part not in node.__dataclass_fields__:
+            return False
+        node = getattr(node, part)
+    return True
+
+
 def check_key(key: str) -> None:
     """``train.bogus`` (a key the schema does not have) -> ConfigError with one line naming the
     allowed keys; checked down to the first value that is not a section (lists, dicts)."""

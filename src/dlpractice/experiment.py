@@ -31,7 +31,15 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-PROJECT_RUN_ENV = "DLPRACTICE_MLFLOW_PROJECT_RUN"
+PROJECT_RUN_TAG = "mlflow_project_run"
+
+
+def mlflow_project_override() -> list[str]:
+    """Under ``mlflow run``, which hands the entry point its own launcher run in MLFLOW_RUN_ID: the
+    override that tags our runs with that run's id (they go to ``tracking.experiment``). Takes
+    MLFLOW_RUN_ID out of the environment so that MLflow's fluent API never resumes that run."""
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    return [f"++tracking.tags.{PROJECT_RUN_TAG}={run_id}"] if run_id else []
 
 
 def run_job(cfg: Any, output_dir: Path, *, multirun: bool = False, result: Any = None,
@@ -115,8 +123,7 @@ def task(raw_cfg: Any, result: Any = None, stores: Any = None, figures: Any = No
     multirun = hc.mode == RunMode.MULTIRUN
     info = sweep.read_info(Path(str(hc.sweep.dir))) if multirun else sweep.SweepInfo()
     tags = {k: v for k, v in ((SWEEP_TAG, info.sweep_id),
-                              (JOB_TAG, str(hc.job.num) if multirun else None),
-                              ("mlflow_project_run", os.environ.get(PROJECT_RUN_ENV))) if v}
+                              (JOB_TAG, str(hc.job.num) if multirun else None)) if v}
     clash = earlier_job_in(output_dir, info.sweep_id) if multirun else None
     if clash is not None:  # leave the earlier job's files and row as they are
         print(f"error: job {hc.job.num}: {clash}", file=sys.stderr)
@@ -240,16 +247,11 @@ def _check_selection_not_swept(overrides: list[str]) -> None:
 
 
 def _in_schema(key: str) -> bool:
-    from dlpractice.config import check_key
-    from dlpractice.errors import ConfigError
+    from dlpractice.config import is_schema_field
 
     if "@" in key or "/" in key or (CONF_DIR / key).is_dir():
         return False
-    try:
-        check_key(key)
-    except ConfigError:
-        return False
-    return True
+    return is_schema_field(key)
 
 
 def _hydra_error_line(exc: BaseException) -> str:
@@ -337,11 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     from dlpractice import startup
 
     startup.import_kept(*startup.MLFLOW, *startup.MATPLOTLIB)
-    # `mlflow run` hands us its own run in MLFLOW_RUN_ID; our runs go to the configured experiment
-    # instead (tagged with that launcher run), so don't let MLflow's fluent API resume it.
-    if "MLFLOW_RUN_ID" in os.environ:
-        os.environ[PROJECT_RUN_ENV] = os.environ.pop("MLFLOW_RUN_ID")
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *argv, *mlflow_project_override()]
     app = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     # Hydra prints its own errors over several lines; let them through to us instead (unless the
     # user asked for Hydra's full report) and print one.

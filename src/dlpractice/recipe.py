@@ -116,13 +116,15 @@ def regularizer_text(cfg: Any) -> str:
 class Recipe:
     """One recipe: its start, folder, store and parent run; :meth:`run` takes the steps."""
 
-    def __init__(self, start: list[str], out_dir: Path):
+    def __init__(self, start: list[str], out_dir: Path, unshown: list[str] | None = None):
+        """``unshown``: overrides of every step that are not the user's start (e.g. the tag of
+        ``mlflow run``'s launcher run)."""
         import uuid
 
         from dlpractice import pipeline, tracking
 
-        self.start, self.out_dir = start, out_dir
-        self.cfg = compose(start)  # the one check of the whole command line
+        self.start, self.out_dir, self.unshown = start, out_dir, list(unshown or ())
+        self.cfg = compose([*start, *self.unshown])  # the one check of the whole command line
         self.max_steps = self.cfg.recipe.max_steps
         data = self.cfg.data
         whole = self.cfg if data.train_size is None else replace(
@@ -145,7 +147,7 @@ class Recipe:
         tracking.close_abandoned_runs(self.store, t.experiment, t.stale_after_s)
         self.parent_run_id = tracking.start_sweep_run(
             self.store, t.experiment, f"recipe-{self.recipe_id}",
-            tags={"sweep_id": self.recipe_id, "sweep_dir": str(self.out_dir.resolve()),
+            tags={**t.tags, "sweep_id": self.recipe_id, "sweep_dir": str(self.out_dir.resolve()),
                   "recipe": "true", "recipe_start": " ".join(self.start)})
 
     def run(self) -> tuple[list[dict[str, Any]], str]:
@@ -162,7 +164,8 @@ class Recipe:
         outcome = "max_steps"
         for step in range(self.max_steps):
             try:  # a change the config refuses ends the recipe with its row
-                cfg = compose(merged(self.start, changes))  # the start itself at step 0
+                # the start itself at step 0
+                cfg = compose([*merged(self.start, changes), *self.unshown])
             except DlpracticeError as exc:
                 lines.append({"setting": f"step-{step}", "step": step, "action": action,
                               "reason": reason, "status": f"failed: {one_line(exc)}"})
@@ -256,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         start, out_dir = parse_args(sys.argv[1:] if argv is None else argv)
-        recipe = Recipe(start, out_dir)
+        from dlpractice.experiment import mlflow_project_override
+
+        recipe = Recipe(start, out_dir, unshown=mlflow_project_override())
     except DlpracticeError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

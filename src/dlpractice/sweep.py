@@ -348,7 +348,8 @@ def _open_parent_run(config: DictConfig) -> None:
             tracking.close_abandoned_runs(store, experiment, float(stale_after_s))
             run_id = tracking.start_sweep_run(
                 store, experiment, f"sweep-{info.sweep_id}",
-                tags={"sweep_id": info.sweep_id, "sweep_dir": str(sweep_dir)}, owner=info.owner)
+                tags={**dict(settings.get("tags") or {}), "sweep_id": info.sweep_id,
+                      "sweep_dir": str(sweep_dir)}, owner=info.owner)
             _write_info(sweep_dir, replace(info, parent_run_id=run_id, tracking_uri=store.uri))
 
 
