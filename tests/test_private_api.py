@@ -1,5 +1,6 @@
-"""src/ touches no private part of CPython, Hydra, OmegaConf or MLflow outside the one adapter
-(src/dlpractice/hydra_compat.py), and the adapter still fits the installed versions."""
+"""src/ touches no private part of CPython, Hydra, OmegaConf or MLflow outside the two adapters
+(src/dlpractice/hydra_compat.py, src/dlpractice/tracking/mlflow_compat.py), and the adapters still
+fit the installed versions."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-ADAPTER = SRC / "dlpractice" / "hydra_compat.py"
+ADAPTERS = {SRC / "dlpractice" / "hydra_compat.py", SRC / "dlpractice" / "tracking" / "mlflow_compat.py"}
 LIBRARIES = {"hydra", "omegaconf", "mlflow", *sys.stdlib_module_names}
+REPLACEABLE = {"hydra", "omegaconf", "mlflow"}  # never replaced but in an adapter (sys.argv may be)
 
 
 def _private(name: str) -> bool:
@@ -42,6 +44,12 @@ def violations(source: str) -> list[str]:
                     else:
                         modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            for target in (node.targets if isinstance(node, (ast.Assign, ast.Delete))
+                           else [node.target]):
+                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                        and modules.get(target.value.id, "").split(".")[0] in REPLACEABLE):
+                    found.append(f"{target.value.id}.{target.attr} replaced")
         if isinstance(node, ast.Attribute):
             if node.attr == "__globals__":
                 found.append("__globals__")
@@ -68,6 +76,10 @@ def violations(source: str) -> list[str]:
     ("x = getattr(store, '_engine_map', {})", ["getattr(..., '_engine_map')"]),
     ("f = task.__globals__", ["__globals__"]),
     ("from omegaconf import OmegaConf\nOmegaConf._copy_cache", ["OmegaConf._copy_cache"]),
+    # a library's own function replaced (monkeypatched), public name or not
+    ("from mlflow.utils import environment\nenvironment.check = f", ["environment.check replaced"]),
+    ("import mlflow.utils.environment as e\ndel e.check", ["e.check replaced"]),
+    ("import sys\nsys.argv = ['x']", []),
     # not private: dunders, our own objects' attributes, public names
     ("import os\nos.environ\nself._x = 1\nobj.__class__", []),
     ("from dataclasses import dataclass\nclass A:\n    _b = 1\nA._b", []),
@@ -76,10 +88,10 @@ def test_the_check_finds_private_uses(snippet, expected):
     assert violations(snippet) == expected
 
 
-def test_src_uses_no_private_api_outside_the_adapter():
+def test_src_uses_no_private_api_outside_the_adapters():
     found = {}
     for path in sorted(SRC.rglob("*.py")):
-        if path == ADAPTER:
+        if path in ADAPTERS:
             continue
         uses = violations(path.read_text(encoding="utf-8"))
         if uses:
@@ -102,3 +114,35 @@ def test_the_adapter_fits_the_installed_hydra_and_omegaconf():
     assert args.multirun is True and args.overrides == ["a=1", "b=2"]
     assert callable(get_overrides_dirname)
     assert callable(omegaconf.OmegaConf.copy_cache)
+
+
+def test_the_adapter_fits_the_installed_mlflow(tmp_path, monkeypatch):
+    """Fails when MLflow changes: saving a model must still check its pip requirements through
+    ``mlflow.utils.environment.warn_dependency_requirement_mismatches``, looked up when it runs,
+    which :func:`requirements_trusted` replaces (and puts back) while our model is saved."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.utils import environment
+
+    from dlpractice.tracking import mlflow_compat
+    from dlpractice.tracking.models import requirements
+
+    assert mlflow_compat.supported(), mlflow.__version__
+    checked: list[list[str]] = []
+    monkeypatch.setattr(environment, "warn_dependency_requirement_mismatches", checked.append)
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input: list[str]) -> list[str]:
+            return model_input
+
+    pinned = list(requirements())
+    mlflow.pyfunc.save_model(tmp_path / "checked", python_model=Constant(), pip_requirements=pinned)
+    assert checked == [pinned]  # MLflow's save path runs the check we skip
+    with mlflow_compat.requirements_trusted():
+        assert environment.warn_dependency_requirement_mismatches is not checked.append
+        mlflow.pyfunc.save_model(tmp_path / "trusted", python_model=Constant(),
+                                 pip_requirements=pinned)
+    assert checked == [pinned]  # not run again within
+    assert environment.warn_dependency_requirement_mismatches == checked.append  # put back
+    for name in ("checked", "trusted"):  # the same requirements either way
+        assert (tmp_path / name / "requirements.txt").read_text().split() == pinned

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlpractice.errors import DlpracticeError
 from dlpractice.tracking.metadata import tag_text
+from dlpractice.tracking.mlflow_compat import requirements_trusted
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,7 +102,9 @@ def log_model(client: MlflowClient, experiment_id: str, run_id: str, *, paramete
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id,
                                        params=dict(params or {}))
     try:
-        with tempfile.TemporaryDirectory(prefix="dlpractice-model-") as tmp, _quiet():
+        # requirements_trusted: they are this environment's own versions (see requirements())
+        with (tempfile.TemporaryDirectory(prefix="dlpractice-model-") as tmp, _quiet(),
+              requirements_trusted()):
             path = Path(tmp) / MODEL_NAME
             mlflow.pyfunc.save_model(
                 path, python_model=str(MODEL_CODE), artifacts=artifacts,
