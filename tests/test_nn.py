@@ -323,6 +323,27 @@ def test_the_error_rate_is_the_misclassified_fraction_counted():
     assert error_rate(0, 3) == 1.0 and error_rate(3, 3) == 0.0
     assert error_rate(1, 3) == 2 / 3
 
+
+@pytest.mark.parametrize("count", [accuracy, correct_count])
+def test_counting_in_chunks_holds_one_chunk(count):
+    """``columns``: 20000 examples counted 100 at a time allocate a small part of one pass's
+    activations (tracemalloc), and count the same."""
+    import tracemalloc
+
+    params = random_parameters((2, 10, 1), seed=3)
+    X = np.random.default_rng(4).standard_normal((2, 20_000))
+    Y = predict(params, X)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        got = count(params, X, Y, "relu", 100)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert got == (1.0 if count is accuracy else 20_000)
+    one_pass = 20_000 * 8 * (10 + 1)  # A1 and the output, float64
+    assert peak < one_pass / 10
+
 def test_network_parameter_round_trip():
     params = random_parameters((3, 6, 2, 1), seed=8)
     net = Network.from_parameters(params, "tanh")
