@@ -8,10 +8,13 @@ one leaves the workspace on the baseline (params.yaml with ``train.iterations=30
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,6 +86,28 @@ class Project:
 
     def dvc(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
         return self.run(BIN / "dvc", *args, **kw)
+
+    def start_queue(self, jobs: int) -> None:
+        """``dvc queue start -j <jobs>``. Its workers are daemons forked from it that keep its
+        output open until they stop (and DVC's second temporary worker can stay idle for good),
+        so its output goes to a file rather than to pipes this call would wait on."""
+        with open(self.root.parent / "queue-start.log", "w") as log:
+            subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", str(jobs)], cwd=self.root,
+                           env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=120,
+                           check=True)
+
+    def stop_queue(self) -> None:
+        """``dvc queue stop``, then SIGTERM to any of this project's queue workers left running."""
+        self.dvc("queue", "stop", check=False, timeout=120)
+        for proc in Path("/proc").iterdir():
+            try:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+                here = Path(os.readlink(proc / "cwd")).is_relative_to(self.root)
+            except OSError:  # not a process, or gone
+                continue
+            if here and b"queue-worker" in command:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGTERM)
 
     def python(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
         return self.run(sys.executable, *args, **kw)
@@ -611,7 +636,7 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
     project.dvc("exp", "run", "--queue", "-S", "init=zeros,xavier",
                 "-S", "train.learning_rate=0.05", "-S", f"train.iterations={ITERATIONS}")
     try:
-        project.dvc("queue", "start", "-j", "2")
+        project.start_queue(2)
         deadline = time.monotonic() + 300
         while True:
             status = project.dvc("queue", "status").stdout
@@ -622,7 +647,7 @@ def test_queued_experiments_land_in_the_workspace_store(project, first_repro):
             assert time.monotonic() < deadline, status
             time.sleep(3)
     finally:
-        project.dvc("queue", "stop", check=False, timeout=120)
+        project.stop_queue()
     assert sum("Success" in ln for ln in tasks) == 2, status
     new = [r for r in project.runs() if r.info.run_id not in before]
     assert sorted((r.data.params["init.name"], r.data.params["train.learning_rate"]) for r in new) == [
